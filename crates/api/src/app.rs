@@ -1,0 +1,188 @@
+//! Building the service and running it until a shutdown signal.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context as _;
+use axum::{
+    Router,
+    handler::HandlerWithoutStateExt,
+    http::{Method, header},
+};
+use tokio::net::TcpListener;
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    services::ServeDir,
+    trace::TraceLayer,
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    cache::{RedisCache, RedisCacheSettings},
+    config::{Config, CorsOrigins},
+    db::{self, Database},
+    error::ApiError,
+    openapi, routes,
+    state::AppState,
+};
+
+async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::from(Any),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER])
+}
+
+/// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
+pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
+    let static_dir = state.static_dir.clone();
+    let mut app = routes::router()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .method_not_allowed_fallback(method_not_allowed);
+    app = match static_dir {
+        Some(dir) => {
+            app.fallback_service(ServeDir::new(dir.as_ref()).fallback(not_found.into_service()))
+        }
+        None => app.fallback(not_found),
+    };
+    app.with_state(state)
+        .layer(cors_layer(cors))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// A bound, ready-to-run service.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Migrates (when configured), connects lazily to both stores, and binds the listener.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        if config.migrate_on_start {
+            let patience = std::time::Duration::from_secs(config.db_startup_timeout_seconds);
+            db::migrate_with_retry(&config.database_url, patience)
+                .await
+                .context("database migration at start-up failed")?;
+        }
+        let state = state_from_config(config)?;
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
+        let router = router(state.clone(), &config.cors_allowed_origins);
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.state.db.pool().close().await;
+        Ok(())
+    }
+}
+
+/// Connections (lazy) and settings the handlers need.
+pub fn state_from_config(config: &Config) -> anyhow::Result<AppState> {
+    let db = Database::connect_lazy(
+        &config.database_url,
+        config.db_max_connections,
+        config.db_acquire_timeout(),
+        config.simulated_db_latency(),
+    )
+    .context("invalid DATABASE_URL")?;
+    let cache = RedisCache::new(RedisCacheSettings {
+        url: config.redis_url.clone(),
+        key_prefix: config.cache_key_prefix.clone(),
+        ttl: config.cache_ttl(),
+        jitter_percent: config.cache_ttl_jitter_percent,
+        timeout: config.redis_timeout(),
+    })
+    .context("invalid REDIS_URL")?;
+    let static_dir = match &config.static_dir {
+        Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
+        None => None,
+    };
+    Ok(AppState {
+        db,
+        cache,
+        static_dir,
+    })
+}
+
+fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("STATIC_DIR {} cannot be read", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir(),
+        "STATIC_DIR {} is not a folder",
+        dir.display()
+    );
+    Ok(dir.to_path_buf())
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

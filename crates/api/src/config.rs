@@ -1,0 +1,185 @@
+//! Settings, all from the environment (or the matching flag); `cacheme-api --help` lists them.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// CacheMe product service: Redis cache-aside in front of PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "cacheme-api", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Create the database if needed, apply the migrations (schema and seed data), then exit.
+    Migrate,
+}
+
+/// Every setting of the service. Durations are whole milliseconds or seconds, as named.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres:postgres@localhost:5432/cacheme"
+    )]
+    pub database_url: String,
+
+    /// Redis connection URL (the L2 cache).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://localhost:6379")]
+    pub redis_url: String,
+
+    /// Time to live of a cached product, in seconds.
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub cache_ttl_seconds: u64,
+
+    /// Random spread applied to each TTL, in percent (0 disables it), so keys filled together do not expire together.
+    #[arg(long, env = "CACHE_TTL_JITTER_PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=50))]
+    pub cache_ttl_jitter_percent: u8,
+
+    /// Prefix of every Redis key this service owns; `DELETE /cache/clear` removes only keys under it.
+    #[arg(long, env = "CACHE_KEY_PREFIX", default_value = "cacheme", value_parser = parse_key_prefix)]
+    pub cache_key_prefix: String,
+
+    /// Upper bound on any single Redis call, in milliseconds; past it the request goes to PostgreSQL.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8000")]
+    pub bind_addr: SocketAddr,
+
+    /// Extra delay added to each database read, in milliseconds, to make the cost of a miss visible.
+    #[arg(long, env = "SIMULATED_DB_LATENCY_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub simulated_db_latency_ms: u64,
+
+    /// Most connections in the PostgreSQL pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a PostgreSQL connection before answering 503, in milliseconds.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub db_acquire_timeout_ms: u64,
+
+    /// How long start-up keeps retrying an unreachable PostgreSQL before giving up, in seconds.
+    #[arg(long, env = "DB_STARTUP_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub db_startup_timeout_seconds: u64,
+
+    /// Serve the built frontend from this folder on the same port.
+    #[arg(long, env = "STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Origins allowed by CORS, comma-separated, or `*` for any (the default, for local development).
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*", value_parser = parse_cors_origins)]
+    pub cors_allowed_origins: CorsOrigins,
+
+    /// Run database migrations at start-up (safe with several replicas: they take an advisory lock).
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+}
+
+impl Config {
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_seconds)
+    }
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+    pub fn simulated_db_latency(&self) -> Duration {
+        Duration::from_millis(self.simulated_db_latency_ms)
+    }
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+
+    /// The defaults, as `cacheme-api` with an empty environment would use them.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["cacheme-api"]).config
+    }
+}
+
+/// Which origins CORS lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<axum::http::HeaderValue>),
+}
+
+fn parse_cors_origins(raw: &str) -> Result<CorsOrigins, String> {
+    let raw = raw.trim();
+    if raw == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let valid_scheme = origin.starts_with("http://") || origin.starts_with("https://");
+        if !valid_scheme || origin.ends_with('/') {
+            return Err(format!(
+                "{origin:?} is not an origin: expected scheme://host[:port] with no path, e.g. http://localhost:3000"
+            ));
+        }
+        let value = axum::http::HeaderValue::from_str(origin)
+            .map_err(|_| format!("{origin:?} contains characters not allowed in a header"))?;
+        origins.push(value);
+    }
+    if origins.is_empty() {
+        return Err("expected `*` or a comma-separated list of origins".into());
+    }
+    Ok(CorsOrigins::List(origins))
+}
+
+fn parse_key_prefix(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err("expected 1 to 64 characters from A-Z, a-z, 0-9, '-', '_', '.'".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cacheme-api").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cors_accepts_star_and_lists_and_rejects_paths() {
+        assert_eq!(parse_cors_origins("*"), Ok(CorsOrigins::Any));
+        let list = parse_cors_origins("http://localhost:3000, https://a.example").expect("valid");
+        assert!(matches!(list, CorsOrigins::List(ref v) if v.len() == 2));
+        assert!(parse_cors_origins("localhost:3000").is_err());
+        assert!(parse_cors_origins("http://a.example/").is_err());
+        assert!(parse_cors_origins(" , ").is_err());
+    }
+
+    #[test]
+    fn key_prefix_rejects_glob_characters() {
+        assert!(parse_key_prefix("cacheme").is_ok());
+        assert!(parse_key_prefix("cache*").is_err());
+        assert!(parse_key_prefix("").is_err());
+    }
+
+    #[test]
+    fn out_of_range_settings_are_rejected_by_name() {
+        let err = parse(&["--cache-ttl-seconds", "0"]).expect_err("0 is out of range");
+        assert!(err.to_string().contains("cache-ttl-seconds"), "{err}");
+        let err = parse(&["--bind-addr", "nope"]).expect_err("not an address");
+        assert!(err.to_string().contains("bind-addr"), "{err}");
+        assert!(parse(&["migrate"]).is_ok());
+    }
+}

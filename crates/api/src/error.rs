@@ -1,0 +1,174 @@
+//! One error type for every handler, answered as RFC 9457 problem+json.
+//!
+//! Every body carries `detail`, so the original demo's client (which reads
+//! `detail`) keeps working. Internal causes are logged, never returned.
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds a client should wait before retrying when a backing store is down.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Product not found")]
+    ProductNotFound,
+    #[error("{0}")]
+    Validation(String),
+    #[error("Resource not found")]
+    RouteNotFound,
+    #[error("Method not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("The database is unavailable; try again shortly")]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    #[error("The cache is unavailable; try again shortly")]
+    CacheUnavailable(String),
+    #[error("Internal server error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The problem+json body (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[schema(example = "https://cacheme.dev/problems/not-found")]
+    pub r#type: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, for a person.
+    #[schema(example = "Product not found")]
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::ProductNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DatabaseUnavailable(_) | Self::CacheUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::ProductNotFound | Self::RouteNotFound => "not-found",
+            Self::Validation(_) => "validation",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::DatabaseUnavailable(_) => "database-unavailable",
+            Self::CacheUnavailable(_) => "cache-unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            r#type: format!("https://cacheme.dev/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        }
+    }
+
+    /// Maps a database error: connection-level failures are 503, the rest 500.
+    pub fn from_db(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => Self::DatabaseUnavailable(err),
+            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::Validation(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::Validation(rejection.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::Validation(rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::DatabaseUnavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            Self::CacheUnavailable(e) => tracing::warn!(error = %e, "cache unavailable"),
+            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+        let problem = self.problem();
+        let mut response = (self.status(), Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_keeps_the_original_detail() {
+        let p = ApiError::ProductNotFound.problem();
+        assert_eq!(p.status, 404);
+        assert_eq!(p.detail, "Product not found");
+        assert!(p.r#type.ends_with("/not-found"));
+    }
+
+    #[test]
+    fn connection_failures_are_503_and_others_500() {
+        assert_eq!(
+            ApiError::from_db(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from_db(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn unavailable_answers_carry_retry_after() {
+        let response = ApiError::CacheUnavailable("down".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! CacheMe product service: Redis cache-aside in front of PostgreSQL.
+//!
+//! `main.rs` only parses settings and calls [`app::App`]; everything else lives here.
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;

@@ -1,0 +1,136 @@
+//! `GET /health` (really checks both stores), `GET /livez`, `GET /readyz`.
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    error::{ApiError, Problem},
+    routes::now_rfc3339,
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Both stores answer.
+    Healthy,
+    /// PostgreSQL answers, Redis does not: everything works, only slower.
+    Degraded,
+    /// PostgreSQL does not answer: only cached products can be served.
+    Unhealthy,
+}
+
+/// The overall status from the two checks. Pure.
+pub fn overall_status(database_ok: bool, redis_ok: bool) -> HealthStatus {
+    match (database_ok, redis_ok) {
+        (true, true) => HealthStatus::Healthy,
+        (true, false) => HealthStatus::Degraded,
+        (false, _) => HealthStatus::Unhealthy,
+    }
+}
+
+fn connection_word(ok: bool) -> &'static str {
+    if ok { "connected" } else { "disconnected" }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    pub status: HealthStatus,
+    /// `connected` or `disconnected`
+    #[schema(example = "connected")]
+    pub database: String,
+    /// `connected` or `disconnected`
+    #[schema(example = "connected")]
+    pub redis: String,
+    pub timestamp: String,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+}
+
+/// Checks PostgreSQL and Redis now. 200 when healthy or degraded, 503 when unhealthy.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Healthy, or degraded (Redis down, served from PostgreSQL)", body = HealthResponse),
+        (status = 503, description = "Unhealthy: PostgreSQL is unreachable", body = HealthResponse),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let (db, redis) = tokio::join!(state.db.ping(), state.cache.ping());
+    if let Err(e) = &db {
+        tracing::warn!(error = %e, "health: PostgreSQL check failed");
+    }
+    if let Err(e) = &redis {
+        tracing::warn!(error = %e, "health: Redis check failed");
+    }
+    let status = overall_status(db.is_ok(), redis.is_ok());
+    let code = if status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(HealthResponse {
+            status,
+            database: connection_word(db.is_ok()).to_owned(),
+            redis: connection_word(redis.is_ok()).to_owned(),
+            timestamp: now_rfc3339(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeResponse {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Liveness: the process answers HTTP.
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = ProbeResponse)))]
+pub async fn livez() -> Json<ProbeResponse> {
+    Json(ProbeResponse {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: PostgreSQL is reachable. Redis being down leaves the service ready (degraded).
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, body = ProbeResponse),
+        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>, ApiError> {
+    state
+        .db
+        .ping()
+        .await
+        .map_err(|e| ApiError::DatabaseUnavailable(e))?;
+    Ok(Json(ProbeResponse {
+        status: "ok".into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_down_is_degraded_and_database_down_is_unhealthy() {
+        assert_eq!(overall_status(true, true), HealthStatus::Healthy);
+        assert_eq!(overall_status(true, false), HealthStatus::Degraded);
+        assert_eq!(overall_status(false, true), HealthStatus::Unhealthy);
+        assert_eq!(overall_status(false, false), HealthStatus::Unhealthy);
+    }
+}

@@ -1,0 +1,77 @@
+//! `GET /`: the API's self-description, or the page for a browser when `STATIC_DIR` is set.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(root))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RootResponse {
+    #[schema(example = "Cache Me If You Can - Redis caching demo API")]
+    pub message: String,
+    pub version: String,
+    /// What each endpoint is, by name.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+pub fn describe() -> RootResponse {
+    let endpoints = [
+        ("product", "GET /products/{id}"),
+        ("products", "GET /products?limit=&offset="),
+        ("cache_stats", "GET /cache/stats"),
+        ("clear_cache", "DELETE /cache/clear"),
+        ("health", "GET /health"),
+        ("liveness", "GET /livez"),
+        ("readiness", "GET /readyz"),
+        ("docs", "GET /docs"),
+        ("openapi", "GET /openapi.json"),
+    ];
+    RootResponse {
+        message: "Cache Me If You Can - Redis caching demo API".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        endpoints: endpoints
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+/// True when the client prefers a page to JSON (a browser's navigation request).
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// API name, version and endpoints; a browser gets the page instead when it is served here.
+#[utoipa::path(
+    get, path = "/", tag = "meta",
+    responses((status = 200, description = "Self-description (or the page, for Accept: text/html with STATIC_DIR set)", body = RootResponse))
+)]
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(dir) = state.static_dir.as_deref()
+        && wants_html(&headers)
+    {
+        match tokio::fs::read_to_string(dir.join("index.html")).await {
+            Ok(page) => return Html(page).into_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "STATIC_DIR has no readable index.html")
+            }
+        }
+    }
+    Json(describe()).into_response()
+}
