@@ -1,0 +1,154 @@
+use std::time::Duration;
+
+use cacheme_testsupport::{RedisServer, free_port};
+use redis::AsyncCommands;
+
+use crate::helpers::{TestDatabase, spawn_app_with, start, stores, test_config};
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[tokio::test]
+async fn redis_killed_mid_test_degrades_then_recovers() {
+    let mut redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| {
+        c.redis_url = redis_url;
+        c.redis_timeout_ms = 300;
+    })
+    .await;
+    assert_eq!(app.get("/products/1").await.body["source"], "database");
+    assert_eq!(app.get("/products/1").await.body["source"], "cache");
+
+    redis.kill().expect("kill redis");
+
+    for id in [1, 2] {
+        let answer = app.get(&format!("/products/{id}")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["source"], "database");
+        assert_eq!(answer.body["id"], id);
+    }
+    let health = app.get("/health").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["status"], "degraded");
+    assert_eq!(health.body["redis"], "disconnected");
+    assert_eq!(health.body["database"], "connected");
+    assert_eq!(
+        app.get("/readyz").await.status,
+        200,
+        "Redis down must not make the pod unready"
+    );
+
+    let stats = app.get("/cache/stats").await;
+    assert_eq!(stats.status, 200);
+    assert_eq!(stats.body["redis"], "disconnected");
+    assert!(
+        stats.body["app_stats"]["tiers"]["redis"]["errors"]
+            .as_u64()
+            .is_some_and(|e| e >= 2)
+    );
+
+    let clear = app.delete("/cache/clear").await;
+    clear.assert_problem(503);
+    assert!(clear.headers.contains_key("retry-after"));
+
+    redis.restart().expect("restart redis on the same port");
+    eventually("health back to healthy", || async {
+        app.get("/health").await.body["status"] == "healthy"
+    })
+    .await;
+    eventually("hits come back without restarting the app", || async {
+        app.get("/products/3").await.body["source"] == "cache"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| {
+        c.redis_url = redis_url;
+        c.redis_timeout_ms = 200;
+    })
+    .await;
+    assert_eq!(app.get("/products/6").await.body["source"], "database");
+
+    redis.pause().expect("SIGSTOP redis");
+    // reqwest's own 30 s timeout would fail the test if the service hung on Redis.
+    let answer = app.get("/products/6").await;
+    redis.resume().expect("SIGCONT redis");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["source"], "database");
+}
+
+#[tokio::test]
+async fn redis_unreachable_from_the_start_is_degraded_not_down() {
+    let closed = format!("redis://127.0.0.1:{}", free_port().expect("port"));
+    let app = spawn_app_with(|c| c.redis_url = closed).await;
+    let answer = app.get("/products/8").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["source"], "database");
+    assert_eq!(app.get("/health").await.body["status"], "degraded");
+}
+
+#[tokio::test]
+async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
+    // Fill the cache from a working database, then point a second app with the same key
+    // prefix at a port where nothing listens.
+    let working = spawn_app_with(|_| {}).await;
+    assert_eq!(working.get("/products/9").await.body["source"], "database");
+
+    let dead_db = format!(
+        "postgres://postgres@127.0.0.1:{}/cacheme",
+        free_port().expect("port")
+    );
+    let mut config = test_config(&dead_db, &stores().redis_url);
+    config.cache_key_prefix = working.config.cache_key_prefix.clone();
+    config.db_acquire_timeout_ms = 500;
+    let app = start(config, None).await;
+
+    let cached = app.get("/products/9").await;
+    assert_eq!(cached.status, 200);
+    assert_eq!(cached.body["source"], "cache");
+    assert_eq!(cached.body["name"], "Dell XPS 13");
+
+    let miss = app.get("/products/10").await;
+    miss.assert_problem(503);
+    assert_eq!(miss.headers["retry-after"], "5");
+    app.get("/products").await.assert_problem(503);
+
+    let health = app.get("/health").await;
+    assert_eq!(health.status, 503);
+    assert_eq!(health.body["status"], "unhealthy");
+    assert_eq!(health.body["database"], "disconnected");
+    assert_eq!(app.get("/readyz").await.status, 503);
+
+    let mut redis = working.redis().await;
+    let _: () = redis.del(working.product_key(9)).await.expect("del");
+}
+
+#[tokio::test]
+async fn a_fresh_database_is_created_and_migrated_at_start() {
+    let (url, name) = TestDatabase::fresh_url();
+    let mut config = test_config(&url, &stores().redis_url);
+    config.migrate_on_start = true;
+    let app = start(config, None).await;
+    assert_eq!(
+        app.get("/products/15").await.body["name"],
+        "HP Spectre x360"
+    );
+    app.stop().await;
+    crate::helpers::drop_database_blocking(stores().postgres_admin_url.clone(), name);
+}

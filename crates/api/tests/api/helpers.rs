@@ -1,0 +1,303 @@
+//! `spawn_app()`: the real service on port 0, a fresh database per test, its own Redis key prefix.
+
+use std::{
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use cacheme_api::{app::App, config::Config};
+use cacheme_testsupport::{Stores, with_database};
+use reqwest::{Response, StatusCode, header::HeaderMap};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+
+/// The servers every test uses, found or started once per test binary.
+pub fn stores() -> &'static Stores {
+    static STORES: OnceLock<Stores> = OnceLock::new();
+    STORES.get_or_init(|| {
+        Stores::find_or_start().unwrap_or_else(|e| {
+            panic!("cannot find or start PostgreSQL and Redis for the tests: {e:#}")
+        })
+    })
+}
+
+fn unique_name(kind: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "cacheme_{kind}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built without a default TLS provider; plain HTTP still needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client builds")
+}
+
+/// A fresh, migrated database, dropped with this value.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin_url = stores().postgres_admin_url.clone();
+        let name = unique_name("test");
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL admin database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let url = with_database(&admin_url, &name);
+        let db = Self {
+            name,
+            url,
+            admin_url,
+        };
+        let pool = db.pool().await;
+        cacheme_api::db::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrations apply");
+        pool.close().await;
+        db
+    }
+
+    /// An empty database name on the same server, never created (for `migrate` tests).
+    pub fn fresh_url() -> (String, String) {
+        let name = unique_name("fresh");
+        (with_database(&stores().postgres_admin_url, &name), name)
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+/// Drops a database, forcing out connections, on a runtime of its own (usable from `Drop`).
+pub fn drop_database_blocking(admin_url: String, name: String) {
+    let worker = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut admin)
+                    .await;
+            }
+        });
+    });
+    let _ = worker.join();
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        drop_database_blocking(self.admin_url.clone(), self.name.clone());
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub redis: redis::Client,
+    /// Kept so the database lives (and is dropped) with the app; `None` when the test
+    /// pointed the app at an unreachable or self-managed database.
+    _database: Option<TestDatabase>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A config for tests: generous Redis timeout (a loaded CI machine must not turn hits into
+/// misses), a key prefix of the test's own, no migration (the test database is migrated).
+pub fn test_config(database_url: &str, redis_url: &str) -> Config {
+    let mut config = Config::defaults();
+    config.database_url = database_url.to_owned();
+    config.redis_url = redis_url.to_owned();
+    config.bind_addr = "127.0.0.1:0".parse().expect("valid address");
+    config.cache_key_prefix = unique_name("keys");
+    config.redis_timeout_ms = 2000;
+    config.migrate_on_start = false;
+    config.db_startup_timeout_seconds = 0;
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A fresh database and the shared Redis; `adjust` may change any setting.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &stores().redis_url);
+    adjust(&mut config);
+    start(config, Some(db)).await
+}
+
+/// Starts the service with exactly `config`.
+pub async fn start(config: Config, db: Option<TestDatabase>) -> TestApp {
+    let app = App::build(&config).await.expect("app builds");
+    let addr = app.local_addr().expect("bound address");
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base_url: format!("http://{addr}"),
+        client: http_client(),
+        redis: redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
+        config,
+        _database: db,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A decoded answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn from(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body reads");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns its `detail`.
+    pub fn assert_problem(&self, status: u16) -> String {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["type"].is_string() && self.body["title"].is_string(),
+            "{}",
+            self.body
+        );
+        self.body["detail"]
+            .as_str()
+            .expect("detail is a string")
+            .to_owned()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::from(
+            self.client
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        Answer::from(
+            self.client
+                .delete(self.url(path))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .get_multiplexed_async_connection()
+            .await
+            .expect("test connects to Redis")
+    }
+
+    pub fn product_key(&self, id: i32) -> String {
+        cacheme_api::cache::KeyScheme::new(self.config.cache_key_prefix.clone()).product(id)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Remove this test's keys from a shared Redis; its own Redis dies anyway.
+        let pattern = format!("{}:*", self.config.cache_key_prefix);
+        let client = self.redis.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(500)) {
+                let keys: Vec<String> =
+                    redis::Commands::scan_match::<_, String>(&mut conn, &pattern)
+                        .map(|iter| iter.filter_map(Result::ok).collect())
+                        .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<u64> =
+                        redis::cmd("UNLINK").arg(&keys).query(&mut conn);
+                }
+            }
+        })
+        .join();
+    }
+}

@@ -1,0 +1,443 @@
+//! Finds or starts the PostgreSQL and Redis servers that CacheMe's tests and
+//! `cargo xtask dev` need, using only the standard library and the servers'
+//! own binaries (Debian packages `postgresql` and `redis-server`).
+//!
+//! Order of preference: the URL in the environment (`DATABASE_URL`,
+//! `REDIS_URL`), then a server on the standard local port, then a throwaway
+//! server on a free port. Throwaway servers stop when their handle is dropped,
+//! and a watchdog stops them if this process dies without dropping them.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// Standard local addresses tried before starting a throwaway server.
+pub const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// True when something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_open(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+fn wait_for_port(
+    port: u16,
+    patience: Duration,
+    child: &mut Child,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if port_open(port) {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited with {status} before listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not listen on port {port} within {patience:?}")
+}
+
+/// Looks `name` up on PATH, then in PostgreSQL's versioned Debian folders.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut candidates: Vec<PathBuf> = std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        versions.sort();
+        versions.reverse();
+        candidates.extend(versions.into_iter().map(|v| v.join("bin").join(name)));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The binary, or an error naming the Debian package that provides it.
+pub fn require_binary(name: &str, debian_package: &str) -> anyhow::Result<PathBuf> {
+    find_binary(name).with_context(|| {
+        format!("`{name}` was not found; install it with `apt-get install {debian_package}` (Debian package {debian_package})")
+    })
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Stops `pid` (and removes `dir`) once process `owner` is gone, in case nobody drops the handle.
+fn spawn_watchdog(owner: u32, pid: u32, dir: &Path) {
+    let script = format!(
+        "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -INT {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{}'",
+        dir.display()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+/// A `redis-server` of our own on a free port, with nothing kept on disk.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("cacheme-redis-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir)?;
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let binary = require_binary("redis-server", "redis-server")?;
+        let mut child = Command::new(binary)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start redis-server")?;
+        wait_for_port(
+            self.port,
+            Duration::from_secs(10),
+            &mut child,
+            "redis-server",
+        )?;
+        spawn_watchdog(std::process::id(), child.id(), &self.dir);
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .context("redis-server is not running")
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = signal(child.id(), "CONT");
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        signal(self.pid()?, "STOP")
+    }
+
+    /// Undoes [`RedisServer::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        signal(self.pid()?, "CONT")
+    }
+
+    /// Starts it again on the same port after [`RedisServer::kill`].
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        self.spawn()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A throwaway PostgreSQL cluster on a free port, trust auth, superuser `postgres`.
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PostgresServer {
+    /// `initdb` then `postgres`; as root they run as the `postgres` user, since PostgreSQL refuses root.
+    pub fn start() -> anyhow::Result<Self> {
+        let initdb = require_binary("initdb", "postgresql")?;
+        let postgres = require_binary("postgres", "postgresql")?;
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("cacheme-pg-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir)?;
+        let as_root = is_root();
+        if as_root {
+            let status = Command::new("chown").arg("postgres:").arg(&dir).status()?;
+            anyhow::ensure!(
+                status.success(),
+                "cannot hand {} to the postgres user",
+                dir.display()
+            );
+        }
+        let command = |binary: &Path| {
+            let mut cmd = if as_root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(binary);
+                c
+            } else {
+                Command::new(binary)
+            };
+            cmd.stdin(Stdio::null());
+            cmd
+        };
+        let data = dir.join("data");
+        let output = command(&initdb)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .output()
+            .context("cannot run initdb")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut child = command(&postgres)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start postgres")?;
+        wait_for_port(port, Duration::from_secs(30), &mut child, "postgres")?;
+        let server = Self {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let postmaster = server.postmaster_pid()?;
+        spawn_watchdog(std::process::id(), postmaster, &server.dir);
+        Ok(server)
+    }
+
+    /// The postmaster's own pid (under runuser, the child we spawned is runuser, which
+    /// does not pass signals on).
+    fn postmaster_pid(&self) -> anyhow::Result<u32> {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("cannot read {}", pid_file.display()))?;
+        text.lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .with_context(|| format!("no pid in {}", pid_file.display()))
+    }
+
+    /// URL of the `postgres` maintenance database, for creating others.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGINT is PostgreSQL's "fast shutdown".
+            if let Ok(pid) = self.postmaster_pid() {
+                let _ = signal(pid, "INT");
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where the stores are, and the throwaway servers (if any) that must live as long as this value.
+#[derive(Debug)]
+pub struct Stores {
+    /// A URL to a database with the right to create databases (the `postgres` database).
+    pub postgres_admin_url: String,
+    pub redis_url: String,
+    pub started_postgres: Option<PostgresServer>,
+    pub started_redis: Option<RedisServer>,
+}
+
+/// The database URL with its path replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((base, q)) => (base, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = without_query.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match without_query[scheme_end..].find('/') {
+        Some(slash) => &without_query[..scheme_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+impl Stores {
+    /// Environment first, then standard local ports, then throwaway servers.
+    ///
+    /// `DATABASE_URL`, when set, names the server: the database in it is replaced by
+    /// `postgres` for administration, since tests create a database each.
+    pub fn find_or_start() -> anyhow::Result<Self> {
+        let (postgres_admin_url, started_postgres) = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => (with_database(&url, "postgres"), None),
+            _ if port_open(5432) => (DEFAULT_POSTGRES_ADMIN_URL.to_owned(), None),
+            _ => {
+                let server = PostgresServer::start()
+                    .context("no PostgreSQL on 127.0.0.1:5432 and none could be started")?;
+                (server.admin_url(), Some(server))
+            }
+        };
+        let (redis_url, started_redis) = match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => (url, None),
+            _ if port_open(6379) => (DEFAULT_REDIS_URL.to_owned(), None),
+            _ => {
+                let server = RedisServer::start()
+                    .context("no Redis on 127.0.0.1:6379 and none could be started")?;
+                (server.url(), Some(server))
+            }
+        };
+        Ok(Self {
+            postgres_admin_url,
+            redis_url,
+            started_postgres,
+            started_redis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_is_swapped_in_urls() {
+        assert_eq!(
+            with_database("postgres://u:p@h:1/app", "postgres"),
+            "postgres://u:p@h:1/postgres"
+        );
+        assert_eq!(
+            with_database("postgres://h/app?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:5", "x"), "postgres://h:5/x");
+    }
+
+    #[test]
+    fn own_redis_can_be_killed_and_restarted() -> anyhow::Result<()> {
+        let mut server = RedisServer::start()?;
+        assert!(port_open(server.port()));
+        server.kill()?;
+        assert!(!port_open(server.port()));
+        server.restart()?;
+        assert!(port_open(server.port()));
+        Ok(())
+    }
+
+    #[test]
+    fn throwaway_postgres_starts_and_stops() -> anyhow::Result<()> {
+        let server = PostgresServer::start()?;
+        let port = server.port;
+        assert!(port_open(port));
+        assert!(server.admin_url().ends_with(&format!(":{port}/postgres")));
+        drop(server);
+        assert!(!port_open(port), "postgres still listens after drop");
+        Ok(())
+    }
+
+    #[test]
+    fn missing_binaries_name_their_debian_package() {
+        let err = require_binary("surely-not-a-real-binary", "some-package").expect_err("missing");
+        assert!(err.to_string().contains("apt-get install some-package"));
+    }
+}
