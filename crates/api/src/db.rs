@@ -126,15 +126,13 @@ impl Database {
 /// PostgreSQL advisory lock.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    if !sqlx::Postgres::database_exists(url)
+    let exists = sqlx::Postgres::database_exists(url)
         .await
-        .context("cannot reach PostgreSQL")?
-    {
-        if let Err(e) = sqlx::Postgres::create_database(url).await {
-            let exists_now = sqlx::Postgres::database_exists(url).await.unwrap_or(false);
-            if !exists_now {
-                return Err(anyhow::Error::new(e).context("cannot create the database"));
-            }
+        .context("cannot reach PostgreSQL")?;
+    if !exists && let Err(e) = sqlx::Postgres::create_database(url).await {
+        // Another replica may have created it in the meantime.
+        if !sqlx::Postgres::database_exists(url).await.unwrap_or(false) {
+            return Err(anyhow::Error::new(e).context("cannot create the database"));
         }
     }
     let pool = PgPoolOptions::new()

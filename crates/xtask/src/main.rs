@@ -1,1 +1,150 @@
-fn main() {}
+//! `cargo xtask <task>`: every command a person runs on CacheMe, in one place.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, bail};
+use cacheme_testsupport::{Stores, with_database};
+
+const USAGE: &str = "\
+cargo xtask <task>
+
+Tasks:
+  dev     Run CacheMe locally: find or start PostgreSQL and Redis, migrate, serve
+          the API on http://localhost:8000 (and the page, when frontend/dist is built).
+  test    Run every check and test: rustfmt, clippy, then all tests against real
+          PostgreSQL and Redis (found on the standard ports or started on free ones).
+  lint    rustfmt --check and clippy -D warnings only.
+
+Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("lint") => lint(),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
+        None => Err(anyhow::anyhow!("no task given\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Runs `cmd`, echoing it first, and fails loudly when it fails.
+fn run(step: &str, mut cmd: Command) -> anyhow::Result<()> {
+    eprintln!("==> {step}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start: {step}"))?;
+    if !status.success() {
+        bail!("step failed ({status}): {step}");
+    }
+    Ok(())
+}
+
+fn find_stores() -> anyhow::Result<Stores> {
+    let stores = Stores::find_or_start()?;
+    let origin = |started: bool| {
+        if started {
+            "started on a free port"
+        } else {
+            "found"
+        }
+    };
+    eprintln!(
+        "==> PostgreSQL: {} ({})\n==> Redis: {} ({})",
+        stores.postgres_admin_url,
+        origin(stores.started_postgres.is_some()),
+        stores.redis_url,
+        origin(stores.started_redis.is_some()),
+    );
+    Ok(stores)
+}
+
+fn lint() -> anyhow::Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run("cargo fmt --all --check", fmt)?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        clippy,
+    )
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    lint()?;
+    let stores = find_stores()?;
+    let mut tests = cargo();
+    tests
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("DATABASE_URL", &stores.postgres_admin_url)
+        .env("REDIS_URL", &stores.redis_url);
+    run("cargo test --workspace", tests)?;
+    drop(stores);
+    Ok(())
+}
+
+fn dev(extra: &[String]) -> anyhow::Result<()> {
+    let stores = find_stores()?;
+    let root = workspace_root();
+    // A DATABASE_URL the user set names their own database; otherwise use `cacheme`,
+    // which the service creates and migrates at start.
+    let database_url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| with_database(&stores.postgres_admin_url, "cacheme"));
+    let mut api = cargo();
+    api.args(["run", "--package", "cacheme-api", "--"])
+        .args(extra)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", &stores.redis_url);
+    let page = root.join("frontend").join("dist");
+    if std::env::var_os("STATIC_DIR").is_none() && page.join("index.html").is_file() {
+        eprintln!("==> serving the page from {}", page.display());
+        api.env("STATIC_DIR", page);
+    }
+    if std::env::var_os("BIND_ADDR").is_none() {
+        api.env("BIND_ADDR", "127.0.0.1:8000");
+    }
+    eprintln!("==> CacheMe on http://localhost:8000 (docs at /docs); Ctrl-C stops it");
+    run("cargo run --package cacheme-api", api)?;
+    drop(stores);
+    Ok(())
+}

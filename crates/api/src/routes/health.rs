@@ -116,7 +116,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
         .db
         .ping()
         .await
-        .map_err(|e| ApiError::DatabaseUnavailable(e))?;
+        .map_err(ApiError::DatabaseUnavailable)?;
     Ok(Json(ProbeResponse {
         status: "ok".into(),
     }))
