@@ -17,11 +17,16 @@ use tower_http::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    cache::{RedisCache, RedisCacheSettings},
+    cache::{
+        listener::listen_for_invalidations,
+        memory::MemoryTier,
+        redis_tier::{RedisTier, RedisTierSettings},
+    },
+    catalog::{Catalog, Hooks},
     config::{Config, CorsOrigins},
     db::{self, Database},
     error::ApiError,
-    openapi, routes,
+    openapi, routes, seed,
     state::AppState,
 };
 
@@ -74,18 +79,47 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
-    /// Migrates (when configured), connects lazily to both stores, and binds the listener.
+    /// Migrates (when configured), seeds, connects lazily to both stores, starts the
+    /// background tasks and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_hooks(config, Hooks::default()).await
+    }
+
+    /// [`App::build`] with test hooks in the read path.
+    pub async fn build_with_hooks(config: &Config, hooks: Hooks) -> anyhow::Result<Self> {
+        // Read the seed first: a broken file should stop start-up before anything changes.
+        let seed = config
+            .seed_file
+            .as_deref()
+            .map(seed::read_seed_file)
+            .transpose()?;
         if config.migrate_on_start {
             let patience = std::time::Duration::from_secs(config.db_startup_timeout_seconds);
             db::migrate_with_retry(&config.database_url, patience)
                 .await
                 .context("database migration at start-up failed")?;
         }
-        let state = state_from_config(config)?;
+        let state = state_from_config(config, hooks)?;
+        if let Some(products) = seed {
+            state
+                .catalog
+                .db()
+                .upsert_products(&products)
+                .await
+                .context("cannot upsert the SEED_FILE products")?;
+            for (id, _) in &products {
+                state.catalog.invalidate(*id).await;
+            }
+            tracing::info!(products = products.len(), "seed products upserted");
+        }
+        let background = vec![
+            tokio::spawn(listen_for_invalidations(state.catalog.clone())),
+            tokio::spawn(state.catalog.clone().retry_pending_invalidations()),
+        ];
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
@@ -94,6 +128,7 @@ impl App {
             listener,
             router,
             state,
+            background,
         })
     }
 
@@ -114,13 +149,16 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
-        self.state.db.pool().close().await;
+        for task in &self.background {
+            task.abort();
+        }
+        self.state.catalog.db().pool().close().await;
         Ok(())
     }
 }
 
 /// Connections (lazy) and settings the handlers need.
-pub fn state_from_config(config: &Config) -> anyhow::Result<AppState> {
+pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
     let db = Database::connect_lazy(
         &config.database_url,
         config.db_max_connections,
@@ -128,22 +166,32 @@ pub fn state_from_config(config: &Config) -> anyhow::Result<AppState> {
         config.simulated_db_latency(),
     )
     .context("invalid DATABASE_URL")?;
-    let cache = RedisCache::new(RedisCacheSettings {
+    let redis = RedisTier::new(RedisTierSettings {
         url: config.redis_url.clone(),
         key_prefix: config.cache_key_prefix.clone(),
-        ttl: config.cache_ttl(),
-        jitter_percent: config.cache_ttl_jitter_percent,
+        expiry: config.expiry(),
         timeout: config.redis_timeout(),
+        breaker_failures: config.redis_breaker_failures,
+        breaker_cooldown: std::time::Duration::from_millis(config.redis_breaker_cooldown_ms),
     })
     .context("invalid REDIS_URL")?;
+    let memory = MemoryTier::new(
+        config.l1_enabled,
+        config.l1_max_bytes,
+        std::time::Duration::from_millis(config.l1_ttl_ms),
+    );
     let static_dir = match &config.static_dir {
         Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
         None => None,
     };
     Ok(AppState {
-        db,
-        cache,
+        catalog: Catalog::new(db, redis, memory, hooks),
         static_dir,
+        admin_token: config
+            .admin_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from),
     })
 }
 

@@ -49,6 +49,46 @@ pub struct Config {
     #[arg(long, env = "CACHE_KEY_PREFIX", default_value = "cacheme", value_parser = parse_key_prefix)]
     pub cache_key_prefix: String,
 
+    /// How long an unknown id is remembered as absent, in seconds (0 disables negative caching).
+    #[arg(long, env = "NEGATIVE_TTL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub negative_ttl_seconds: u64,
+
+    /// After its TTL, an entry is still served for this many seconds while one background refresh runs.
+    #[arg(long, env = "CACHE_STALE_WHILE_REVALIDATE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub cache_stale_while_revalidate_seconds: u64,
+
+    /// After its TTL, an entry is still served for this many seconds when PostgreSQL fails.
+    #[arg(long, env = "CACHE_STALE_IF_ERROR_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub cache_stale_if_error_seconds: u64,
+
+    /// Keep an in-process tier (L1) in front of Redis.
+    #[arg(long, env = "L1_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub l1_enabled: bool,
+
+    /// Time to live of an L1 entry, in milliseconds.
+    #[arg(long, env = "L1_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub l1_ttl_ms: u64,
+
+    /// Memory bound of L1, in bytes (each entry weighs its text plus 128 bytes).
+    #[arg(long, env = "L1_MAX_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub l1_max_bytes: u64,
+
+    /// Consecutive Redis failures that open the circuit breaker (reads then skip Redis).
+    #[arg(long, env = "REDIS_BREAKER_FAILURES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub redis_breaker_failures: u32,
+
+    /// How long an open breaker skips Redis before one probe call, in milliseconds.
+    #[arg(long, env = "REDIS_BREAKER_COOLDOWN_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub redis_breaker_cooldown_ms: u64,
+
+    /// When set, writes need `Authorization: Bearer <token>`; reads never do.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// JSON array of products (`id`, `name`, `description`, `price`, `category`) upserted at start.
+    #[arg(long, env = "SEED_FILE")]
+    pub seed_file: Option<PathBuf>,
+
     /// Upper bound on any single Redis call, in milliseconds; past it the request goes to PostgreSQL.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub redis_timeout_ms: u64,
@@ -89,6 +129,15 @@ pub struct Config {
 impl Config {
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_secs(self.cache_ttl_seconds)
+    }
+    pub fn expiry(&self) -> crate::cache::keys::ExpiryPolicy {
+        crate::cache::keys::ExpiryPolicy {
+            ttl: self.cache_ttl(),
+            jitter_percent: self.cache_ttl_jitter_percent,
+            stale_while_revalidate: Duration::from_secs(self.cache_stale_while_revalidate_seconds),
+            stale_if_error: Duration::from_secs(self.cache_stale_if_error_seconds),
+            negative_ttl: Duration::from_secs(self.negative_ttl_seconds),
+        }
     }
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)

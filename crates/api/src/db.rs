@@ -12,6 +12,8 @@ use sqlx::{
 };
 use utoipa::ToSchema;
 
+use crate::input::{ValidPatch, ValidProduct};
+
 /// The schema and the 15 seed products; the single source of truth for both.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
@@ -108,6 +110,108 @@ impl Database {
         .bind(offset)
         .fetch_all(&self.pool)
         .await
+    }
+
+    #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.statement = "insert_product"))]
+    pub async fn insert_product(&self, p: &ValidProduct) -> Result<Product, sqlx::Error> {
+        sqlx::query_as::<_, Product>(concat!(
+            "INSERT INTO products (name, description, price, category) VALUES ($1, $2, $3, $4) RETURNING ",
+            product_columns!()
+        ))
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.price)
+        .bind(&p.category)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    #[tracing::instrument(name = "db.replace_product", skip(self, p), fields(db.statement = "replace_product"))]
+    pub async fn replace_product(
+        &self,
+        id: i32,
+        p: &ValidProduct,
+    ) -> Result<Option<Product>, sqlx::Error> {
+        sqlx::query_as::<_, Product>(concat!(
+            "UPDATE products SET name = $2, description = $3, price = $4, category = $5 WHERE id = $1 RETURNING ",
+            product_columns!()
+        ))
+        .bind(id)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.price)
+        .bind(&p.category)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Changes only the fields the patch names; one statement, so no lost update.
+    #[tracing::instrument(name = "db.patch_product", skip(self, p), fields(db.statement = "patch_product"))]
+    pub async fn patch_product(
+        &self,
+        id: i32,
+        p: &ValidPatch,
+    ) -> Result<Option<Product>, sqlx::Error> {
+        sqlx::query_as::<_, Product>(concat!(
+            "UPDATE products SET ",
+            "name = COALESCE($2, name), ",
+            "description = CASE WHEN $3 THEN $4 ELSE description END, ",
+            "price = CASE WHEN $5 THEN $6 ELSE price END, ",
+            "category = CASE WHEN $7 THEN $8 ELSE category END ",
+            "WHERE id = $1 RETURNING ",
+            product_columns!()
+        ))
+        .bind(id)
+        .bind(&p.name)
+        .bind(p.description.is_some())
+        .bind(p.description.clone().flatten())
+        .bind(p.price.is_some())
+        .bind(p.price.flatten())
+        .bind(p.category.is_some())
+        .bind(p.category.clone().flatten())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Returns whether a row was deleted.
+    #[tracing::instrument(name = "db.delete_product", skip(self), fields(db.statement = "delete_product"))]
+    pub async fn delete_product(&self, id: i32) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query("DELETE FROM products WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Inserts or updates products with the given ids (seed data), in one transaction,
+    /// then moves the id sequence past them.
+    pub async fn upsert_products(
+        &self,
+        products: &[(i32, ValidProduct)],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (id, p) in products {
+            sqlx::query(
+                "INSERT INTO products (id, name, description, price, category) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, \
+                 price = EXCLUDED.price, category = EXCLUDED.category \
+                 WHERE (products.name, products.description, products.price, products.category) \
+                 IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.price, EXCLUDED.category)",
+            )
+            .bind(id)
+            .bind(&p.name)
+            .bind(&p.description)
+            .bind(p.price)
+            .bind(&p.category)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('products', 'id'), GREATEST((SELECT max(id) FROM products), 1))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     /// A round trip to the server, for health checks.

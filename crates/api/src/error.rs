@@ -27,6 +27,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The database is unavailable; try again shortly")]
     DatabaseUnavailable(#[source] sqlx::Error),
+    /// The same, when the cause was shared by several waiting requests.
+    #[error("The database is unavailable; try again shortly")]
+    DatabaseUnavailableMsg(String),
+    #[error("Missing or wrong bearer token")]
+    Unauthorized,
+    #[error("Expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("The cache is unavailable; try again shortly")]
     CacheUnavailable(String),
     #[error("Internal server error")]
@@ -54,9 +61,11 @@ impl ApiError {
             Self::ProductNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_) | Self::CacheUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::DatabaseUnavailable(_)
+            | Self::DatabaseUnavailableMsg(_)
+            | Self::CacheUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,7 +75,11 @@ impl ApiError {
             Self::ProductNotFound | Self::RouteNotFound => "not-found",
             Self::Validation(_) => "validation",
             Self::MethodNotAllowed => "method-not-allowed",
-            Self::DatabaseUnavailable(_) => "database-unavailable",
+            Self::DatabaseUnavailable(_) | Self::DatabaseUnavailableMsg(_) => {
+                "database-unavailable"
+            }
+            Self::Unauthorized => "unauthorized",
+            Self::UnsupportedMediaType => "unsupported-media-type",
             Self::CacheUnavailable(_) => "cache-unavailable",
             Self::Internal(_) => "internal",
         }
@@ -109,7 +122,16 @@ impl From<QueryRejection> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        Self::Validation(rejection.body_text())
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            other => Self::Validation(other.body_text()),
+        }
+    }
+}
+
+impl From<crate::input::FieldErrors> for ApiError {
+    fn from(errors: crate::input::FieldErrors) -> Self {
+        Self::Validation(errors.to_string())
     }
 }
 
@@ -117,6 +139,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::DatabaseUnavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            Self::DatabaseUnavailableMsg(e) => tracing::warn!(error = %e, "database unavailable"),
             Self::CacheUnavailable(e) => tracing::warn!(error = %e, "cache unavailable"),
             Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}
@@ -128,6 +151,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }

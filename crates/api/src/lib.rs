@@ -4,9 +4,13 @@
 
 pub mod app;
 pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod input;
 pub mod openapi;
 pub mod routes;
+pub mod seed;
 pub mod state;
+pub mod stats;

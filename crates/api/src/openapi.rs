@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{cache, db, error, routes};
+use crate::{db, error, routes};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -14,6 +14,11 @@ use crate::{cache, db, error, routes};
         routes::root::root,
         routes::products::get_product,
         routes::products::list_products,
+        routes::products::create_product,
+        routes::products::replace_product,
+        routes::products::patch_product,
+        routes::products::delete_product,
+        routes::cache::cache_entry,
         routes::cache::cache_stats,
         routes::cache::clear_cache,
         routes::health::health,
@@ -23,7 +28,8 @@ use crate::{cache, db, error, routes};
     components(schemas(
         db::Product,
         error::Problem,
-        cache::TierStats,
+        crate::stats::TierStats,
+        crate::catalog::Tier,
         routes::products::ProductResponse,
         routes::products::Source,
     )),

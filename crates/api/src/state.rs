@@ -2,11 +2,12 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{cache::RedisCache, db::Database};
+use crate::catalog::Catalog;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub db: Database,
-    pub cache: RedisCache,
+    pub catalog: Catalog,
     pub static_dir: Option<Arc<PathBuf>>,
+    /// When set, writes need this bearer token.
+    pub admin_token: Option<Arc<str>>,
 }

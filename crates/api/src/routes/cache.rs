@@ -1,8 +1,8 @@
-//! `GET /cache/stats` and `DELETE /cache/clear`.
+//! `GET /cache/stats`, `GET /cache/entries/{id}` and `DELETE /cache/clear`.
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Path, State, rejection::PathRejection},
     routing::{delete, get},
 };
 use serde::Serialize;
@@ -10,15 +10,17 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::{
-    cache::{TierStats, hit_rate_percent},
+    cache::breaker::BreakerState,
     error::{ApiError, ApiResult, Problem},
-    routes::now_rfc3339,
+    routes::{now_rfc3339, products::parse_product_id},
     state::AppState,
+    stats::{AppStats, hit_rate_percent},
 };
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/cache/stats", get(cache_stats))
+        .route("/cache/entries/{id}", get(cache_entry))
         .route("/cache/clear", delete(clear_cache))
 }
 
@@ -58,19 +60,13 @@ pub fn select_info_fields(info: &std::collections::BTreeMap<String, String>) -> 
     out
 }
 
-/// This process's own counters, per tier.
+/// State of the in-process tier.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AppStats {
-    pub hits: u64,
-    pub misses: u64,
-    /// hits / (hits + misses) × 100
-    pub hit_rate: f64,
-    pub tiers: Tiers,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tiers {
-    pub redis: TierStats,
+pub struct MemoryTierState {
+    pub enabled: bool,
+    /// Enabled and the invalidation channel is up.
+    pub active: bool,
+    pub entries: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,49 +76,103 @@ pub struct CacheStatsResponse {
     pub cache_stats: Map<String, Value>,
     /// Counters of this API process.
     pub app_stats: AppStats,
+    pub memory_tier: MemoryTierState,
+    /// Circuit breaker in front of Redis.
+    pub breaker: BreakerState,
+    /// Writes whose invalidation has not reached Redis yet (retried in the background).
+    pub pending_invalidations: usize,
     /// `connected` or `disconnected`.
     pub redis: String,
     /// RFC 3339.
     pub timestamp: String,
 }
 
-/// Redis server statistics plus this process's own hit and miss counters.
+/// Redis server statistics plus this process's own counters per tier.
 #[utoipa::path(
     get, path = "/cache/stats", tag = "cache",
     responses((status = 200, description = "Statistics; `cache_stats` is empty while Redis is unreachable", body = CacheStatsResponse))
 )]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsResponse> {
-    let (cache_stats, redis) = match state.cache.info().await {
+    let catalog = &state.catalog;
+    let (cache_stats, redis) = match catalog.redis().info().await {
         Ok(info) => (select_info_fields(&info), "connected"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read Redis INFO");
             (Map::new(), "disconnected")
         }
     };
-    let redis_tier = state.cache.stats();
     Json(CacheStatsResponse {
         cache_stats,
-        app_stats: AppStats {
-            hits: redis_tier.hits,
-            misses: redis_tier.misses,
-            hit_rate: redis_tier.hit_rate,
-            tiers: Tiers { redis: redis_tier },
+        app_stats: catalog.counters().snapshot(),
+        memory_tier: MemoryTierState {
+            enabled: catalog.memory().enabled(),
+            active: catalog.memory().active(),
+            entries: catalog.memory().entry_count(),
         },
+        breaker: catalog.redis().breaker_state(),
+        pending_invalidations: catalog.pending_invalidations(),
         redis: redis.to_owned(),
         timestamp: now_rfc3339(),
     })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct CacheEntryResponse {
+    #[schema(example = "cacheme:v1:product:1")]
+    pub key: String,
+    /// Redis holds an entry for this id (a product, or the knowledge that it does not exist).
+    pub cached: bool,
+    /// The entry says the id does not exist (negative caching).
+    pub negative: bool,
+    /// Remaining Redis TTL in seconds (includes the stale grace period); null when not cached.
+    pub ttl_seconds: Option<f64>,
+    /// Invalidations of this id so far (the version a fill must match).
+    pub generation: u64,
+}
+
+/// What Redis holds for one product, with its remaining TTL.
+#[utoipa::path(
+    get, path = "/cache/entries/{id}", tag = "cache",
+    params(("id" = i32, Path, minimum = 1)),
+    responses(
+        (status = 200, body = CacheEntryResponse),
+        (status = 422, description = "Invalid id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cache_entry(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<CacheEntryResponse>> {
+    let Path(raw) = id?;
+    let id = parse_product_id(&raw)?;
+    let entry = state
+        .catalog
+        .redis()
+        .entry(id)
+        .await
+        .map_err(|e| ApiError::CacheUnavailable(e.to_string()))?;
+    Ok(Json(CacheEntryResponse {
+        key: entry.key,
+        cached: entry.cached,
+        negative: entry.absent_marker,
+        ttl_seconds: entry
+            .ttl
+            .map(|t| (t.as_secs_f64() * 1000.0).round() / 1000.0),
+        generation: entry.generation,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClearResponse {
     #[schema(example = "Cache cleared successfully")]
     pub message: String,
-    /// How many of this service's keys were removed.
+    /// How many of this service's entries were removed from Redis.
     pub cleared_keys: u64,
     pub timestamp: String,
 }
 
-/// Remove this service's cache entries (and nothing else in the same Redis).
+/// Remove this service's cache entries (and nothing else in the same Redis); every replica drops its L1.
 #[utoipa::path(
     delete, path = "/cache/clear", tag = "cache",
     responses(
@@ -131,11 +181,7 @@ pub struct ClearResponse {
     )
 )]
 pub async fn clear_cache(State(state): State<AppState>) -> ApiResult<Json<ClearResponse>> {
-    let cleared_keys = state
-        .cache
-        .clear()
-        .await
-        .map_err(|e| ApiError::CacheUnavailable(e.to_string()))?;
+    let cleared_keys = state.catalog.clear().await?;
     tracing::info!(cleared_keys, "cache cleared");
     Ok(Json(ClearResponse {
         message: "Cache cleared successfully".to_owned(),
@@ -150,7 +196,7 @@ mod tests {
 
     #[test]
     fn info_fields_become_numbers_and_a_hit_rate() {
-        let info = crate::cache::parse_info(
+        let info = crate::cache::redis_tier::parse_info(
             "keyspace_hits:3\r\nkeyspace_misses:1\r\nused_memory_human:1.2M\r\nrole:master\r\n",
         );
         let selected = select_info_fields(&info);

@@ -50,6 +50,10 @@ pub struct HealthResponse {
     /// `connected` or `disconnected`
     #[schema(example = "connected")]
     pub redis: String,
+    /// Circuit breaker in front of Redis.
+    pub redis_breaker: crate::cache::breaker::BreakerState,
+    /// Whether the in-process tier is in use (enabled, and its invalidation channel up).
+    pub memory_tier: bool,
     pub timestamp: String,
     #[schema(example = "0.1.0")]
     pub version: String,
@@ -64,7 +68,8 @@ pub struct HealthResponse {
     )
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
-    let (db, redis) = tokio::join!(state.db.ping(), state.cache.ping());
+    let catalog = &state.catalog;
+    let (db, redis) = tokio::join!(catalog.db().ping(), catalog.redis().ping());
     if let Err(e) = &db {
         tracing::warn!(error = %e, "health: PostgreSQL check failed");
     }
@@ -83,6 +88,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
             status,
             database: connection_word(db.is_ok()).to_owned(),
             redis: connection_word(redis.is_ok()).to_owned(),
+            redis_breaker: catalog.redis().breaker_state(),
+            memory_tier: catalog.memory().active(),
             timestamp: now_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }),
@@ -113,7 +120,8 @@ pub async fn livez() -> Json<ProbeResponse> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>, ApiError> {
     state
-        .db
+        .catalog
+        .db()
         .ping()
         .await
         .map_err(ApiError::DatabaseUnavailable)?;

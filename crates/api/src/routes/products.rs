@@ -4,22 +4,36 @@ use std::time::Instant;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::PathRejection, rejection::QueryRejection},
+    extract::{
+        FromRequestParts, Path, Query, State,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
+    catalog::Tier,
     db::Product,
     error::{ApiError, ApiResult, Problem},
+    input::{ProductInput, ProductPatch},
     state::AppState,
 };
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/products", get(list_products))
-        .route("/products/{id}", get(get_product))
+        .route("/products", get(list_products).post(create_product))
+        .route(
+            "/products/{id}",
+            get(get_product)
+                .put(replace_product)
+                .patch(patch_product)
+                .delete(delete_product),
+        )
 }
 
 /// Where a product answer came from.
@@ -36,6 +50,9 @@ pub struct ProductResponse {
     #[serde(flatten)]
     pub product: Product,
     pub source: Source,
+    /// Which cache tier answered; absent when `source` is `database`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_tier: Option<Tier>,
     /// Milliseconds from the start of the handler to just before the answer is serialised.
     #[schema(example = 0.42)]
     pub fetch_time_ms: f64,
@@ -69,7 +86,7 @@ fn elapsed_ms(start: Instant) -> f64 {
     get, path = "/products/{id}", tag = "products",
     params(("id" = i32, Path, description = "Product id, a positive integer", minimum = 1)),
     responses(
-        (status = 200, description = "The product, with `source` and `fetch_time_ms`", body = ProductResponse),
+        (status = 200, description = "The product, with `source`, `cache_tier` and `fetch_time_ms`", body = ProductResponse),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a positive 32-bit integer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not cached and PostgreSQL is unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -83,35 +100,17 @@ pub async fn get_product(
     let start = Instant::now();
     let Path(raw_id) = id?;
     let id = parse_product_id(&raw_id)?;
-    let span = tracing::Span::current();
-    span.record("product.id", id);
-
-    match state.cache.get_product(id).await {
-        Ok(Some(product)) => {
-            span.record("cache.hit", true);
-            return Ok(Json(ProductResponse {
-                product,
-                source: Source::Cache,
-                fetch_time_ms: elapsed_ms(start),
-            }));
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "cache lookup failed; reading from PostgreSQL"),
-    }
-    span.record("cache.hit", false);
-
-    let product = state
-        .db
-        .get_product(id)
-        .await
-        .map_err(ApiError::from_db)?
-        .ok_or(ApiError::ProductNotFound)?;
-    if let Err(e) = state.cache.put_product(&product).await {
-        tracing::warn!(error = %e, "cache fill failed; answering anyway");
-    }
+    tracing::Span::current().record("product.id", id);
+    let served = state.catalog.get(id).await?;
+    tracing::Span::current().record("cache.hit", served.tier.is_some());
     Ok(Json(ProductResponse {
-        product,
-        source: Source::Database,
+        product: Product::clone(&served.product),
+        source: if served.tier.is_some() {
+            Source::Cache
+        } else {
+            Source::Database
+        },
+        cache_tier: served.tier,
         fetch_time_ms: elapsed_ms(start),
     }))
 }
@@ -182,15 +181,170 @@ pub async fn list_products(
     let Query(params) = params?;
     let page = Pagination::parse(&params)?;
     let products = state
-        .db
+        .catalog
+        .db()
         .list_products(page.limit, page.offset)
         .await
         .map_err(ApiError::from_db)?;
     Ok(Json(products))
 }
 
+/// Passes when no `ADMIN_TOKEN` is configured or the request carries it as a bearer token.
+#[derive(Debug)]
+pub struct WriteAccess;
+
+/// Constant-time comparison of a presented bearer token with the configured one.
+pub fn token_matches(expected: &str, authorization: Option<&str>) -> bool {
+    let Some(presented) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    bool::from(presented.trim().as_bytes().ct_eq(expected.as_bytes()))
+}
+
+impl FromRequestParts<AppState> for WriteAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.admin_token.as_deref() else {
+            return Ok(Self);
+        };
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if token_matches(expected, header) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload.map(|Json(v)| v).map_err(ApiError::from)
+}
+
+/// Create a product; its id is assigned by the database.
+#[utoipa::path(
+    post, path = "/products", tag = "products",
+    request_body = ProductInput,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `Location` names the new product", body = Product),
+        (status = 401, description = "`ADMIN_TOKEN` is set and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `detail` names it; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_product(
+    _access: WriteAccess,
+    State(state): State<AppState>,
+    payload: Result<Json<ProductInput>, JsonRejection>,
+) -> ApiResult<Response> {
+    let input = body(payload)?.validate()?;
+    let product = state.catalog.create(&input).await?;
+    let location = format!("/products/{}", product.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(product),
+    )
+        .into_response())
+}
+
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
+    let Path(raw) = id?;
+    parse_product_id(&raw)
+}
+
+/// Replace a product's fields; its cache entries are invalidated on every replica.
+#[utoipa::path(
+    put, path = "/products/{id}", tag = "products",
+    params(("id" = i32, Path, minimum = 1)),
+    request_body = ProductInput,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The product as stored", body = Product),
+        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn replace_product(
+    _access: WriteAccess,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    payload: Result<Json<ProductInput>, JsonRejection>,
+) -> ApiResult<Json<Product>> {
+    let id = path_id(id)?;
+    let input = body(payload)?.validate()?;
+    Ok(Json(state.catalog.replace(id, &input).await?))
+}
+
+/// Change some fields (`null` clears an optional one); cache entries are invalidated.
+#[utoipa::path(
+    patch, path = "/products/{id}", tag = "products",
+    params(("id" = i32, Path, minimum = 1)),
+    request_body = ProductPatch,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The product as stored", body = Product),
+        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn patch_product(
+    _access: WriteAccess,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    payload: Result<Json<ProductPatch>, JsonRejection>,
+) -> ApiResult<Json<Product>> {
+    let id = path_id(id)?;
+    let patch = body(payload)?.validate()?;
+    Ok(Json(state.catalog.patch(id, &patch).await?))
+}
+
+/// Delete a product; its cache entries are invalidated.
+#[utoipa::path(
+    delete, path = "/products/{id}", tag = "products",
+    params(("id" = i32, Path, minimum = 1)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_product(
+    _access: WriteAccess,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let id = path_id(id)?;
+    state.catalog.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tokens_compare_exactly_and_need_the_bearer_scheme() {
+        assert!(token_matches("s3cret", Some("Bearer s3cret")));
+        assert!(!token_matches("s3cret", Some("Bearer s3cre")));
+        assert!(!token_matches("s3cret", Some("Bearer s3cret2")));
+        assert!(!token_matches("s3cret", Some("Basic s3cret")));
+        assert!(!token_matches("s3cret", None));
+    }
+
     use super::*;
 
     #[test]
@@ -266,6 +420,7 @@ mod tests {
         let json = serde_json::to_string(&ProductResponse {
             product,
             source: Source::Cache,
+            cache_tier: Some(Tier::Redis),
             fetch_time_ms: 1.5,
         })
         .expect("serialises");
@@ -278,6 +433,7 @@ mod tests {
             "\"created_at\"",
             "\"updated_at\"",
             "\"source\":\"cache\"",
+            "\"cache_tier\":\"redis\"",
             "\"fetch_time_ms\"",
         ];
         let positions: Vec<usize> = order

@@ -175,7 +175,10 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(!port_open(port), "still listening after SIGTERM");
 
     let redis = redis::Client::open(stores().redis_url.as_str()).expect("valid url");
-    let mut conn = redis.get_multiplexed_async_connection().await.expect("redis");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let _: () = redis::AsyncCommands::del(&mut conn, format!("sigterm_{port}:v1:product:1"))
         .await
         .expect("remove the test's key");

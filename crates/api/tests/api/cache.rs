@@ -61,8 +61,13 @@ async fn stats_report_redis_info_and_this_process_counters() {
     assert_eq!(own["hits"], 2);
     assert_eq!(own["misses"], 1);
     assert_eq!(own["hit_rate"], 66.67);
-    assert_eq!(own["tiers"]["redis"]["hits"], 2);
-    assert_eq!(own["tiers"]["redis"]["errors"], 0);
+    assert_eq!(own["db_queries"], 1);
+    let tiers = &own["tiers"];
+    let tier_hits = tiers["memory"]["hits"].as_u64().unwrap_or(0)
+        + tiers["redis"]["hits"].as_u64().unwrap_or(0);
+    assert_eq!(tier_hits, 2, "{tiers}");
+    assert_eq!(tiers["redis"]["errors"], 0);
+    assert_eq!(answer.body["breaker"], "closed");
     assert_eq!(answer.body["redis"], "connected");
     assert!(answer.body["timestamp"].is_string());
 }

@@ -26,6 +26,7 @@ async fn redis_killed_mid_test_degrades_then_recovers() {
     let app = spawn_app_with(|c| {
         c.redis_url = redis_url;
         c.redis_timeout_ms = 300;
+        c.l1_enabled = false;
     })
     .await;
     assert_eq!(app.get("/products/1").await.body["source"], "database");
@@ -53,11 +54,10 @@ async fn redis_killed_mid_test_degrades_then_recovers() {
     let stats = app.get("/cache/stats").await;
     assert_eq!(stats.status, 200);
     assert_eq!(stats.body["redis"], "disconnected");
-    assert!(
-        stats.body["app_stats"]["tiers"]["redis"]["errors"]
-            .as_u64()
-            .is_some_and(|e| e >= 2)
-    );
+    let redis_tier = &stats.body["app_stats"]["tiers"]["redis"];
+    let failed =
+        redis_tier["errors"].as_u64().unwrap_or(0) + redis_tier["skipped"].as_u64().unwrap_or(0);
+    assert!(failed >= 2, "{redis_tier}");
 
     let clear = app.delete("/cache/clear").await;
     clear.assert_problem(503);
@@ -81,6 +81,7 @@ async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
     let app = spawn_app_with(|c| {
         c.redis_url = redis_url;
         c.redis_timeout_ms = 200;
+        c.l1_enabled = false;
     })
     .await;
     assert_eq!(app.get("/products/6").await.body["source"], "database");

@@ -1,0 +1,67 @@
+//! Keeps L1 in step with other replicas through Redis pub/sub.
+//!
+//! While subscribed, every announced id is dropped from L1. When the subscription is
+//! lost (connection closed, or the server stops answering pings) messages may have been
+//! missed, so L1 is flushed and bypassed until the subscription is back.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::catalog::Catalog;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle subscription is pinged this often, so a frozen server is noticed.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs for the life of the app.
+pub async fn listen_for_invalidations(catalog: Catalog) {
+    let client = catalog.redis().client().clone();
+    let channel = catalog.redis().keys().invalidation_channel();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let subscribed = async {
+            let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+                .await
+                .ok()?
+                .ok()?;
+            let (mut sink, stream) = pubsub.split();
+            tokio::time::timeout(CONNECT_TIMEOUT, sink.subscribe(&channel))
+                .await
+                .ok()?
+                .ok()?;
+            Some((sink, stream))
+        }
+        .await;
+
+        if let Some((mut sink, mut stream)) = subscribed {
+            catalog.memory().set_trusted(true);
+            backoff = Duration::from_millis(100);
+            tracing::info!(%channel, "subscribed to cache invalidations; L1 in use");
+            loop {
+                tokio::select! {
+                    message = stream.next() => match message {
+                        Some(message) => match message.get_payload::<String>() {
+                            Ok(payload) => catalog.apply_remote_invalidation(&payload).await,
+                            Err(e) => tracing::warn!(error = %e, "undecodable invalidation message"),
+                        },
+                        None => break,
+                    },
+                    () = tokio::time::sleep(PING_INTERVAL) => {
+                        let pong = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<String>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
+                }
+            }
+            catalog.memory().set_trusted(false);
+            tracing::warn!(
+                "cache invalidation channel lost; L1 flushed and bypassed until it is back"
+            );
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

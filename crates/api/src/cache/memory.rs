@@ -1,0 +1,187 @@
+//! The in-process tier (L1): a bounded moka cache with a short TTL in front of Redis.
+//!
+//! Other replicas' writes reach it through the invalidation channel. Two rules keep it
+//! from serving old data:
+//! - a fill is dropped when any invalidation happened since the filler started reading
+//!   (the epoch check), so a reader cannot put back what a writer just removed;
+//! - while the invalidation channel is down the tier is not trusted: it is flushed, and
+//!   neither read nor filled until the channel is back (messages may have been missed).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::db::Product;
+
+/// A cached lookup result: the product, or the knowledge that the id does not exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CachedValue {
+    Present(Arc<Product>),
+    Absent,
+}
+
+impl CachedValue {
+    /// Rough memory cost, for the byte bound.
+    fn weight(&self) -> u32 {
+        const OVERHEAD: usize = 128;
+        let size = match self {
+            Self::Present(p) => {
+                OVERHEAD
+                    + p.name.len()
+                    + p.description.as_ref().map_or(0, String::len)
+                    + p.category.as_ref().map_or(0, String::len)
+            }
+            Self::Absent => OVERHEAD,
+        };
+        u32::try_from(size).unwrap_or(u32::MAX)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MemoryTier {
+    cache: moka::future::Cache<i32, CachedValue>,
+    enabled: bool,
+    epoch: Arc<AtomicU64>,
+    trusted: Arc<AtomicBool>,
+}
+
+impl MemoryTier {
+    /// `max_bytes` bounds memory (each entry weighs its text plus a fixed overhead, which
+    /// also bounds the number of entries); `ttl` bounds how long an entry lives.
+    pub fn new(enabled: bool, max_bytes: u64, ttl: Duration) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_k: &i32, v: &CachedValue| v.weight())
+            .time_to_live(ttl)
+            .build();
+        Self {
+            cache,
+            enabled,
+            epoch: Arc::new(AtomicU64::new(0)),
+            // Untrusted until the invalidation channel is subscribed.
+            trusted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Usable now: enabled and the invalidation channel is up.
+    pub fn active(&self) -> bool {
+        self.enabled && self.trusted.load(Ordering::Acquire)
+    }
+
+    pub async fn get(&self, id: i32) -> Option<CachedValue> {
+        if !self.active() {
+            return None;
+        }
+        self.cache.get(&id).await
+    }
+
+    /// Read before a lookup of the lower tiers; pass to [`MemoryTier::insert_if_unchanged`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Inserts unless an invalidation happened since `epoch` was read.
+    pub async fn insert_if_unchanged(&self, id: i32, value: CachedValue, epoch: u64) {
+        if !self.active() || self.epoch() != epoch {
+            return;
+        }
+        self.cache.insert(id, value).await;
+        // An invalidation between the check and the insert bumped the epoch first and
+        // may have removed nothing yet: undo our insert.
+        if self.epoch() != epoch || !self.active() {
+            self.cache.invalidate(&id).await;
+        }
+    }
+
+    pub async fn invalidate(&self, id: i32) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate(&id).await;
+    }
+
+    pub fn flush(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
+
+    /// The invalidation channel is up (`true`) or lost (`false`, which also flushes).
+    pub fn set_trusted(&self, trusted: bool) {
+        self.flush();
+        self.trusted.store(trusted, Ordering::Release);
+        if !trusted {
+            self.flush();
+        }
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: i32) -> CachedValue {
+        CachedValue::Present(Arc::new(Product {
+            id,
+            name: "n".into(),
+            category: None,
+            price: None,
+            description: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        }))
+    }
+
+    fn trusted_tier() -> MemoryTier {
+        let tier = MemoryTier::new(true, 1 << 20, Duration::from_secs(60));
+        tier.set_trusted(true);
+        tier
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_raced_an_invalidation_is_dropped() {
+        let tier = trusted_tier();
+        let epoch = tier.epoch();
+        tier.invalidate(1).await;
+        tier.insert_if_unchanged(1, product(1), epoch).await;
+        assert_eq!(tier.get(1).await, None);
+
+        let epoch = tier.epoch();
+        tier.insert_if_unchanged(1, product(1), epoch).await;
+        assert_eq!(tier.get(1).await, Some(product(1)));
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_tier_neither_serves_nor_fills() {
+        let tier = trusted_tier();
+        tier.insert_if_unchanged(2, product(2), tier.epoch()).await;
+        tier.set_trusted(false);
+        assert_eq!(tier.get(2).await, None);
+        tier.insert_if_unchanged(2, product(2), tier.epoch()).await;
+        tier.set_trusted(true);
+        assert_eq!(
+            tier.get(2).await,
+            None,
+            "the flush on loss must have removed it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_disabled_tier_is_never_active() {
+        let tier = MemoryTier::new(false, 1 << 20, Duration::from_secs(60));
+        tier.set_trusted(true);
+        assert!(!tier.active());
+        tier.insert_if_unchanged(3, CachedValue::Absent, tier.epoch())
+            .await;
+        assert_eq!(tier.get(3).await, None);
+    }
+}

@@ -1,0 +1,401 @@
+//! The Redis tier (L2): bounded calls, a circuit breaker, and fills that cannot
+//! undo an invalidation.
+//!
+//! Every product key has a generation counter beside it. An invalidation bumps the
+//! counter and deletes the value in one script; a fill carries the generation its
+//! reader saw before going to PostgreSQL and is refused by a script if the counter has
+//! moved since. So a reader that loaded an old row cannot put it back after a writer
+//! invalidated it.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use redis::{
+    AsyncCommands, Client, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::time::Instant;
+
+use super::{
+    breaker::{BreakerState, CircuitBreaker},
+    keys::{ExpiryPolicy, Freshness, KeyScheme, random_unit},
+    memory::CachedValue,
+};
+use crate::db::Product;
+
+/// Keys per SCAN page and per UNLINK batch when clearing.
+const CLEAR_BATCH: usize = 500;
+
+/// Administrative calls (clear, INFO) may scan many keys, so they get more time than a lookup.
+const ADMIN_TIMEOUT_FLOOR: Duration = Duration::from_secs(5);
+
+/// How long a generation counter outlives its last invalidation; longer than any load.
+const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The JSON stored for a known-absent id.
+const ABSENT: &str = "null";
+
+/// KEYS[1] value, KEYS[2] generation; ARGV[1] expected generation, ARGV[2] value, ARGV[3] TTL ms.
+const FILL_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[2]) or '0'
+if current ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
+/// KEYS[1] value, KEYS[2] generation; ARGV[1] generation TTL ms, ARGV[2] channel, ARGV[3] id.
+const INVALIDATE_SCRIPT: &str = r"
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('UNLINK', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+";
+
+/// Why a cache call did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("redis skipped: circuit breaker open")]
+    BreakerOpen,
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot encode or decode a cache value: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    /// The entry and how fresh it is, if there is one.
+    pub entry: Option<(CachedValue, Freshness)>,
+    /// The key's generation when it was read; a later fill must match it.
+    pub generation: u64,
+}
+
+/// What `GET /cache/entries/{id}` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryInfo {
+    pub key: String,
+    pub cached: bool,
+    pub absent_marker: bool,
+    pub ttl: Option<Duration>,
+    pub generation: u64,
+}
+
+/// How the Redis tier is set up.
+#[derive(Debug, Clone)]
+pub struct RedisTierSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub expiry: ExpiryPolicy,
+    pub timeout: Duration,
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisTier {
+    client: Client,
+    conn: ConnectionManager,
+    keys: KeyScheme,
+    expiry: ExpiryPolicy,
+    timeout: Duration,
+    breaker: Arc<CircuitBreaker>,
+    fill_script: Arc<Script>,
+    invalidate_script: Arc<Script>,
+}
+
+fn encode(value: &CachedValue) -> Result<String, serde_json::Error> {
+    match value {
+        CachedValue::Present(product) => serde_json::to_string(product.as_ref()),
+        CachedValue::Absent => Ok(ABSENT.to_owned()),
+    }
+}
+
+fn decode(raw: &str) -> Result<CachedValue, serde_json::Error> {
+    Ok(match serde_json::from_str::<Option<Product>>(raw)? {
+        Some(product) => CachedValue::Present(Arc::new(product)),
+        None => CachedValue::Absent,
+    })
+}
+
+impl RedisTier {
+    /// Does not connect: the first call does, so the service starts while Redis is down.
+    pub fn new(settings: RedisTierSettings) -> Result<Self, redis::RedisError> {
+        let client = Client::open(settings.url.as_str())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(settings.timeout.max(ADMIN_TIMEOUT_FLOOR)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        Ok(Self {
+            client,
+            conn,
+            keys: KeyScheme::new(settings.key_prefix),
+            expiry: settings.expiry,
+            timeout: settings.timeout,
+            breaker: Arc::new(CircuitBreaker::new(
+                settings.breaker_failures,
+                settings.breaker_cooldown,
+            )),
+            fill_script: Arc::new(Script::new(FILL_SCRIPT)),
+            invalidate_script: Arc::new(Script::new(INVALIDATE_SCRIPT)),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn keys(&self) -> &KeyScheme {
+        &self.keys
+    }
+
+    /// Whether unknown ids are remembered as absent.
+    pub fn negative_caching(&self) -> bool {
+        !self.expiry.negative_ttl.is_zero()
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state(Instant::now().into_std())
+    }
+
+    async fn bounded<T>(
+        limit: Duration,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(CacheError::from),
+            Err(_) => Err(CacheError::Timeout(limit)),
+        }
+    }
+
+    /// A request-path call: skipped while the breaker is open, bounded by the timeout,
+    /// and its outcome fed back to the breaker.
+    async fn guarded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        if !self.breaker.allow(Instant::now().into_std()) {
+            return Err(CacheError::BreakerOpen);
+        }
+        let result = Self::bounded(self.timeout, call).await;
+        match &result {
+            Ok(_) => self.breaker.record_success(),
+            // A server-side error (say, a script error) is not an outage.
+            Err(CacheError::Redis(e))
+                if !(e.is_io_error() || e.is_connection_dropped() || e.is_timeout()) => {}
+            Err(_) => self.breaker.record_failure(Instant::now().into_std()),
+        }
+        result
+    }
+
+    fn admin_timeout(&self) -> Duration {
+        self.timeout.max(ADMIN_TIMEOUT_FLOOR)
+    }
+
+    /// Value, generation and remaining TTL in one round trip.
+    #[tracing::instrument(name = "cache.redis.lookup", skip(self), fields(cache.tier = "redis", db.system = "redis", cache.hit))]
+    pub async fn lookup(&self, id: i32) -> Result<Lookup, CacheError> {
+        let key = self.keys.product(id);
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.get(&key).get(self.keys.generation(id)).pttl(&key);
+        let (raw, generation, pttl): (Option<String>, Option<u64>, i64) =
+            self.guarded(pipe.query_async(&mut conn)).await?;
+        let generation = generation.unwrap_or(0);
+        let entry = match raw {
+            None => None,
+            Some(raw) => match decode(&raw) {
+                Ok(CachedValue::Absent) => Some((CachedValue::Absent, Freshness::Fresh)),
+                Ok(value) => {
+                    let remaining = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+                    Some((value, self.expiry.classify(remaining)))
+                }
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "ignoring undecodable cache entry");
+                    None
+                }
+            },
+        };
+        tracing::Span::current().record("cache.hit", entry.is_some());
+        Ok(Lookup { entry, generation })
+    }
+
+    /// Stores `value` unless the key was invalidated since `generation` was read.
+    /// Returns whether it was stored.
+    #[tracing::instrument(name = "cache.redis.fill", skip(self, value), fields(cache.tier = "redis", db.system = "redis"))]
+    pub async fn fill(
+        &self,
+        id: i32,
+        value: &CachedValue,
+        generation: u64,
+    ) -> Result<bool, CacheError> {
+        let ttl = match value {
+            CachedValue::Present(_) => self.expiry.redis_ttl(random_unit()),
+            CachedValue::Absent => self.expiry.negative_ttl,
+        };
+        let json = encode(value)?;
+        let mut conn = self.conn.clone();
+        let mut invocation = self.fill_script.prepare_invoke();
+        invocation
+            .key(self.keys.product(id))
+            .key(self.keys.generation(id))
+            .arg(generation)
+            .arg(json)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let stored: i64 = self.guarded(invocation.invoke_async(&mut conn)).await?;
+        Ok(stored == 1)
+    }
+
+    /// Deletes the entry, bumps its generation and tells every replica, atomically.
+    #[tracing::instrument(name = "cache.redis.invalidate", skip(self), fields(cache.tier = "redis", db.system = "redis"))]
+    pub async fn invalidate(&self, id: i32) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.invalidate_script.prepare_invoke();
+        invocation
+            .key(self.keys.product(id))
+            .key(self.keys.generation(id))
+            .arg(u64::try_from(GENERATION_TTL.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.keys.invalidation_channel())
+            .arg(id);
+        // Not guarded by the breaker: a write must try to invalidate even when reads have
+        // given up on Redis for a while; the caller retries failures.
+        let _: i64 = Self::bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Tells every replica to drop its whole L1 (after `clear`).
+    pub async fn announce_flush(&self) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = Self::bounded(
+            self.timeout,
+            conn.publish(self.keys.invalidation_channel(), "*"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or FLUSHALL).
+    pub async fn clear(&self) -> Result<u64, CacheError> {
+        let pattern = self.keys.all_keys_pattern();
+        let generation_prefix = self.keys.generation_prefix();
+        let mut conn = self.conn.clone();
+        let work = async move {
+            let mut cursor: u64 = 0;
+            let mut cleared: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(CLEAR_BATCH)
+                    .query_async(&mut conn)
+                    .await?;
+                // Generation counters stay, so a fill that was in flight still compares
+                // against the right number; only entries are cleared and counted.
+                let values: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| !k.starts_with(&generation_prefix))
+                    .collect();
+                for batch in values.chunks(CLEAR_BATCH) {
+                    let removed: u64 = conn.unlink(batch).await?;
+                    cleared += removed;
+                }
+                if next == 0 {
+                    return Ok(cleared);
+                }
+                cursor = next;
+            }
+        };
+        Self::bounded(self.admin_timeout(), work).await
+    }
+
+    /// The server's `INFO` fields, name → value.
+    pub async fn info(&self) -> Result<BTreeMap<String, String>, CacheError> {
+        let mut conn = self.conn.clone();
+        let text: String = Self::bounded(
+            self.admin_timeout(),
+            redis::cmd("INFO").query_async(&mut conn),
+        )
+        .await?;
+        Ok(parse_info(&text))
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let _: String = Self::bounded(
+            self.timeout.max(Duration::from_millis(500)),
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// What Redis holds for a product right now.
+    pub async fn entry(&self, id: i32) -> Result<EntryInfo, CacheError> {
+        let key = self.keys.product(id);
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.get(&key).pttl(&key).get(self.keys.generation(id));
+        let (raw, pttl, generation): (Option<String>, i64, Option<u64>) =
+            Self::bounded(self.admin_timeout(), pipe.query_async(&mut conn)).await?;
+        Ok(EntryInfo {
+            cached: raw.is_some(),
+            absent_marker: raw.as_deref() == Some(ABSENT),
+            ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
+            generation: generation.unwrap_or(0),
+            key,
+        })
+    }
+}
+
+/// Parses `INFO` output (`# Section` headers and `name:value` lines).
+pub fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_parsing_skips_sections_and_keeps_values_with_colons() {
+        let info = parse_info(
+            "# Stats\r\nkeyspace_hits:42\r\n\r\nrole:master\r\nexecutable:/usr/bin/redis-server\r\n",
+        );
+        assert_eq!(info["keyspace_hits"], "42");
+        assert_eq!(info["executable"], "/usr/bin/redis-server");
+        assert!(!info.contains_key("# Stats"));
+    }
+
+    #[test]
+    fn absent_and_present_values_round_trip() {
+        assert_eq!(decode(ABSENT).ok(), Some(CachedValue::Absent));
+        let product = Product {
+            id: 3,
+            name: "n".into(),
+            category: Some("c".into()),
+            price: Some(rust_decimal::Decimal::new(1999, 2)),
+            description: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let value = CachedValue::Present(Arc::new(product));
+        let json = encode(&value).expect("encodes");
+        assert!(json.contains("\"price\":19.99"), "{json}");
+        assert_eq!(decode(&json).ok(), Some(value));
+        assert!(decode("{broken").is_err());
+    }
+}

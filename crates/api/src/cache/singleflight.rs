@@ -1,0 +1,196 @@
+//! Single flight: concurrent loads of one key share one execution.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+
+type Flight<V> = Shared<BoxFuture<'static, V>>;
+
+#[derive(Debug)]
+struct Entry<V: Clone> {
+    id: u64,
+    flight: Flight<V>,
+}
+
+/// Map of in-flight loads. Cloning shares the map.
+pub struct SingleFlight<K, V: Clone> {
+    inflight: Arc<Mutex<HashMap<K, Entry<V>>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl<K, V: Clone> Clone for SingleFlight<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inflight: self.inflight.clone(),
+            next_id: self.next_id.clone(),
+        }
+    }
+}
+
+impl<K, V: Clone> std::fmt::Debug for SingleFlight<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleFlight").finish_non_exhaustive()
+    }
+}
+
+impl<K, V: Clone> Default for SingleFlight<K, V> {
+    fn default() -> Self {
+        Self {
+            inflight: Default::default(),
+            next_id: Default::default(),
+        }
+    }
+}
+
+impl<K, V> SingleFlight<K, V>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+        // Entries are inserted and removed whole; a poisoned map is still consistent.
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `load` unless a load of `key` is already in flight, in which case it waits for
+    /// that one. Returns the value and whether this call joined another's flight.
+    ///
+    /// The flight keeps running if the caller that started it goes away: whoever still
+    /// waits drives it.
+    pub async fn run(&self, key: K, load: impl FnOnce() -> BoxFuture<'static, V>) -> (V, bool) {
+        let (flight, joined) = {
+            let mut map = self.lock();
+            match map.get(&key) {
+                Some(entry) => (entry.flight.clone(), true),
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let this = self.clone();
+                    let cleanup_key = key.clone();
+                    let work = load();
+                    let flight = async move {
+                        let value = work.await;
+                        this.remove_if(&cleanup_key, id);
+                        value
+                    }
+                    .boxed()
+                    .shared();
+                    map.insert(
+                        key,
+                        Entry {
+                            id,
+                            flight: flight.clone(),
+                        },
+                    );
+                    (flight, false)
+                }
+            }
+        };
+        (flight.await, joined)
+    }
+
+    fn remove_if(&self, key: &K, id: u64) {
+        let mut map = self.lock();
+        if map.get(key).is_some_and(|e| e.id == id) {
+            map.remove(key);
+        }
+    }
+
+    /// Lets later callers start a new flight for `key` (after a write: the running one may
+    /// have read the old row).
+    pub fn forget(&self, key: &K) {
+        self.lock().remove(key);
+    }
+
+    pub fn forget_all(&self) {
+        self.lock().clear();
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_load() {
+        let flights: SingleFlight<i32, u32> = SingleFlight::default();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let flights = flights.clone();
+            let loads = loads.clone();
+            let gate = gate.clone();
+            tasks.push(tokio::spawn(async move {
+                flights
+                    .run(7, move || {
+                        async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            gate.notified().await;
+                            42
+                        }
+                        .boxed()
+                    })
+                    .await
+            }));
+        }
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.notify_waiters();
+        let mut joined = 0;
+        for task in tasks {
+            let (value, was_joined) = task.await.expect("task");
+            assert_eq!(value, 42);
+            joined += usize::from(was_joined);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(joined, 49);
+        assert_eq!(flights.in_flight(), 0, "finished flights are removed");
+    }
+
+    #[tokio::test]
+    async fn forget_makes_the_next_caller_start_afresh() {
+        let flights: SingleFlight<i32, u32> = SingleFlight::default();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let first = {
+            let flights = flights.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(1, move || {
+                        async move {
+                            gate.notified().await;
+                            1
+                        }
+                        .boxed()
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        flights.forget(&1);
+        let (second, joined) = flights.run(1, || async { 2 }.boxed()).await;
+        assert_eq!((second, joined), (2, false));
+        gate.notify_waiters();
+        assert_eq!(first.await.expect("task").0, 1);
+    }
+}
