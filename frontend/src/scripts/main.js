@@ -89,6 +89,7 @@ async function lookup(raw) {
   input.removeAttribute('aria-invalid');
   input.value = String(parsed.id);
   say(errorBox, '');
+  say(byId('clear-status'), '');
   const button = byId('lookup-button');
   setBusy(button, true);
   try {
@@ -553,9 +554,14 @@ function wireLoadTest() {
     const distinct = num('load-distinct', 1, 100, 15);
     const concurrency = num('load-concurrency', 1, 32, 4);
     const clearFirst = /** @type {HTMLInputElement} */ (byId('load-clear')).checked;
-    const progress = /** @type {HTMLProgressElement} */ (byId('load-progress'));
-    progress.max = n;
-    progress.value = 0;
+    const progress = byId('load-progress');
+    const progressBar = byId('load-progress-bar');
+    const showProgress = (/** @type {number} */ done) => {
+      progress.setAttribute('aria-valuemax', String(n));
+      progress.setAttribute('aria-valuenow', String(done));
+      progressBar.style.width = `${((done / n) * 100).toFixed(1)}%`;
+    };
+    showProgress(0);
     say(errorBox, '');
     const button = byId('load-run');
     setBusy(button, true);
@@ -567,9 +573,7 @@ function wireLoadTest() {
         distinct,
         concurrency,
         clearFirst,
-        onShot: (_shot, done) => {
-          progress.value = done;
-        },
+        onShot: (_shot, done) => showProgress(done),
       });
       renderLoad(r);
       const failed = r.shots.filter((s) => !s.ok);
