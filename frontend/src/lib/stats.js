@@ -11,7 +11,7 @@ const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
  * @property {boolean} redisConnected
  * @property {Record<string, unknown>} server Redis INFO fields (empty while Redis is down)
  * @property {{hits: number, misses: number, hitRate: number|null, dbQueries: number|null,
- *   coalesced: number|null, negativeHits: number|null, tiers: Record<string, TierStats>}} app
+ *   coalesced: number|null, negativeHits: number|null, staleServed: number|null, tiers: Record<string, TierStats>}} app
  * @property {string} timestamp
  */
 
@@ -49,6 +49,7 @@ export function normaliseStats(json) {
       dbQueries: num(app.db_queries),
       coalesced: num(app.coalesced),
       negativeHits: num(app.negative_hits),
+      staleServed: num(app.stale_served),
       tiers,
     },
     timestamp: typeof json?.timestamp === 'string' ? json.timestamp : '',
@@ -76,6 +77,9 @@ export function statTiles(s) {
   }
   if (s.app.negativeHits != null) {
     tiles.push({ id: 'negative-hits', label: 'Negative hits', value: formatCount(s.app.negativeHits), hint: 'unknown ids answered from the cache' });
+  }
+  if (s.app.staleServed != null) {
+    tiles.push({ id: 'stale-served', label: 'Stale served', value: formatCount(s.app.staleServed), hint: 'expired entries served while one refresh ran' });
   }
   tiles.push(
     { id: 'memory', label: 'Redis memory', value: typeof srv.used_memory_human === 'string' ? srv.used_memory_human : '—', hint: 'used_memory_human' },

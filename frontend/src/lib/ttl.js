@@ -9,6 +9,8 @@ export function readEntry(json, fetchedAt) {
   return {
     key: typeof json?.key === 'string' ? json.key : '',
     cached: json?.cached === true,
+    /** an unknown id remembered as absent */
+    negative: json?.negative === true,
     ttlSeconds: typeof json?.ttl_seconds === 'number' && Number.isFinite(json.ttl_seconds) ? json.ttl_seconds : null,
     fetchedAt,
   };
@@ -20,7 +22,7 @@ export function readEntry(json, fetchedAt) {
  * @param {number} now ms (same clock as fetchedAt)
  */
 export function remainingSeconds(entry, now) {
-  if (!entry.cached || entry.ttlSeconds == null) return null;
+  if (!(entry.cached || entry.negative) || entry.ttlSeconds == null) return null;
   return Math.max(0, entry.ttlSeconds - Math.floor((now - entry.fetchedAt) / 1000));
 }
 

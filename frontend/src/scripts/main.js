@@ -36,6 +36,9 @@ const state = {
   /** @type {Map<string, number>} */
   fullTtl: new Map(),
   catalogue: { page: 0, size: 10 },
+  lookupSeq: 0,
+  /** the edit form has changes the user typed since it was last filled */
+  formDirty: false,
   userPaused: false,
 };
 
@@ -91,16 +94,19 @@ async function lookup(raw) {
   say(errorBox, '');
   say(byId('clear-status'), '');
   const button = byId('lookup-button');
+  const seq = ++state.lookupSeq;
   setBusy(button, true);
   try {
     const product = await fetchAndRecord(parsed.id);
+    // A slower, older answer must not replace a newer one (quick buttons pressed fast).
+    if (seq !== state.lookupSeq) return product.data;
     showProduct(product.data, product.roundTripMs);
     state.currentId = parsed.id;
-    const editId = /** @type {HTMLInputElement} */ (byId('edit-id'));
-    if (!byId('edit-panel').hidden && document.activeElement !== editId) editId.value = String(parsed.id);
+    followInEditForm(product.data);
     void refreshEntry();
     return product.data;
   } catch (e) {
+    if (seq !== state.lookupSeq) return null;
     input.setAttribute('aria-invalid', 'true');
     say(errorBox, messageFor(e, `product with id ${parsed.id}`));
     byId('lookup-result').hidden = true;
@@ -480,7 +486,11 @@ function renderEntry() {
   const left = remainingSeconds(entry, performance.now());
   const stateNode = byId('ttl-state');
   stateNode.dataset.cached = String(entry.cached);
-  if (!entry.cached) {
+  if (entry.negative) {
+    stateNode.textContent = 'remembered as absent (negative entry)';
+    stateNode.className = 'text-sm font-medium text-sky-300';
+    setText('ttl-value', formatTtl(left));
+  } else if (!entry.cached) {
     stateNode.textContent = 'not cached';
     stateNode.className = 'text-sm font-medium text-amber-300';
     setText('ttl-value', '—');
@@ -718,8 +728,19 @@ function showFieldErrors(errors) {
   }
 }
 
+/**
+ * The edit form follows the lookup, unless the user is editing something.
+ * @param {any} p
+ */
+function followInEditForm(p) {
+  if (byId('edit-panel').hidden || state.formDirty) return;
+  /** @type {HTMLInputElement} */ (byId('edit-id')).value = String(p.id);
+  fillForm(p);
+}
+
 /** @param {any} p */
 function fillForm(p) {
+  state.formDirty = false;
   const v = formValues(p);
   /** @type {HTMLInputElement} */ (byId('edit-name')).value = v.name;
   /** @type {HTMLInputElement} */ (byId('edit-category')).value = v.category;
@@ -745,7 +766,8 @@ async function describeEntry(id) {
   try {
     const { data } = await api.cacheEntry(id);
     const e = readEntry(data, 0);
-    logStep(e.cached ? `Cache entry ${e.key}: present (TTL ${formatTtl(e.ttlSeconds)}).` : `Cache entry ${e.key}: gone — invalidated.`, e.cached ? 'warn' : 'ok');
+    if (e.negative) logStep(`Cache entry ${e.key}: remembered as absent for ${formatTtl(e.ttlSeconds)}.`, 'info');
+    else logStep(e.cached ? `Cache entry ${e.key}: present (TTL ${formatTtl(e.ttlSeconds)}).` : `Cache entry ${e.key}: gone — invalidated.`, e.cached ? 'warn' : 'ok');
   } catch {
     // the TTL panel shows errors of its own
   }
@@ -913,6 +935,9 @@ async function probeWrites() {
 }
 
 function wireEdit() {
+  byId('edit-form').addEventListener('input', (ev) => {
+    if (/** @type {HTMLElement} */ (ev.target).id !== 'edit-token') state.formDirty = true;
+  });
   byId('edit-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (state.writes.update) void save();

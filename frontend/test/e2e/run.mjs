@@ -242,12 +242,18 @@ test('the statistics refresh themselves and move', async () => {
 });
 
 test('clearing the cache makes the next lookup come from the database', async () => {
-  await page.locator('[data-quick="5"]').click();
-  await page.locator('[data-quick="5"]').click();
-  await waitFor(() => document.getElementById('product-id-out')?.textContent === '5' && document.getElementById('source-badge')?.dataset.source === 'cache');
+  const bars = () => page.evaluate(() => document.querySelectorAll('#timeline-chart .timeline-bar').length);
+  const quick5 = async () => {
+    const before = await bars();
+    await page.locator('[data-quick="5"]').click();
+    await waitFor((n) => document.querySelectorAll('#timeline-chart .timeline-bar').length !== n && document.getElementById('product-id-out')?.textContent === '5', before);
+  };
+  await quick5();
+  await quick5();
+  assert((await badgeSource()) === 'cache', `product 5 cached, got ${await badgeSource()}`);
   await clearCacheViaButton();
-  await page.locator('[data-quick="5"]').click();
-  await waitFor(() => document.getElementById('source-badge')?.dataset.source === 'database');
+  await quick5();
+  assert((await badgeSource()) === 'database', `after clearing, from the database, got ${await badgeSource()}`);
 });
 
 test('a bad id shows an inline error, never a dialog', async () => {

@@ -120,3 +120,10 @@ test('poller skips a tick that finds the page hidden, and survives a failing tas
   assert.equal(runs, 2);
   assert.ok(timers.pending);
 });
+
+test('negative entries count down too', () => {
+  const e = readEntry({ key: 'cacheme:v1:product:999', cached: false, negative: true, ttl_seconds: 29.5 }, 0);
+  assert.equal(e.negative, true);
+  assert.equal(remainingSeconds(e, 10_000), 19.5);
+  assert.equal(readEntry({}, 0).negative, false);
+});
