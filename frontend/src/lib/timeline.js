@@ -199,6 +199,7 @@ export function percentLines(values, plot, slots) {
   const step = plot.w / (n - 1);
   /** @type {string[]} */
   const runs = [];
+  /** @type {string[]} */
   let current = [];
   values.forEach((v, i) => {
     if (v == null || !Number.isFinite(v)) {
