@@ -1,23 +1,7 @@
-use std::time::Duration;
-
 use cacheme_testsupport::{RedisServer, free_port};
 use redis::AsyncCommands;
 
-use crate::helpers::{TestDatabase, spawn_app_with, start, stores, test_config};
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
+use crate::helpers::{TestDatabase, eventually, spawn_app_with, start, stores, test_config};
 
 #[tokio::test]
 async fn redis_killed_mid_test_degrades_then_recovers() {

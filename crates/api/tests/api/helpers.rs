@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use cacheme_api::{app::App, config::Config};
+use cacheme_api::{app::App, catalog::Hooks, config::Config, state::AppState};
 use cacheme_testsupport::{Stores, with_database};
 use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde_json::Value;
@@ -129,6 +129,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     pub redis: redis::Client,
+    /// The app's shared state, to reach its pool or catalog directly.
+    pub state: AppState,
     /// Kept so the database lives (and is dropped) with the app; `None` when the test
     /// pointed the app at an unreachable or self-managed database.
     _database: Option<TestDatabase>,
@@ -164,7 +166,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts the service with exactly `config`.
 pub async fn start(config: Config, db: Option<TestDatabase>) -> TestApp {
-    let app = App::build(&config).await.expect("app builds");
+    start_with_hooks(config, db, Hooks::default()).await
+}
+
+/// [`start`] with hooks in the read path.
+pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: Hooks) -> TestApp {
+    let app = App::build_with_hooks(&config, hooks)
+        .await
+        .expect("app builds");
+    let state = app.state().clone();
     let addr = app.local_addr().expect("bound address");
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -175,6 +185,7 @@ pub async fn start(config: Config, db: Option<TestDatabase>) -> TestApp {
         client: http_client(),
         redis: redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
         config,
+        state,
         _database: db,
         shutdown: Some(tx),
         server: Some(server),
@@ -242,6 +253,32 @@ impl TestApp {
         .await
     }
 
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Answer::from(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get("/cache/stats").await.body["app_stats"].clone()
+    }
+
+    /// Waits until the in-process tier is in use (its invalidation channel subscribed).
+    pub async fn wait_for_memory_tier(&self, active: bool) {
+        for _ in 0..100 {
+            if self.get("/health").await.body["memory_tier"] == active {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "memory tier never became {}",
+            if active { "active" } else { "inactive" }
+        );
+    }
+
     pub async fn delete(&self, path: &str) -> Answer {
         Answer::from(
             self.client
@@ -300,4 +337,19 @@ impl Drop for TestApp {
         })
         .join();
     }
+}
+
+/// Polls `check` every 100 ms for up to 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
 }

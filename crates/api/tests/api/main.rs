@@ -2,8 +2,10 @@
 
 mod binary;
 mod cache;
+mod correctness;
 mod docs;
 mod failure;
 mod health;
 mod helpers;
 mod products;
+mod writes;
