@@ -1,0 +1,478 @@
+//! The reconcile loop: read the `CacheMe`, compute every child, apply each
+//! with server-side apply under one field manager, delete what a switched-off
+//! component left, write the status, and record Events.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, instrument, warn};
+
+use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
+use crate::resources::{Absent, ChildKind, Component, MANAGED_BY, SecretPlan, Stack};
+use crate::secrets::Password;
+use crate::status::{self, Rollout};
+use crate::{Error, FIELD_MANAGER, Result, metrics};
+
+/// Requeue period once everything is ready (drift correction).
+pub const READY_REQUEUE: Duration = Duration::from_secs(300);
+/// Requeue period while a rollout is in progress.
+pub const PROGRESS_REQUEUE: Duration = Duration::from_secs(30);
+/// First retry after a failure; doubles per consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay after failures.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Delay before the next try after `failures` consecutive failures (≥ 1).
+pub fn backoff_delay(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    BACKOFF_BASE
+        .saturating_mul(1u32 << exponent)
+        .min(BACKOFF_MAX)
+}
+
+/// Consecutive failures per object, for per-object exponential backoff.
+#[derive(Debug, Default)]
+pub struct Backoffs(Mutex<HashMap<String, u32>>);
+
+impl Backoffs {
+    /// Counts one more failure of `key` and returns the count.
+    pub fn failed(&self, key: &str) -> u32 {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let n = map.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn succeeded(&self, key: &str) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.remove(key);
+    }
+}
+
+/// What `reconcile` needs.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub backoffs: Arc<Backoffs>,
+}
+
+impl Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context reporting events as `cacheme-operator` from `instance`.
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_string(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            backoffs: Arc::default(),
+        }
+    }
+}
+
+fn key(cm: &CacheMe) -> String {
+    format!("{}/{}", cm.namespace().unwrap_or_default(), cm.name_any())
+}
+
+/// Reconciles one `CacheMe`; failures also become a `Degraded` condition and
+/// a Warning event.
+#[instrument(skip_all, fields(cacheme = %key(&cm)))]
+pub async fn reconcile(cm: Arc<CacheMe>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    metrics::reconcile_started();
+    let result = apply_all(&cm, &ctx).await;
+    metrics::reconcile_duration(started.elapsed());
+    match result {
+        Ok(action) => {
+            ctx.backoffs.succeeded(&key(&cm));
+            Ok(action)
+        }
+        Err(error) => {
+            metrics::reconcile_failed(&error);
+            warn!(error = %error, reason = error.reason(), "reconcile failed");
+            report_failure(&cm, &ctx, &error).await;
+            Err(error)
+        }
+    }
+}
+
+/// Retry with exponential backoff per object.
+pub fn error_policy(cm: Arc<CacheMe>, _error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.backoffs.failed(&key(&cm));
+    Action::requeue(backoff_delay(failures))
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+async fn publish(
+    ctx: &Context,
+    cm: &CacheMe,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cm.object_ref(&())).await {
+        warn!(error = %e, reason, "cannot publish event");
+    }
+}
+
+async fn report_failure(cm: &CacheMe, ctx: &Context, error: &Error) {
+    publish(
+        ctx,
+        cm,
+        EventType::Warning,
+        error.reason(),
+        "Reconcile",
+        error.to_string(),
+    )
+    .await;
+    let status = status::degraded(cm, error.reason(), error.to_string(), &now());
+    if let Err(e) = patch_status(ctx, cm, &status).await {
+        warn!(error = %e, "cannot write the Degraded status");
+    }
+}
+
+async fn patch_status(ctx: &Context, cm: &CacheMe, status: &CacheMeStatus) -> Result<()> {
+    let namespace = cm.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<CacheMe> = Api::namespaced(ctx.client.clone(), &namespace);
+    let body = serde_json::json!({
+        "apiVersion": CacheMe::api_version(&()),
+        "kind": CacheMe::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &cm.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::Status(Box::new(e)))?;
+    Ok(())
+}
+
+/// Server-side apply of one child under the operator's field manager.
+async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| Error::Apply {
+        kind: K::kind(&()).to_string(),
+        name,
+        source: Box::new(e),
+    })
+}
+
+async fn apply_each<K>(client: &Client, namespace: &str, objects: &[K]) -> Result<Vec<K>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let mut applied = Vec::with_capacity(objects.len());
+    for object in objects {
+        applied.push(apply(client, namespace, object).await?);
+    }
+    Ok(applied)
+}
+
+/// Deletes one object; `Ok(false)` when it was already gone.
+async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<bool>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(e) => Err(Error::Delete {
+            kind: K::kind(&()).to_string(),
+            name: name.to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) -> Result<bool> {
+    let name = absent.name.as_str();
+    match absent.kind {
+        ChildKind::Deployment => delete::<Deployment>(client, namespace, name).await,
+        ChildKind::Service => delete::<Service>(client, namespace, name).await,
+        ChildKind::ConfigMap => delete::<ConfigMap>(client, namespace, name).await,
+        ChildKind::NetworkPolicy => delete::<NetworkPolicy>(client, namespace, name).await,
+        ChildKind::PodDisruptionBudget => {
+            delete::<PodDisruptionBudget>(client, namespace, name).await
+        }
+        ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
+    }
+}
+
+/// Creates a generated Secret unless it exists. Only its metadata is read, so
+/// existing credentials never enter the operator; it is never updated.
+async fn ensure_secret(client: &Client, namespace: &str, plan: &SecretPlan) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let err = |e| Error::Secret {
+        name: plan.name.clone(),
+        source: Box::new(e),
+    };
+    if api
+        .get_metadata_opt(&plan.name)
+        .await
+        .map_err(err)?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let secret = plan.build(Password::generate()?.expose());
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(true),
+        // Another writer won the race: keep theirs.
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Content of the user's seed ConfigMap key, when the spec references one.
+async fn referenced_seed(client: &Client, cm: &CacheMe, namespace: &str) -> Result<Option<String>> {
+    let Some(reference) = cm
+        .spec
+        .seed_data
+        .as_ref()
+        .and_then(|s| s.config_map_ref.as_ref())
+    else {
+        return Ok(None);
+    };
+    let key = reference.key.as_deref().unwrap_or(DEFAULT_SEED_KEY);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let seed_error = |reason: String| Error::Seed {
+        name: reference.name.clone(),
+        reason,
+    };
+    let config_map = api
+        .get_opt(&reference.name)
+        .await
+        .map_err(|e| Error::Kube(Box::new(e)))?
+        .ok_or_else(|| seed_error("not found".to_string()))?;
+    let data = config_map
+        .data
+        .and_then(|mut d| d.remove(key))
+        .ok_or_else(|| seed_error(format!("has no key {key:?}")))?;
+    Ok(Some(data))
+}
+
+async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
+    let client = &ctx.client;
+    let namespace = cm.namespace().ok_or(Error::MissingNamespace)?;
+    let seed = referenced_seed(client, cm, &namespace).await?;
+    let stack = Stack::new(cm, seed.as_deref())?;
+    let desired = stack.desired()?;
+
+    for plan in &desired.secrets {
+        if ensure_secret(client, &namespace, plan).await? {
+            info!(secret = %plan.name, "created generated credentials");
+            publish(
+                ctx,
+                cm,
+                EventType::Normal,
+                "SecretCreated",
+                "Create",
+                format!("Created Secret {} with generated credentials", plan.name),
+            )
+            .await;
+        }
+    }
+    apply_each(client, &namespace, &desired.config_maps).await?;
+    apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs).await?;
+    apply_each(client, &namespace, &desired.services).await?;
+    let deployments = apply_each(client, &namespace, &desired.deployments).await?;
+    apply_each(client, &namespace, &desired.network_policies).await?;
+    apply_each(client, &namespace, &desired.pod_disruption_budgets).await?;
+    apply_each(client, &namespace, &desired.ingresses).await?;
+
+    for absent in &desired.absent {
+        if delete_absent(client, &namespace, absent).await? {
+            info!(kind = absent.kind.as_str(), name = %absent.name, "deleted");
+            publish(
+                ctx,
+                cm,
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                format!(
+                    "Deleted {} {}: its component is off",
+                    absent.kind.as_str(),
+                    absent.name
+                ),
+            )
+            .await;
+        }
+    }
+
+    let rollouts: Vec<Rollout> = deployments.iter().map(Rollout::of).collect();
+    let api_name = stack.child_name(Component::Api);
+    let api = rollouts.iter().find(|r| r.name == api_name);
+    let new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
+    let old_phase = cm.status.as_ref().and_then(|s| s.phase);
+    let phase = new_status.phase.unwrap_or_default();
+    if cm.status.as_ref() != Some(&new_status) {
+        patch_status(ctx, cm, &new_status).await?;
+    }
+    if old_phase != Some(phase) && matches!(phase, Phase::Ready | Phase::Progressing) {
+        publish(
+            ctx,
+            cm,
+            EventType::Normal,
+            phase.as_str(),
+            "Reconcile",
+            match phase {
+                Phase::Ready => "Every component is available".to_string(),
+                _ => "Rolling out".to_string(),
+            },
+        )
+        .await;
+    }
+    Ok(Action::requeue(if phase == Phase::Ready {
+        READY_REQUEUE
+    } else {
+        PROGRESS_REQUEUE
+    }))
+}
+
+/// Runs the controller until `stop` resolves; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    instance: Option<String>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let cachemes: Api<CacheMe> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Fail fast, with a hint, when the CRD is missing.
+    cachemes
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "cannot list CacheMes: is the CRD installed (k8s/crd.yaml)?");
+            Error::Kube(Box::new(e))
+        })?;
+
+    fn owned<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned_config =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+
+    let (reader, writer) = reflector::store();
+    // Only spec changes of a CacheMe (its generation) trigger; our status
+    // writes do not.
+    let cachemes = watcher(cachemes, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let ctx = Arc::new(Context::new(client.clone(), instance));
+    Controller::for_stream(cachemes, reader)
+        .owns(
+            owned::<Deployment>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(owned::<Service>(&client, &namespace), owned_config.clone())
+        .owns(
+            owned::<ConfigMap>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(
+            owned::<PersistentVolumeClaim>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(
+            owned::<NetworkPolicy>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(
+            owned::<PodDisruptionBudget>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(owned::<Ingress>(&client, &namespace), owned_config)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(cacheme = %object, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

@@ -1,0 +1,458 @@
+//! The `CacheMe` custom resource (`cachemes.cacheme.dev`, `v1alpha1`).
+//!
+//! The CRD YAML in `k8s/crd.yaml` (and the Helm chart's copy) is generated from
+//! these types by [`crd_yaml`]; a test fails when the committed file drifts.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Default image of the product API.
+pub const DEFAULT_API_IMAGE: &str = "cacheme/api:0.1.0";
+/// Default image of the static page.
+pub const DEFAULT_FRONTEND_IMAGE: &str = "cacheme/frontend:0.1.0";
+/// Default image of the managed Redis.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
+/// Default image of the managed PostgreSQL.
+pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
+/// Default image of pgAdmin.
+pub const DEFAULT_PGADMIN_IMAGE: &str = "dpage/pgadmin4:9.1";
+/// Default image of Redis Commander.
+pub const DEFAULT_REDIS_COMMANDER_IMAGE: &str = "ghcr.io/joeferner/redis-commander:0.9.0";
+/// Default key of the URL inside an external database/Redis Secret.
+pub const DEFAULT_URL_KEY: &str = "url";
+/// Default key of the products inside a referenced seed ConfigMap.
+pub const DEFAULT_SEED_KEY: &str = "products.json";
+
+/// Desired state of a CacheMe stack: the product API with Redis in front of
+/// PostgreSQL, its page, and optional admin tools.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cacheme.dev",
+    version = "v1alpha1",
+    kind = "CacheMe",
+    plural = "cachemes",
+    singular = "cacheme",
+    shortname = "cm",
+    category = "cacheme",
+    namespaced,
+    status = "CacheMeStatus",
+    derive = "PartialEq",
+    doc = "A CacheMe stack: product API, Redis cache, PostgreSQL, page and admin tools.",
+    validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child object names add a suffix"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every enabled component is available"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Human-readable summary"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Ready API replicas"
+    ),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".spec.replicas",
+        description = "Desired API replicas",
+        priority = 1
+    ),
+    printcolumn(
+        name = "TTL",
+        type_ = "integer",
+        json_path = ".spec.ttlSeconds",
+        description = "Cache TTL of a product entry, in seconds"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheMeSpec {
+    /// TTL of a cached product entry in seconds (the API adds jitter).
+    #[serde(default = "default_ttl")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub ttl_seconds: i32,
+
+    /// Number of API replicas. A PodDisruptionBudget is created when > 1.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+
+    /// Products upserted by the API at start: inline, or from a ConfigMap.
+    /// Without it the API keeps the products of its migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_data: Option<SeedData>,
+
+    /// The product API.
+    #[serde(default)]
+    pub api: ApiSpec,
+
+    /// The static page.
+    #[serde(default)]
+    pub frontend: FrontendSpec,
+
+    /// Redis, managed by the operator or external.
+    #[serde(default)]
+    pub redis: RedisSpec,
+
+    /// PostgreSQL, managed by the operator or external.
+    #[serde(default)]
+    pub postgres: PostgresSpec,
+
+    /// pgAdmin, pre-configured with the managed PostgreSQL (off by default).
+    #[serde(default)]
+    pub pg_admin: ToolSpec,
+
+    /// Redis Commander, pre-configured with the managed Redis (off by default).
+    #[serde(default)]
+    pub redis_commander: ToolSpec,
+
+    /// An Ingress routing `/` to the page and the API paths to the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// OpenTelemetry export of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
+}
+
+fn default_ttl() -> i32 {
+    3600
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Seed products: exactly one of `products` and `configMapRef`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.products) != has(self.configMapRef)").message("seedData needs exactly one of products and configMapRef"))]
+pub struct SeedData {
+    /// Products inline; the operator writes them to a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub products: Option<Vec<Product>>,
+
+    /// A ConfigMap key holding a JSON array of products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+/// A product as the API stores it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    /// Product id (primary key).
+    #[schemars(range(min = 1))]
+    pub id: i64,
+    /// Name.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Price, two decimals.
+    #[schemars(range(min = 0.0, max = 99999999.99))]
+    pub price: f64,
+    /// Category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// A key in a ConfigMap of the same namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// ConfigMap name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key holding the JSON array (default `products.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A key in a Secret of the same namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key holding the URL (default `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// An external service, reached by a URL kept in a Secret.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSpec {
+    /// The Secret key holding the connection URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Persistent storage of a managed store.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size, e.g. `1Gi`.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    pub size: String,
+    /// StorageClass; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_storage_size() -> String {
+    "1Gi".to_string()
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+/// The product API.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// Container image (default `cacheme/api:0.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra delay on each database read, to show what the cache saves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub simulated_db_latency_ms: Option<i32>,
+}
+
+/// The static page.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendSpec {
+    /// Run the page (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Container image (default `cacheme/frontend:0.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for FrontendSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            image: None,
+            resources: None,
+        }
+    }
+}
+
+/// Redis: managed (image, resources, optional persistence) or external.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("redis is either external or managed: drop image, resources and storage when external is set"))]
+pub struct RedisSpec {
+    /// Container image of the managed Redis (default `redis:7.4-alpine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the managed Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Persistence (append-only file on a PersistentVolumeClaim); in-memory only when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Use an external Redis instead of a managed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
+}
+
+/// PostgreSQL: managed (image, resources, storage) or external.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("postgres is either external or managed: drop image, resources and storage when external is set"))]
+pub struct PostgresSpec {
+    /// Container image of the managed PostgreSQL (default `postgres:17-alpine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the managed PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The data volume (default 1Gi on the default StorageClass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Use an external PostgreSQL instead of a managed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
+}
+
+/// An optional admin tool.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// Run the tool (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Container image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Ingress settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name; all hosts when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ))]
+    pub host: Option<String>,
+    /// IngressClass name; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Secret with the TLS certificate for `host`; plain HTTP when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+}
+
+/// OpenTelemetry settings of the API.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySpec {
+    /// OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`), e.g. `http://otel-collector:4318`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub otlp_endpoint: Option<String>,
+    /// Share of traces sampled, 0 to 1 (default 1).
+    #[serde(default = "default_sampling_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: f64,
+}
+
+fn default_sampling_ratio() -> f64 {
+    1.0
+}
+
+impl Default for TelemetrySpec {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sampling_ratio: default_sampling_ratio(),
+        }
+    }
+}
+
+/// Human-readable summary of the state.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Nothing observed yet.
+    #[default]
+    Pending,
+    /// Objects applied, waiting for rollouts.
+    Progressing,
+    /// Every enabled component is available.
+    Ready,
+    /// The last reconcile failed.
+    Degraded,
+}
+
+impl Phase {
+    /// The phase as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Ready => "Ready",
+            Phase::Degraded => "Degraded",
+        }
+    }
+}
+
+/// URLs of the stack.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// The page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    /// The API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// pgAdmin (in-cluster; use `kubectl port-forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_admin: Option<String>,
+    /// Redis Commander (in-cluster; use `kubectl port-forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_commander: Option<String>,
+}
+
+/// Observed state, written by the operator only.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheMeStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Human-readable summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// `Ready`, `Progressing` and `Degraded`, with reasons.
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Desired API replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Ready API replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// URLs of the page, the API and the admin tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+}
+
+/// The CustomResourceDefinition.
+pub fn crd() -> CustomResourceDefinition {
+    CacheMe::crd()
+}
+
+/// The CustomResourceDefinition as YAML, as committed in `k8s/crd.yaml`.
+pub fn crd_yaml() -> Result<String, yaml_serde::Error> {
+    let body = yaml_serde::to_string(&crd())?;
+    Ok(format!(
+        "# Generated by `cacheme-operator crd`; do not edit.\n---\n{body}"
+    ))
+}

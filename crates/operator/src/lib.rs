@@ -1,0 +1,134 @@
+//! CacheMe operator: turns one `CacheMe` resource into the whole stack.
+//!
+//! - [`crd`]: the custom resource types and the generated CRD.
+//! - [`resources`]: pure builders of every child object.
+//! - [`secrets`]: generated credentials.
+//! - [`status`]: pure computation of the status (conditions, phase, endpoints).
+//! - [`controller`]: the reconcile loop (server-side apply, events, backoff).
+//! - [`metrics`], [`server`], [`run`]: running it; [`render`]: offline rendering.
+
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod render;
+pub mod resources;
+pub mod run;
+pub mod secrets;
+pub mod server;
+pub mod status;
+
+/// The single field manager of every server-side apply made by the operator.
+pub const FIELD_MANAGER: &str = "cacheme-operator";
+
+/// Everything that can fail in the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The CacheMe has no namespace (it is a namespaced resource).
+    #[error("the CacheMe has no namespace")]
+    MissingNamespace,
+
+    /// The CacheMe has no uid yet, so no owner reference can point to it.
+    #[error("the CacheMe has no uid or name yet")]
+    MissingOwner,
+
+    /// Server-side apply of a child object failed.
+    #[error("cannot apply {kind} {name}: {source}")]
+    Apply {
+        kind: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Deleting the child object of a switched-off component failed.
+    #[error("cannot delete {kind} {name}: {source}")]
+    Delete {
+        kind: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Reading or creating a generated Secret failed.
+    #[error("cannot ensure Secret {name}: {source}")]
+    Secret {
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The referenced seed ConfigMap is missing or unusable.
+    #[error("seed ConfigMap {name}: {reason}")]
+    Seed { name: String, reason: String },
+
+    /// Writing the status failed.
+    #[error("cannot update the status: {0}")]
+    Status(#[source] Box<kube::Error>),
+
+    /// Any other Kubernetes API failure.
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[source] Box<kube::Error>),
+
+    /// The operating system's random generator failed.
+    #[error("cannot generate a password: {0}")]
+    Random(String),
+
+    /// Serialisation of a built object failed.
+    #[error("cannot serialise: {0}")]
+    Serialize(#[from] serde_json::Error),
+
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    Lease(String),
+
+    /// A CacheMe file could not be rendered.
+    #[error("render: {0}")]
+    Render(String),
+
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Label of the `reason` of the failure metrics (low cardinality).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "missing_namespace",
+            Error::MissingOwner => "missing_owner",
+            Error::Apply { .. } => "apply",
+            Error::Delete { .. } => "delete",
+            Error::Secret { .. } => "secret",
+            Error::Seed { .. } => "seed",
+            Error::Status(_) => "status",
+            Error::Kube(_) => "kube",
+            Error::Random(_) => "random",
+            Error::Serialize(_) => "serialize",
+            Error::Lease(_) => "lease",
+            Error::Render(_) => "render",
+            Error::Io(_) => "io",
+        }
+    }
+
+    /// Reason of the `Degraded` condition and of the Warning event (CamelCase).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "MissingNamespace",
+            Error::MissingOwner => "MissingOwner",
+            Error::Apply { .. } => "ApplyFailed",
+            Error::Delete { .. } => "DeleteFailed",
+            Error::Secret { .. } => "SecretFailed",
+            Error::Seed { .. } => "SeedUnavailable",
+            Error::Status(_) => "StatusFailed",
+            Error::Kube(_) => "KubernetesError",
+            Error::Random(_) => "RandomFailed",
+            Error::Serialize(_) => "SerializeFailed",
+            Error::Lease(_) => "LeaderElectionFailed",
+            Error::Render(_) => "RenderFailed",
+            Error::Io(_) => "IoFailed",
+        }
+    }
+}
+
+/// Result with the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

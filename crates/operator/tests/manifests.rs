@@ -1,0 +1,203 @@
+//! The generated CRD, the install manifests and every object the builders
+//! produce for the samples, checked against the Kubernetes schemas.
+
+mod support;
+
+use std::path::PathBuf;
+
+use cacheme_operator::crd::{crd, crd_yaml};
+use cacheme_operator::resources::Stack;
+use serde_json::Value;
+use support::{
+    NAMESPACE, SAMPLES, TestResult, repo_file, run_kubernetes_validate, sample, scratch_dir,
+};
+
+fn crd_schema() -> TestResult<Value> {
+    let crd = serde_json::to_value(crd())?;
+    Ok(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone())
+}
+
+fn yaml_file(path: &str) -> TestResult<Value> {
+    let text = std::fs::read_to_string(repo_file(path))?;
+    Ok(yaml_serde::from_str(&text)?)
+}
+
+#[test]
+fn committed_crd_matches_the_code() -> TestResult {
+    let generated = crd_yaml()?;
+    let committed = std::fs::read_to_string(repo_file("k8s/crd.yaml")).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "k8s/crd.yaml is out of date; regenerate it with\n  cargo run -p cacheme-operator -- crd > k8s/crd.yaml"
+    );
+    Ok(())
+}
+
+#[test]
+fn crd_passes_strict_kubernetes_validation() -> TestResult {
+    let (ok, output) = run_kubernetes_validate(&[repo_file("k8s/crd.yaml")])?;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("customresourcedefinition/cachemes.cacheme.dev"),
+        "{output}"
+    );
+    Ok(())
+}
+
+#[test]
+fn operator_install_manifests_pass_strict_kubernetes_validation() -> TestResult {
+    let (ok, output) = run_kubernetes_validate(&[repo_file("k8s/operator.yaml")])?;
+    assert!(ok, "{output}");
+    for object in [
+        "namespace/cacheme-system",
+        "serviceaccount/cacheme-operator",
+        "clusterrole/cacheme-operator",
+        "clusterrolebinding/cacheme-operator",
+        "role/cacheme-operator-leader-election",
+        "rolebinding/cacheme-operator-leader-election",
+        "deployment/cacheme-operator",
+    ] {
+        assert!(output.contains(object), "{object} not validated:\n{output}");
+    }
+    Ok(())
+}
+
+/// Every child object of every sample, one JSON file each.
+fn write_children(dir: &std::path::Path) -> TestResult<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for name in SAMPLES {
+        let cm = sample(name)?;
+        let objects = Stack::new(&cm, Some("[]"))?.desired()?.manifests()?;
+        assert!(!objects.is_empty());
+        for object in objects {
+            let kind = object["kind"].as_str().unwrap_or("unknown").to_lowercase();
+            let object_name = object["metadata"]["name"].as_str().unwrap_or("unnamed");
+            let file = dir.join(format!("{name}-{kind}-{object_name}.json"));
+            std::fs::write(&file, serde_json::to_vec_pretty(&object)?)?;
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+#[test]
+fn every_built_object_passes_strict_kubernetes_validation() -> TestResult {
+    let dir = scratch_dir("children")?;
+    let files = write_children(&dir)?;
+    let (ok, output) = run_kubernetes_validate(&files)?;
+    assert!(ok, "{output}");
+    let passed = output.matches(" passed ").count();
+    assert_eq!(passed, files.len(), "every file must be checked:\n{output}");
+    // The kinds the operator creates are all covered.
+    for kind in [
+        "deployment/",
+        "service/",
+        "configmap/",
+        "secret/",
+        "persistentvolumeclaim/",
+        "networkpolicy/",
+        "poddisruptionbudget/",
+        "ingress/",
+    ] {
+        assert!(output.contains(kind), "no {kind} validated:\n{output}");
+    }
+    Ok(())
+}
+
+#[test]
+fn kubernetes_validate_rejects_a_broken_child() -> TestResult {
+    // The strict check really looks at our objects: an unknown field fails.
+    let cm = sample("minimal")?;
+    let mut deployment = serde_json::to_value(Stack::new(&cm, None)?.api_deployment()?)?;
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] =
+        Value::from("Always");
+    let file = scratch_dir("broken-child")?.join("deployment.json");
+    std::fs::write(&file, serde_json::to_vec(&deployment)?)?;
+    let (ok, output) = run_kubernetes_validate(&[file])?;
+    assert!(!ok, "an unknown field must fail:\n{output}");
+    assert!(output.contains("imagePullPolicyy"), "{output}");
+    Ok(())
+}
+
+#[test]
+fn kubernetes_validate_does_not_know_the_custom_kind() -> TestResult {
+    // Why the samples are validated against the CRD schema below instead.
+    let (ok, output) = run_kubernetes_validate(&[repo_file("k8s/samples/minimal.yaml")])?;
+    assert!(ok || output.contains("ouldn't find schema"), "{output}");
+    assert!(!output.contains(" passed "), "{output}");
+    Ok(())
+}
+
+#[test]
+fn samples_are_valid_against_the_crd_schema() -> TestResult {
+    let schema = crd_schema()?;
+    for name in SAMPLES {
+        let object = yaml_file(&format!("k8s/samples/{name}.yaml"))?;
+        let errors = support::schema::validate(&schema, &object);
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+        // And the operator reads them.
+        let cm = sample(name)?;
+        assert_eq!(cm.metadata.namespace.as_deref(), Some(NAMESPACE));
+    }
+    Ok(())
+}
+
+#[test]
+fn out_of_range_sample_is_rejected_by_the_schema() -> TestResult {
+    let object = yaml_file("k8s/samples/invalid/out-of-range.yaml")?;
+    let errors = support::schema::validate(&crd_schema()?, &object);
+    let text = errors.join("\n");
+    assert!(
+        text.contains("spec.ttlSeconds: 0 is below the minimum 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spec.telemetry.samplingRatio: 1.5 is above the maximum 1"),
+        "{text}"
+    );
+    assert!(text.contains("spec.cacheSize: unknown field"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn external_and_managed_sample_is_rejected_by_the_cel_rules() -> TestResult {
+    let object = yaml_file("k8s/samples/invalid/external-and-managed.yaml")?;
+    let errors = support::schema::validate(&crd_schema()?, &object);
+    let text = errors.join("\n");
+    assert!(
+        text.contains("postgres is either external or managed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seedData needs exactly one of products and configMapRef"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn long_names_are_rejected_by_the_cel_rules() -> TestResult {
+    let mut object = yaml_file("k8s/samples/minimal.yaml")?;
+    object["metadata"]["name"] = Value::from("a".repeat(41));
+    let errors = support::schema::validate(&crd_schema()?, &object);
+    assert!(
+        errors.join("\n").contains("at most 40 characters"),
+        "{errors:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn every_sample_in_the_folder_is_covered() -> TestResult {
+    let mut found: Vec<String> = std::fs::read_dir(repo_file("k8s/samples"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .map(|n| n.trim_end_matches(".yaml").to_string())
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = SAMPLES.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    Ok(())
+}
