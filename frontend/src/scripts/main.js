@@ -420,6 +420,10 @@ async function refreshHealth() {
       node.textContent = String(value ?? '—');
       node.className = ok ? 'font-medium text-emerald-300' : 'font-medium text-red-300';
     }
+    const extra = [];
+    if (typeof data?.redis_breaker === 'string') extra.push(`Redis circuit breaker: ${data.redis_breaker}`);
+    if (typeof data?.memory_tier === 'boolean') extra.push(`in-process (L1) tier: ${data.memory_tier ? 'on' : 'off'}`);
+    say(byId('health-extra'), extra.join(' · '));
     const notes = {
       healthy: 'Both stores answer.',
       degraded: 'Redis is down: every read goes to PostgreSQL (slower, still correct).',
