@@ -7,7 +7,7 @@
 //   CACHEME_URL      base URL of the API serving the page (required)
 //   CACHEME_TOKEN    bearer token for writes, when the API requires one (optional)
 //   CHROMIUM_PATH    browser binary (default /usr/bin/chromium)
-//   E2E_ONLY         run only tests whose name contains this text (optional)
+//   E2E_ONLY         run only tests whose name contains this text, after the page load (optional)
 // Screenshots go to frontend/test-results/. Exits non-zero when a test fails; the last
 // line is "N passed, N failed, N skipped".
 import { chromium } from 'playwright-core';
@@ -41,7 +41,7 @@ if (process.env.PUBLIC_API_BASE) {
 
 /** @type {{name: string, fn: () => Promise<void>}[]} */
 const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+const test = (name, fn, opts = {}) => tests.push({ name, fn, always: Boolean(opts.always) });
 
 class Skip extends Error {}
 const skip = (why) => {
@@ -89,6 +89,22 @@ async function features() {
     remove: Boolean(paths['/products/{id}']?.delete),
     dbQueries: typeof stats.body?.app_stats?.db_queries === 'number',
   };
+}
+
+// ------------------------------------------------------------------ preflight
+
+try {
+  const res = await fetch(`${BASE}/`, { headers: { Accept: 'text/html' }, signal: AbortSignal.timeout(10_000) });
+  const body = await res.text();
+  if (!res.ok || !/<html/i.test(body)) {
+    console.error(`${BASE}/ did not answer the page (HTTP ${res.status}): start the API with STATIC_DIR=frontend/dist after npm run build.`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+} catch (e) {
+  console.error(`Cannot reach CACHEME_URL=${BASE}: ${e instanceof Error ? e.message : e}`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
 }
 
 // ------------------------------------------------------------------ browser
@@ -196,7 +212,7 @@ test('the API serves the page and every panel renders', async () => {
       .map((i) => i.id || i.outerHTML.slice(0, 60)),
   );
   assert(unlabelled.length === 0, `inputs without a label: ${unlabelled.join(', ')}`);
-});
+}, { always: true });
 
 test('the health panel shows PostgreSQL and Redis', async () => {
   await waitFor(() => ['healthy', 'degraded', 'unhealthy'].includes(document.getElementById('health-status')?.dataset.status ?? ''));
@@ -435,7 +451,7 @@ let failed = 0;
 let skipped = 0;
 let n = 0;
 for (const t of tests) {
-  if (ONLY && !t.name.includes(ONLY)) continue;
+  if (ONLY && !t.always && !t.name.includes(ONLY)) continue;
   n += 1;
   const started = Date.now();
   try {
