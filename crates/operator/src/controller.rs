@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -134,10 +136,22 @@ pub fn error_policy(cm: Arc<CacheMe>, _error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(backoff_delay(failures))
 }
 
+fn child_ref(api_version: &str, kind: &str, namespace: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.to_string()),
+        kind: Some(kind.to_string()),
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        ..ObjectReference::default()
+    }
+}
+
 fn now() -> Time {
     Time(Timestamp::now())
 }
 
+/// Records an Event on the CacheMe; `related` names the child it is about
+/// (distinct children make distinct events rather than one series).
 async fn publish(
     ctx: &Context,
     cm: &CacheMe,
@@ -145,13 +159,14 @@ async fn publish(
     reason: &str,
     action: &str,
     note: String,
+    related: Option<ObjectReference>,
 ) {
     let event = Event {
         type_,
         reason: reason.to_string(),
         note: Some(note),
         action: action.to_string(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &cm.object_ref(&())).await {
         warn!(error = %e, reason, "cannot publish event");
@@ -166,6 +181,7 @@ async fn report_failure(cm: &CacheMe, ctx: &Context, error: &Error) {
         error.reason(),
         "Reconcile",
         error.to_string(),
+        None,
     )
     .await;
     let status = status::degraded(cm, error.reason(), error.to_string(), &now());
@@ -335,6 +351,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
                 "SecretCreated",
                 "Create",
                 format!("Created Secret {} with generated credentials", plan.name),
+                Some(child_ref("v1", "Secret", &namespace, &plan.name)),
             )
             .await;
         }
@@ -361,6 +378,12 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
                     absent.kind.as_str(),
                     absent.name
                 ),
+                Some(child_ref(
+                    absent.kind.api_version(),
+                    absent.kind.as_str(),
+                    &namespace,
+                    &absent.name,
+                )),
             )
             .await;
         }
@@ -386,6 +409,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
                 Phase::Ready => "Every component is available".to_string(),
                 _ => "Rolling out".to_string(),
             },
+            None,
         )
         .await;
     }

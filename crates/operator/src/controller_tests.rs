@@ -1,1 +1,671 @@
+//! Reconcile against a mock API server (kube-rs' tower-test pattern): each
+//! test lists the exact requests the operator must make, in order, and what
+//! the fake API server answers.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::crd::CacheMeSpec;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const NS: &str = "cacheme";
+
+/// What the fake API server answers to one request.
+#[derive(Debug, Clone)]
+enum Reply {
+    /// 200 with the request body (server-side apply, create).
+    Echo,
+    /// 200 with the request body plus a Deployment status with every replica ready.
+    EchoReady,
+    /// 200 with the request body completed into a whole CacheMe (status patches).
+    EchoCacheMe,
+    /// 200 with this body.
+    Json(Value),
+    /// A failure `Status` with this code and reason.
+    Fail(u16, &'static str),
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    method: Method,
+    path: String,
+    reply: Reply,
+}
+
+/// A request the operator made.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+fn call(method: Method, path: impl Into<String>, reply: Reply) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        reply,
+    }
+}
+
+fn core(kind: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{NS}/{kind}/{name}")
+}
+
+fn group(group: &str, kind: &str, name: &str) -> String {
+    format!("/apis/{group}/namespaces/{NS}/{kind}/{name}")
+}
+
+fn event() -> Call {
+    call(
+        Method::POST,
+        format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+        Reply::Echo,
+    )
+}
+
+fn status_patch(name: &str) -> Call {
+    call(
+        Method::PATCH,
+        group(
+            "cacheme.dev/v1alpha1",
+            "cachemes",
+            &format!("{name}/status"),
+        ),
+        Reply::EchoCacheMe,
+    )
+}
+
+fn status_body(code: u16, reason: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Status", "status": "Failure",
+        "message": format!("{reason} (from the mock API server)"), "reason": reason, "code": code,
+    })
+}
+
+fn deleted() -> Reply {
+    Reply::Json(json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}))
+}
+
+fn not_found() -> Reply {
+    Reply::Fail(404, "NotFound")
+}
+
+fn secret_exists(name: &str) -> Reply {
+    Reply::Json(json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {"name": name, "namespace": NS},
+    }))
+}
+
+fn reply_body(reply: &Reply, request: &Value) -> (u16, Value) {
+    match reply {
+        Reply::Echo => (200, request.clone()),
+        Reply::EchoReady => {
+            let mut body = request.clone();
+            let replicas = body["spec"]["replicas"].as_i64().unwrap_or(1);
+            body["status"] = json!({
+                "replicas": replicas, "updatedReplicas": replicas,
+                "readyReplicas": replicas, "availableReplicas": replicas,
+            });
+            (200, body)
+        }
+        Reply::EchoCacheMe => {
+            let mut body = request.clone();
+            body["metadata"] = json!({"name": "demo", "namespace": NS});
+            body["spec"] = json!({});
+            (200, body)
+        }
+        Reply::Json(body) => (200, body.clone()),
+        Reply::Fail(code, reason) => (*code, status_body(*code, reason)),
+    }
+}
+
+/// Answers `script` in order, asserting each request's method and path.
+async fn serve(mut handle: Handle, script: Vec<Call>) -> (Vec<Recorded>, Handle) {
+    let mut recorded = Vec::new();
+    for (i, expected) in script.into_iter().enumerate() {
+        let (request, send) = handle.next_request().await.unwrap_or_else(|| {
+            panic!(
+                "call #{i}: expected {} {} but the client is gone",
+                expected.method, expected.path
+            )
+        });
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert_eq!(
+            (&method, path.as_str()),
+            (&expected.method, expected.path.as_str()),
+            "call #{i} (query {query:?})"
+        );
+        let bytes = request
+            .into_body()
+            .collect()
+            .await
+            .expect("request body")
+            .to_bytes();
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON request body")
+        };
+        let (code, response) = reply_body(&expected.reply, &body);
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&response).expect("JSON")))
+                .expect("response"),
+        );
+        recorded.push(Recorded {
+            method,
+            path,
+            query,
+            body,
+        });
+    }
+    // A request beyond the script is already waiting: name it.
+    if let Ok(Some((request, _))) =
+        tokio::time::timeout(Duration::from_millis(200), handle.next_request()).await
+    {
+        panic!(
+            "unexpected extra call {} {}",
+            request.method(),
+            request.uri()
+        );
+    }
+    (recorded, handle)
+}
+
+/// Runs one reconcile against `script`. An unexpected extra request leaves
+/// the reconcile waiting for an answer, which fails the test by timeout.
+async fn run(cm: CacheMe, script: Vec<Call>) -> (Result<Action>, Vec<Recorded>, Arc<Context>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = Arc::new(Context::new(
+        Client::new(service, "default"),
+        Some("test".to_string()),
+    ));
+    let expected = script.len();
+    let server = tokio::spawn(serve(handle, script));
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        reconcile(Arc::new(cm), Arc::clone(&ctx)),
+    )
+    .await;
+    if server.is_finished() && result.is_err() {
+        match server.await {
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            _ => panic!("reconcile did not finish"),
+        }
+    }
+    let result = result.expect("reconcile did not finish: it waits for an answer");
+    let (recorded, _handle) = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the operator made fewer requests than the script expects")
+        .expect("the mock API server panicked");
+    assert_eq!(recorded.len(), expected);
+    (result, recorded, ctx)
+}
+
+fn cacheme(name: &str, spec: Value) -> CacheMe {
+    let spec: CacheMeSpec = serde_json::from_value(spec).expect("valid spec");
+    let mut cm = CacheMe::new(name, spec);
+    cm.metadata.namespace = Some(NS.to_string());
+    cm.metadata.uid = Some("8d6b9a4e-0000-4000-8000-000000000001".to_string());
+    cm.metadata.generation = Some(1);
+    cm
+}
+
+/// The applies and deletes of the default stack `demo`, in the operator's order.
+fn default_stack_calls(deployments: Reply) -> Vec<Call> {
+    let mut calls = vec![call(
+        Method::PATCH,
+        core("persistentvolumeclaims", "demo-postgres-data"),
+        Reply::Echo,
+    )];
+    for svc in ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"] {
+        calls.push(call(Method::PATCH, core("services", svc), Reply::Echo));
+    }
+    for deploy in ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"] {
+        calls.push(call(
+            Method::PATCH,
+            group("apps/v1", "deployments", deploy),
+            deployments.clone(),
+        ));
+    }
+    for np in ["demo-postgres", "demo-redis"] {
+        calls.push(call(
+            Method::PATCH,
+            group("networking.k8s.io/v1", "networkpolicies", np),
+            Reply::Echo,
+        ));
+    }
+    calls
+}
+
+/// Deletes of what is off in the default stack (all already gone).
+fn default_absent_calls() -> Vec<Call> {
+    vec![
+        call(
+            Method::DELETE,
+            group("policy/v1", "poddisruptionbudgets", "demo-api"),
+            not_found(),
+        ),
+        call(Method::DELETE, core("configmaps", "demo-seed"), not_found()),
+        call(
+            Method::DELETE,
+            group("apps/v1", "deployments", "demo-pgadmin"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
+            core("services", "demo-pgadmin"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
+            core("configmaps", "demo-pgadmin"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
+            group("apps/v1", "deployments", "demo-redis-commander"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
+            core("services", "demo-redis-commander"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
+            group("networking.k8s.io/v1", "ingresses", "demo"),
+            not_found(),
+        ),
+    ]
+}
+
+fn existing_secrets() -> Vec<Call> {
+    ["demo-postgres-credentials", "demo-redis-credentials"]
+        .into_iter()
+        .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
+        .collect()
+}
+
+fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> &'a Recorded {
+    recorded
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+        .unwrap_or_else(|| panic!("no {method} {path}"))
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// The status a successful reconcile of the default stack writes when every
+/// Deployment is ready.
+fn ready_status(cm: &CacheMe) -> CacheMeStatus {
+    let stack = Stack::new(cm, None).expect("stack");
+    let rollouts: Vec<Rollout> = ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"]
+        .iter()
+        .map(|name| Rollout {
+            name: name.to_string(),
+            desired: 1,
+            ready: 1,
+            complete: true,
+        })
+        .collect();
+    status::reconciled(cm, rollouts.first(), &rollouts, stack.endpoints(), &now())
+}
+
+#[tokio::test]
+async fn create_generates_secrets_applies_everything_and_reports_progress() {
+    let cm = cacheme("demo", json!({}));
+    let mut script = vec![
+        call(
+            Method::GET,
+            core("secrets", "demo-postgres-credentials"),
+            not_found(),
+        ),
+        call(
+            Method::POST,
+            format!("/api/v1/namespaces/{NS}/secrets"),
+            Reply::Echo,
+        ),
+        event(),
+        call(
+            Method::GET,
+            core("secrets", "demo-redis-credentials"),
+            not_found(),
+        ),
+        call(
+            Method::POST,
+            format!("/api/v1/namespaces/{NS}/secrets"),
+            Reply::Echo,
+        ),
+        event(),
+    ];
+    script.extend(default_stack_calls(Reply::Echo));
+    script.extend(default_absent_calls());
+    script.push(status_patch("demo"));
+    script.push(event());
+
+    let (result, recorded, _) = run(cm, script).await;
+    assert_eq!(
+        result.expect("reconcile succeeds"),
+        Action::requeue(PROGRESS_REQUEUE)
+    );
+
+    // Every apply is a server-side apply under the one field manager.
+    for r in recorded.iter().filter(|r| r.method == Method::PATCH) {
+        assert!(
+            r.query.contains("fieldManager=cacheme-operator") && r.query.contains("force=true"),
+            "{} {}",
+            r.path,
+            r.query
+        );
+        assert!(r.body["apiVersion"].is_string() && r.body["kind"].is_string());
+    }
+    // Secrets are created with a generated, non-empty password.
+    let secrets: Vec<&Recorded> = recorded
+        .iter()
+        .filter(|r| r.method == Method::POST && r.path.ends_with("/secrets"))
+        .collect();
+    assert_eq!(secrets.len(), 2);
+    for s in &secrets {
+        assert_eq!(s.body["type"], "kubernetes.io/basic-auth");
+        assert_eq!(s.body["immutable"], true);
+        let password = s.body["data"]["password"].as_str().unwrap_or_default();
+        assert!(password.len() >= 40, "base64 of 32 chars: {password}");
+    }
+    assert_ne!(
+        secrets[0].body["data"]["password"],
+        secrets[1].body["data"]["password"]
+    );
+    // Status: Progressing while the Deployments roll out.
+    let status = &find(
+        &recorded,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"];
+    assert_eq!(status["phase"], "Progressing");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["readyReplicas"], 0);
+    assert_eq!(condition(status, "Ready")["status"], "False");
+    assert_eq!(condition(status, "Progressing")["status"], "True");
+    assert_eq!(condition(status, "Degraded")["status"], "False");
+    assert_eq!(
+        status["endpoints"]["api"],
+        "http://demo-api.cacheme.svc:8000/"
+    );
+    // Events: two secrets created, then Progressing.
+    let reasons: Vec<&Value> = recorded
+        .iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .map(|r| &r.body["reason"])
+        .collect();
+    assert_eq!(reasons, ["SecretCreated", "SecretCreated", "Progressing"]);
+}
+
+#[tokio::test]
+async fn reconcile_of_a_ready_stack_changes_nothing() {
+    let mut cm = cacheme("demo", json!({}));
+    cm.status = Some(ready_status(&cm));
+    let mut script = existing_secrets();
+    script.extend(default_stack_calls(Reply::EchoReady));
+    script.extend(default_absent_calls());
+    // No secret created, no status write, no event.
+
+    let (result, recorded, _) = run(cm, script).await;
+    assert_eq!(
+        result.expect("reconcile succeeds"),
+        Action::requeue(READY_REQUEUE)
+    );
+    assert!(recorded.iter().all(|r| r.method != Method::POST));
+    assert!(!recorded.iter().any(|r| r.path.ends_with("/status")));
+}
+
+#[tokio::test]
+async fn ttl_change_rolls_the_api_out() {
+    let api_path = group("apps/v1", "deployments", "demo-api");
+    let applied_api = |recorded: &[Recorded]| find(recorded, Method::PATCH, &api_path).body.clone();
+    let hash = |api: &Value| {
+        api["spec"]["template"]["metadata"]["annotations"]["cacheme.dev/config-hash"].clone()
+    };
+    let ttl_env = |api: &Value| {
+        api["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .and_then(|env| env.iter().find(|e| e["name"] == "CACHE_TTL_SECONDS"))
+            .map(|e| e["value"].clone())
+    };
+
+    let mut before = cacheme("demo", json!({"ttlSeconds": 3600}));
+    before.status = Some(ready_status(&before));
+    let mut script = existing_secrets();
+    script.extend(default_stack_calls(Reply::EchoReady));
+    script.extend(default_absent_calls());
+    let (_, first, _) = run(before.clone(), script).await;
+
+    let mut after = before.clone();
+    after.spec.ttl_seconds = 60;
+    after.metadata.generation = Some(2);
+    let mut script = existing_secrets();
+    // The API Deployment's new generation is not rolled out yet.
+    script.extend(default_stack_calls(Reply::Echo));
+    script.extend(default_absent_calls());
+    script.push(status_patch("demo"));
+    script.push(event());
+    let (result, second, _) = run(after, script).await;
+    assert!(result.is_ok());
+
+    let (old, new) = (applied_api(&first), applied_api(&second));
+    assert_ne!(hash(&old), hash(&new), "the pod template must change");
+    assert_eq!(ttl_env(&old), Some(json!("3600")));
+    assert_eq!(ttl_env(&new), Some(json!("60")));
+    let status = &find(
+        &second,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"];
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(status["phase"], "Progressing");
+}
+
+#[tokio::test]
+async fn switching_a_component_off_deletes_its_objects() {
+    let mut cm = cacheme("demo", json!({"frontend": {"enabled": false}}));
+    cm.status = Some(ready_status(&cm));
+    let mut script = existing_secrets();
+    script.push(call(
+        Method::PATCH,
+        core("persistentvolumeclaims", "demo-postgres-data"),
+        Reply::Echo,
+    ));
+    for svc in ["demo-api", "demo-postgres", "demo-redis"] {
+        script.push(call(Method::PATCH, core("services", svc), Reply::Echo));
+    }
+    for deploy in ["demo-api", "demo-postgres", "demo-redis"] {
+        script.push(call(
+            Method::PATCH,
+            group("apps/v1", "deployments", deploy),
+            Reply::EchoReady,
+        ));
+    }
+    for np in ["demo-postgres", "demo-redis"] {
+        script.push(call(
+            Method::PATCH,
+            group("networking.k8s.io/v1", "networkpolicies", np),
+            Reply::Echo,
+        ));
+    }
+    let mut absent = default_absent_calls();
+    // The page's Deployment and Service exist and are deleted, each with an event.
+    absent.splice(
+        2..2,
+        [
+            call(
+                Method::DELETE,
+                group("apps/v1", "deployments", "demo-frontend"),
+                deleted(),
+            ),
+            event(),
+            call(Method::DELETE, core("services", "demo-frontend"), deleted()),
+            event(),
+        ],
+    );
+    script.extend(absent);
+    // Fewer deployments: the Ready message changes, so the status is written.
+    script.push(status_patch("demo"));
+
+    let (result, recorded, _) = run(cm, script).await;
+    assert!(result.is_ok());
+    let notes: Vec<&Value> = recorded
+        .iter()
+        .filter(|r| r.path.ends_with("/events"))
+        .map(|r| &r.body["note"])
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "Deleted Deployment demo-frontend: its component is off",
+            "Deleted Service demo-frontend: its component is off"
+        ]
+    );
+    let deletes: Vec<&Recorded> = recorded
+        .iter()
+        .filter(|r| r.method == Method::DELETE)
+        .collect();
+    assert!(
+        deletes.iter().all(|r| r.query.contains("propagationPolicy")
+            || r.body["propagationPolicy"] == "Background")
+    );
+    let status = &find(
+        &recorded,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"];
+    assert_eq!(status["phase"], "Ready");
+    assert!(status["endpoints"].get("page").is_none());
+}
+
+#[tokio::test]
+async fn apply_error_sets_degraded_records_an_event_and_backs_off() {
+    let mut cm = cacheme("demo", json!({}));
+    cm.status = Some(ready_status(&cm));
+    let mut script = existing_secrets();
+    script.push(call(
+        Method::PATCH,
+        core("persistentvolumeclaims", "demo-postgres-data"),
+        Reply::Echo,
+    ));
+    for svc in ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"] {
+        script.push(call(Method::PATCH, core("services", svc), Reply::Echo));
+    }
+    // The API server rejects the API Deployment: the reconcile stops there.
+    script.push(call(
+        Method::PATCH,
+        group("apps/v1", "deployments", "demo-api"),
+        Reply::Fail(422, "Invalid"),
+    ));
+    script.push(event());
+    script.push(status_patch("demo"));
+
+    let (result, recorded, ctx) = run(cm.clone(), script).await;
+    let error = result.expect_err("reconcile fails");
+    assert!(
+        matches!(error, Error::Apply { ref kind, ref name, .. } if kind == "Deployment" && name == "demo-api")
+    );
+    assert_eq!(error.metric_label(), "apply");
+
+    let warning = &find(
+        &recorded,
+        Method::POST,
+        &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+    )
+    .body;
+    assert_eq!(warning["type"], "Warning");
+    assert_eq!(warning["reason"], "ApplyFailed");
+    assert_eq!(warning["regarding"]["name"], "demo");
+    assert!(
+        warning["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("Deployment demo-api")),
+        "{warning}"
+    );
+
+    let status = &find(
+        &recorded,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"];
+    assert_eq!(status["phase"], "Degraded");
+    let degraded = condition(status, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "ApplyFailed");
+
+    // Per-object exponential backoff: 5 s, 10 s, 20 s ... then reset on success.
+    let cm = Arc::new(cm);
+    assert_eq!(
+        error_policy(Arc::clone(&cm), &error, Arc::clone(&ctx)),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(Arc::clone(&cm), &error, Arc::clone(&ctx)),
+        Action::requeue(Duration::from_secs(10))
+    );
+    let other = Arc::new(cacheme("other", json!({})));
+    assert_eq!(
+        error_policy(other, &error, Arc::clone(&ctx)),
+        Action::requeue(Duration::from_secs(5)),
+        "backoff is per object"
+    );
+    ctx.backoffs.succeeded(&key(&cm));
+    assert_eq!(
+        error_policy(cm, &error, ctx),
+        Action::requeue(Duration::from_secs(5))
+    );
+}
+
+#[tokio::test]
+async fn missing_seed_config_map_is_reported_as_degraded() {
+    let cm = cacheme(
+        "demo",
+        json!({"seedData": {"configMapRef": {"name": "my-products"}}}),
+    );
+    let script = vec![
+        call(Method::GET, core("configmaps", "my-products"), not_found()),
+        event(),
+        status_patch("demo"),
+    ];
+    let (result, recorded, _) = run(cm, script).await;
+    assert!(matches!(result, Err(Error::Seed { .. })));
+    let status = &recorded[2].body["status"];
+    assert_eq!(condition(status, "Degraded")["reason"], "SeedUnavailable");
+    assert_eq!(condition(status, "Ready")["status"], "False");
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    assert_eq!(backoff_delay(1), Duration::from_secs(5));
+    assert_eq!(backoff_delay(2), Duration::from_secs(10));
+    assert_eq!(backoff_delay(4), Duration::from_secs(40));
+    assert_eq!(backoff_delay(7), BACKOFF_MAX);
+    assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
+}

@@ -79,7 +79,8 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    cacheme_telemetry::init("cacheme-operator")?;
+    // Kept until run returns, so queued spans are flushed on shutdown.
+    let _telemetry = cacheme_telemetry::init("cacheme-operator", env!("CARGO_PKG_VERSION"))?;
     let prometheus = metrics::install()?;
     let health = Arc::new(Health::default());
 

@@ -365,6 +365,16 @@ pub fn short_hash(bytes: &[u8]) -> String {
 }
 
 impl ChildKind {
+    /// `apiVersion` of the kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ChildKind::Deployment => "apps/v1",
+            ChildKind::Service | ChildKind::ConfigMap => "v1",
+            ChildKind::NetworkPolicy | ChildKind::Ingress => "networking.k8s.io/v1",
+            ChildKind::PodDisruptionBudget => "policy/v1",
+        }
+    }
+
     /// Kind name.
     pub fn as_str(self) -> &'static str {
         match self {
