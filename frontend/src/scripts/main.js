@@ -811,12 +811,19 @@ async function loadIntoForm() {
   const id = editId();
   if (id == null) return;
   say(byId('edit-error'), '');
+  state.formDirty = false;
+  const button = byId('edit-load');
+  setBusy(button, true);
   try {
     const { data } = await api.getProduct(id);
+    // Typing while the product was loading wins over what arrives.
+    if (state.formDirty) return;
     fillForm(data);
     showFieldErrors({});
   } catch (e) {
     say(byId('edit-error'), messageFor(e, `product with id ${id}`));
+  } finally {
+    setBusy(button, false);
   }
 }
 

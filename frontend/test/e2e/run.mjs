@@ -360,9 +360,12 @@ test('editing a product shows the invalidation', async () => {
     skip('API has no PUT/PATCH /products/{id}');
   }
   await page.locator('#edit-panel').waitFor({ state: 'visible' });
+  const eight = await apiGet('/products/8');
+  assert(eight.status === 200, `product 8 exists (${eight.status})`);
   await page.locator('#edit-id').fill('8');
   await page.locator('#edit-load').click();
-  await waitFor(() => (document.getElementById('edit-name')?.value ?? '') !== '');
+  await waitFor((name) => document.getElementById('edit-name')?.value === name, eight.body.name);
+  await page.locator('#edit-load:not([disabled])').waitFor();
   const price = (100 + Math.floor(Math.random() * 800) + 0.25).toFixed(2);
   await page.locator('#edit-price').fill(price);
   if (TOKEN) await page.locator('#edit-token').fill(TOKEN);
