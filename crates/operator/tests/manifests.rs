@@ -201,3 +201,40 @@ fn every_sample_in_the_folder_is_covered() -> TestResult {
     assert_eq!(found, expected);
     Ok(())
 }
+
+#[test]
+fn crd_subcommand_prints_the_committed_crd() -> TestResult {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cacheme-operator"))
+        .arg("crd")
+        .output()?;
+    assert!(output.status.success(), "{output:?}");
+    let committed = std::fs::read_to_string(repo_file("k8s/crd.yaml"))?;
+    assert_eq!(String::from_utf8(output.stdout)?, committed);
+    Ok(())
+}
+
+#[test]
+fn render_subcommand_output_passes_strict_kubernetes_validation() -> TestResult {
+    let dir = scratch_dir("render")?;
+    for name in SAMPLES {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cacheme-operator"))
+            .args(["render", "--namespace", NAMESPACE])
+            .arg(repo_file(&format!("k8s/samples/{name}.yaml")))
+            .output()?;
+        assert!(output.status.success(), "{output:?}");
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, &output.stdout)?;
+        // A YAML 1.1 reader (PyYAML here, like kubectl) must read it as we meant.
+        let (ok, report) = run_kubernetes_validate(&[file])?;
+        assert!(ok, "{name}: {report}");
+        assert!(
+            report.contains(&format!("deployment/{}-api", cm_name(name)?)),
+            "{report}"
+        );
+    }
+    Ok(())
+}
+
+fn cm_name(sample_name: &str) -> TestResult<String> {
+    Ok(sample(sample_name)?.metadata.name.unwrap_or_default())
+}
