@@ -7,12 +7,12 @@ use axum::{
     Router,
     handler::HandlerWithoutStateExt,
     http::{Method, header},
+    middleware,
 };
 use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     services::ServeDir,
-    trace::TraceLayer,
 };
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -26,6 +26,8 @@ use crate::{
     config::{Config, CorsOrigins},
     db::{self, Database},
     error::ApiError,
+    http_trace::trace_requests,
+    metrics::Metrics,
     openapi, routes, seed,
     state::AppState,
 };
@@ -59,6 +61,7 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
 /// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
 pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     let static_dir = state.static_dir.clone();
+    let metrics = state.metrics.clone();
     let mut app = routes::router()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .method_not_allowed_fallback(method_not_allowed);
@@ -68,9 +71,10 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
         }
         None => app.fallback(not_found),
     };
-    app.with_state(state)
+    // Added with `layer` on the router, so the middleware sees the matched route.
+    app.layer(middleware::from_fn_with_state(metrics, trace_requests))
+        .with_state(state)
         .layer(cors_layer(cors))
-        .layer(TraceLayer::new_for_http())
 }
 
 /// A bound, ready-to-run service.
@@ -159,11 +163,13 @@ impl App {
 
 /// Connections (lazy) and settings the handlers need.
 pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
+    let metrics = Arc::new(Metrics::default());
     let db = Database::connect_lazy(
         &config.database_url,
         config.db_max_connections,
         config.db_acquire_timeout(),
         config.simulated_db_latency(),
+        metrics.clone(),
     )
     .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
@@ -186,6 +192,7 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
     };
     Ok(AppState {
         catalog: Catalog::new(db, redis, memory, hooks),
+        metrics,
         static_dir,
         admin_token: config
             .admin_token

@@ -12,23 +12,25 @@
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
 use crate::{
     cache::{
         keys::Freshness,
         memory::{CachedValue, MemoryTier},
-        redis_tier::{Lookup, RedisTier},
+        redis_tier::{CacheError, Lookup, RedisTier},
         singleflight::SingleFlight,
     },
     db::{Database, Product},
     error::ApiError,
     input::{ValidPatch, ValidProduct},
     stats::{CacheCounters, bump},
+    timing::{record_cache, record_db},
 };
 
 /// Which cache tier answered.
@@ -155,7 +157,10 @@ impl Catalog {
     pub async fn get(&self, id: i32) -> Result<Served, ApiError> {
         if self.is_pending(id) {
             // Redis may still hold what a write replaced: bypass both tiers.
-            let product = self.query(id).await.map_err(ApiError::from_db)?;
+            let started = Instant::now();
+            let product = self.query(id).await.map_err(ApiError::from_db);
+            record_db(started.elapsed());
+            let product = product?;
             return product
                 .map(|product| Served {
                     product,
@@ -166,7 +171,17 @@ impl Catalog {
 
         let epoch = self.memory.epoch();
         if self.memory.active() {
-            match self.memory.get(id).await {
+            let started = Instant::now();
+            let span = tracing::info_span!(
+                "cache.memory.get",
+                cache.tier = "memory",
+                product.id = id,
+                cache.hit = tracing::field::Empty
+            );
+            let found = self.memory.get(id).instrument(span.clone()).await;
+            span.record("cache.hit", found.is_some());
+            record_cache(started.elapsed());
+            match found {
                 Some(value) => {
                     bump(&self.counters.memory_hits);
                     return self.answer(value, Some(Tier::Memory));
@@ -176,7 +191,10 @@ impl Catalog {
         }
 
         let mut fallback = None;
-        let generation = match self.redis.lookup(id).await {
+        let started = Instant::now();
+        let lookup = self.redis.lookup(id).await;
+        record_cache(started.elapsed());
+        let generation = match lookup {
             Ok(Lookup {
                 entry: Some((value, freshness)),
                 generation,
@@ -210,11 +228,12 @@ impl Catalog {
             Err(e) => {
                 bump(&self.counters.redis_misses);
                 match e {
-                    crate::cache::redis_tier::CacheError::BreakerOpen => {
-                        bump(&self.counters.redis_skipped)
-                    }
+                    CacheError::BreakerOpen => bump(&self.counters.redis_skipped),
                     other => {
                         bump(&self.counters.redis_errors);
+                        if matches!(other, CacheError::Timeout(_)) {
+                            bump(&self.counters.redis_timeouts);
+                        }
                         tracing::warn!(error = %other, "Redis lookup failed; reading from PostgreSQL");
                     }
                 }
@@ -222,7 +241,9 @@ impl Catalog {
             }
         };
 
+        let started = Instant::now();
         let (loaded, joined) = self.load(id, generation, epoch).await;
+        record_db(started.elapsed());
         if joined {
             bump(&self.counters.coalesced);
         }

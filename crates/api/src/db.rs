@@ -10,9 +10,14 @@ use sqlx::{
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
+use std::sync::Arc;
+
 use utoipa::ToSchema;
 
-use crate::input::{ValidPatch, ValidProduct};
+use crate::{
+    input::{ValidPatch, ValidProduct},
+    metrics::Metrics,
+};
 
 /// The schema and the 15 seed products; the single source of truth for both.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -49,6 +54,7 @@ macro_rules! product_columns {
 pub struct Database {
     pool: PgPool,
     simulated_latency: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Database {
@@ -59,6 +65,7 @@ impl Database {
         max_connections: u32,
         acquire_timeout: Duration,
         simulated_latency: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, sqlx::Error> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
@@ -68,11 +75,21 @@ impl Database {
         Ok(Self {
             pool,
             simulated_latency,
+            metrics,
         })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs one query, timing it for `/metrics` (the simulated latency included: it
+    /// stands for a slow database).
+    async fn timed<T>(&self, operation: &'static str, query: impl Future<Output = T>) -> T {
+        let start = std::time::Instant::now();
+        let result = query.await;
+        self.metrics.observe_query(operation, start.elapsed());
+        result
     }
 
     async fn simulate_latency(&self) {
@@ -81,40 +98,46 @@ impl Database {
         }
     }
 
-    #[tracing::instrument(name = "db.get_product", skip(self), fields(db.statement = "get_product"))]
+    #[tracing::instrument(name = "db.get_product", skip(self), fields(db.system = "postgresql", db.statement = "get_product", product.id = id))]
     pub async fn get_product(&self, id: i32) -> Result<Option<Product>, sqlx::Error> {
-        self.simulate_latency().await;
-        sqlx::query_as::<_, Product>(concat!(
-            "SELECT ",
-            product_columns!(),
-            " FROM products WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
+        self.timed("get_product", async {
+            self.simulate_latency().await;
+            sqlx::query_as::<_, Product>(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+        })
         .await
     }
 
-    #[tracing::instrument(name = "db.list_products", skip(self), fields(db.statement = "list_products"))]
+    #[tracing::instrument(name = "db.list_products", skip(self), fields(db.system = "postgresql", db.statement = "list_products"))]
     pub async fn list_products(
         &self,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Product>, sqlx::Error> {
-        self.simulate_latency().await;
-        sqlx::query_as::<_, Product>(concat!(
-            "SELECT ",
-            product_columns!(),
-            " FROM products ORDER BY id LIMIT $1 OFFSET $2"
-        ))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
+        self.timed("list_products", async {
+            self.simulate_latency().await;
+            sqlx::query_as::<_, Product>(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products ORDER BY id LIMIT $1 OFFSET $2"
+            ))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+        })
         .await
     }
 
-    #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.statement = "insert_product"))]
+    #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.system = "postgresql", db.statement = "insert_product"))]
     pub async fn insert_product(&self, p: &ValidProduct) -> Result<Product, sqlx::Error> {
-        sqlx::query_as::<_, Product>(concat!(
+        let query = sqlx::query_as::<_, Product>(concat!(
             "INSERT INTO products (name, description, price, category) VALUES ($1, $2, $3, $4) RETURNING ",
             product_columns!()
         ))
@@ -122,17 +145,17 @@ impl Database {
         .bind(&p.description)
         .bind(p.price)
         .bind(&p.category)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&self.pool);
+        self.timed("insert_product", query).await
     }
 
-    #[tracing::instrument(name = "db.replace_product", skip(self, p), fields(db.statement = "replace_product"))]
+    #[tracing::instrument(name = "db.replace_product", skip(self, p), fields(db.system = "postgresql", db.statement = "replace_product"))]
     pub async fn replace_product(
         &self,
         id: i32,
         p: &ValidProduct,
     ) -> Result<Option<Product>, sqlx::Error> {
-        sqlx::query_as::<_, Product>(concat!(
+        let query = sqlx::query_as::<_, Product>(concat!(
             "UPDATE products SET name = $2, description = $3, price = $4, category = $5 WHERE id = $1 RETURNING ",
             product_columns!()
         ))
@@ -141,18 +164,18 @@ impl Database {
         .bind(&p.description)
         .bind(p.price)
         .bind(&p.category)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(&self.pool);
+        self.timed("replace_product", query).await
     }
 
     /// Changes only the fields the patch names; one statement, so no lost update.
-    #[tracing::instrument(name = "db.patch_product", skip(self, p), fields(db.statement = "patch_product"))]
+    #[tracing::instrument(name = "db.patch_product", skip(self, p), fields(db.system = "postgresql", db.statement = "patch_product"))]
     pub async fn patch_product(
         &self,
         id: i32,
         p: &ValidPatch,
     ) -> Result<Option<Product>, sqlx::Error> {
-        sqlx::query_as::<_, Product>(concat!(
+        let query = sqlx::query_as::<_, Product>(concat!(
             "UPDATE products SET ",
             "name = COALESCE($2, name), ",
             "description = CASE WHEN $3 THEN $4 ELSE description END, ",
@@ -169,17 +192,17 @@ impl Database {
         .bind(p.price.flatten())
         .bind(p.category.is_some())
         .bind(p.category.clone().flatten())
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(&self.pool);
+        self.timed("patch_product", query).await
     }
 
     /// Returns whether a row was deleted.
-    #[tracing::instrument(name = "db.delete_product", skip(self), fields(db.statement = "delete_product"))]
+    #[tracing::instrument(name = "db.delete_product", skip(self), fields(db.system = "postgresql", db.statement = "delete_product"))]
     pub async fn delete_product(&self, id: i32) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM products WHERE id = $1")
+        let query = sqlx::query("DELETE FROM products WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool);
+        let result = self.timed("delete_product", query).await?;
         Ok(result.rows_affected() == 1)
     }
 

@@ -8,17 +8,24 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cacheme_telemetry::init("cacheme-api") {
-        eprintln!("cacheme-api: {e}");
-        return std::process::ExitCode::from(2);
-    }
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let telemetry = match cacheme_telemetry::init("cacheme-api", env!("CARGO_PKG_VERSION")) {
+        Ok(guard) => guard,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "cacheme-api stopped");
-            eprintln!("cacheme-api: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("cacheme-api: {e}");
+            return std::process::ExitCode::from(2);
         }
+    };
+    let result = run(cli).await;
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "cacheme-api stopped");
+        eprintln!("cacheme-api: {e:#}");
+    }
+    // Export the last spans before exiting; the exporter blocks, so off the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    if result.is_ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     }
 }
 

@@ -24,6 +24,7 @@ use crate::{db, error, routes};
         routes::health::health,
         routes::health::livez,
         routes::health::readyz,
+        routes::health::metrics,
     ),
     components(schemas(
         db::Product,

@@ -13,6 +13,7 @@ pub struct CacheCounters {
     pub redis_misses: AtomicU64,
     pub redis_errors: AtomicU64,
     pub redis_skipped: AtomicU64,
+    pub redis_timeouts: AtomicU64,
     pub negative_hits: AtomicU64,
     pub coalesced: AtomicU64,
     pub db_queries: AtomicU64,
@@ -82,6 +83,8 @@ pub struct AppStats {
     pub fills_refused: u64,
     /// Invalidations that could not reach Redis at once (retried in the background).
     pub invalidation_failures: u64,
+    /// Redis calls that hit the timeout (also counted in the redis tier's errors).
+    pub redis_timeouts: u64,
 }
 
 impl CacheCounters {
@@ -115,6 +118,7 @@ impl CacheCounters {
             stale_if_error_served: read(&self.stale_if_error_served),
             fills_refused: read(&self.fills_refused),
             invalidation_failures: read(&self.invalidation_failures),
+            redis_timeouts: read(&self.redis_timeouts),
         }
     }
 }

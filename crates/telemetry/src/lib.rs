@@ -1,10 +1,25 @@
-//! Tracing setup shared by the CacheMe binaries.
+//! Tracing and OpenTelemetry setup shared by the CacheMe binaries.
 //!
-//! Logs are structured: JSON lines when `LOG_FORMAT=json` (what a cluster's
-//! log collector wants), human-readable otherwise. The filter comes from
-//! `RUST_LOG` and defaults to `info`. OTLP export is added here later, so both
-//! binaries get it by calling [`init`] once.
+//! [`init`] installs one global subscriber:
+//! - structured logs: JSON lines when `LOG_FORMAT=json`, human-readable otherwise,
+//!   filtered by `RUST_LOG` (default `info`);
+//! - an OpenTelemetry layer, always, so every request has a trace id for its logs and
+//!   its `traceparent` header; spans are exported over OTLP/HTTP only when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The standard `OTEL_SERVICE_NAME`,
+//!   `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES` and
+//!   `OTEL_BSP_*` variables are honoured;
+//! - the W3C trace-context propagator, so a caller's trace continues.
+//!
+//! The returned [`TelemetryGuard`] flushes pending spans when shut down or dropped, so
+//! a process stopped by SIGTERM still exports its last spans.
 
+use opentelemetry::{
+    Context, KeyValue,
+    propagation::{Extractor, TextMapPropagator},
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// How log lines are written.
@@ -31,13 +46,15 @@ impl LogFormat {
     }
 }
 
-/// Errors while installing the global subscriber.
+/// Errors while installing telemetry.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("invalid RUST_LOG filter: {0}")]
     Filter(String),
     #[error("a global tracing subscriber is already installed: {0}")]
     AlreadyInstalled(String),
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
 }
 
 /// The filter from `RUST_LOG`, `info` when unset.
@@ -50,24 +67,148 @@ pub fn env_filter() -> Result<EnvFilter, TelemetryError> {
     }
 }
 
-/// Installs the global subscriber. Call once, early in `main`.
-pub fn init(service_name: &str) -> Result<(), TelemetryError> {
+/// Whether spans leave the process (`OTEL_EXPORTER_OTLP_ENDPOINT` or the traces-specific one is set).
+pub fn otlp_enabled() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// The service name: `OTEL_SERVICE_NAME` when set, else `default`.
+pub fn service_name(default: &str) -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Flushes and stops the tracer provider when shut down or dropped.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span that is still queued, then stops exporting.
+    pub fn shutdown(mut self) {
+        self.flush_and_stop();
+    }
+
+    fn flush_and_stop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(e) = provider.force_flush() {
+                eprintln!("telemetry: flushing spans failed: {e}");
+            }
+            if let Err(e) = provider.shutdown() {
+                eprintln!("telemetry: stopping the tracer provider failed: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.flush_and_stop();
+    }
+}
+
+/// The tracer provider: with a batch OTLP/HTTP exporter when an endpoint is configured.
+pub fn tracer_provider(service: &str, version: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let resource = Resource::builder()
+        .with_service_name(service_name(service))
+        .with_attribute(KeyValue::new("service.version", version.to_owned()))
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if otlp_enabled() {
+        // reqwest is built without a default TLS provider; building any client needs one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// Installs the global subscriber and propagator. Call once, early in `main`, and keep
+/// the guard until the process ends.
+pub fn init(service: &str, version: &str) -> Result<TelemetryGuard, TelemetryError> {
     let filter = env_filter()?;
-    let registry = tracing_subscriber::registry().with(filter);
+    let provider = tracer_provider(service, version)?;
+    let tracer = provider.tracer("cacheme");
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match LogFormat::from_env() {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(true),
             )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_target(true)).try_init(),
     };
     result.map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
-    tracing::debug!(service = service_name, "telemetry initialised");
-    Ok(())
+    tracing::debug!(service, otlp = otlp_enabled(), "telemetry initialised");
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The caller's trace context from `traceparent`/`tracestate`, if any.
+pub fn extract_context(headers: &http::HeaderMap) -> Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Makes `span` a child of the caller's trace, when the request carried one.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = extract_context(headers);
+    if parent.span().span_context().is_valid() {
+        // Fails only when the span is disabled (filtered out); nothing to continue then.
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// `traceparent` value for `span` (W3C trace context), when it has a trace.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_ref = context.span();
+    let sc = span_ref.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// The trace id of `span`, when it has a trace.
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_ref = context.span();
+    let sc = span_ref.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
 }
 
 #[cfg(test)]
@@ -80,5 +221,65 @@ mod tests {
         assert_eq!(LogFormat::parse(Some(" JSON ")), LogFormat::Json);
         assert_eq!(LogFormat::parse(Some("pretty")), LogFormat::Pretty);
         assert_eq!(LogFormat::parse(None), LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_traceparent_header_is_extracted() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        let context = extract_context(&headers);
+        let span = context.span();
+        let sc = span.span_context();
+        assert!(sc.is_valid());
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(sc.is_remote());
+        assert!(
+            !extract_context(&http::HeaderMap::new())
+                .span()
+                .span_context()
+                .is_valid()
+        );
+    }
+
+    #[test]
+    fn spans_continue_the_callers_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "traceparent",
+                http::HeaderValue::from_static(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            );
+            let span = tracing::info_span!("request");
+            continue_trace(&span, &headers);
+            assert_eq!(
+                trace_id(&span).as_deref(),
+                Some("4bf92f3577b34da6a3ce929d0e0e4736")
+            );
+            let header = traceparent(&span).expect("has a trace");
+            assert!(
+                header.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{header}"
+            );
+            assert!(
+                !header.contains("00f067aa0ba902b7"),
+                "the span has its own id: {header}"
+            );
+
+            let fresh = tracing::info_span!("other");
+            assert!(trace_id(&fresh).is_some_and(|id| id != "4bf92f3577b34da6a3ce929d0e0e4736"));
+        });
     }
 }

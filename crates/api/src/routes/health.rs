@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/health", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -128,6 +129,28 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
     Ok(Json(ProbeResponse {
         status: "ok".into(),
     }))
+}
+
+/// Prometheus text format: request, cache and database metrics of this process.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let catalog = &state.catalog;
+    let gauges = crate::metrics::Gauges {
+        memory_entries: catalog.memory().entry_count(),
+        breaker_open: catalog.redis().breaker_state() == crate::cache::breaker::BreakerState::Open,
+        pending_invalidations: u64::try_from(catalog.pending_invalidations()).unwrap_or(u64::MAX),
+    };
+    let body = state.metrics.render(&catalog.counters().snapshot(), gauges);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 #[cfg(test)]

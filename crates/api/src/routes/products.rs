@@ -180,12 +180,14 @@ pub async fn list_products(
 ) -> ApiResult<Json<Vec<Product>>> {
     let Query(params) = params?;
     let page = Pagination::parse(&params)?;
+    let started = std::time::Instant::now();
     let products = state
         .catalog
         .db()
         .list_products(page.limit, page.offset)
-        .await
-        .map_err(ApiError::from_db)?;
+        .await;
+    crate::timing::record_db(started.elapsed());
+    let products = products.map_err(ApiError::from_db)?;
     Ok(Json(products))
 }
 

@@ -8,4 +8,5 @@ mod failure;
 mod health;
 mod helpers;
 mod products;
+mod telemetry;
 mod writes;

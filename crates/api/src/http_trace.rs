@@ -1,0 +1,76 @@
+//! The per-request middleware: a server span (continuing the caller's W3C trace),
+//! `traceparent` and `Server-Timing` on every response, and the request histogram.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument as _;
+
+use crate::{
+    metrics::Metrics,
+    timing::{self, RequestTimings},
+};
+
+pub async fn trace_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    cacheme_telemetry::continue_trace(&span, request.headers());
+    if let Some(id) = cacheme_telemetry::trace_id(&span) {
+        span.record("trace_id", id);
+    }
+
+    let timings = Arc::new(RequestTimings::default());
+    let mut response =
+        timing::scope(timings.clone(), next.run(request).instrument(span.clone())).await;
+    let elapsed = start.elapsed();
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+
+    let headers = response.headers_mut();
+    let server_timing = timing::server_timing(timings.cache(), timings.db(), elapsed);
+    if let Ok(value) = HeaderValue::from_str(&server_timing) {
+        headers.insert(HeaderName::from_static("server-timing"), value);
+    }
+    if let Some(value) =
+        cacheme_telemetry::traceparent(&span).and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        headers.insert(HeaderName::from_static("traceparent"), value);
+    }
+    metrics.observe_request(&route, &method, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    response
+}

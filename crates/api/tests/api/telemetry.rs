@@ -1,0 +1,417 @@
+//! Traces (through a real OTLP/HTTP receiver), Server-Timing and /metrics.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, routing::post};
+use cacheme_testsupport::{free_port, port_open};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest,
+    common::v1::{AnyValue, any_value},
+    trace::v1::Span,
+};
+use prost::Message as _;
+
+use crate::helpers::{TestDatabase, eventually, http_client, spawn_app, stores};
+
+/// Spans received by an in-test OTLP/HTTP collector, with their resource's service name.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+}
+
+impl Collector {
+    fn spans_of_trace(&self, trace_id: &str) -> Vec<Span> {
+        self.spans
+            .lock()
+            .map(|spans| {
+                spans
+                    .iter()
+                    .filter(|(_, s)| hex(&s.trace_id) == trace_id)
+                    .map(|(_, s)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(value: &Option<AnyValue>) -> Option<String> {
+    match value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| text(&kv.value))
+}
+
+async fn receive(State(collector): State<Collector>, body: Bytes) -> &'static [u8] {
+    if let Ok(request) = ExportTraceServiceRequest::decode(body) {
+        let mut spans = collector.spans.lock().expect("lock");
+        for resource_spans in request.resource_spans {
+            let service = resource_spans
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                .and_then(|kv| text(&kv.value))
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+    }
+    // An empty ExportTraceServiceResponse.
+    b""
+}
+
+async fn start_collector() -> (Collector, String) {
+    let collector = Collector::default();
+    let app = Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(collector.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (collector, format!("http://{addr}"))
+}
+
+struct Binary {
+    child: tokio::process::Child,
+    base: String,
+    prefix: String,
+    _db: TestDatabase,
+}
+
+async fn start_binary(endpoint: &str, schedule_delay_ms: u32) -> Binary {
+    let db = TestDatabase::create().await;
+    let port = free_port().expect("port");
+    let prefix = format!("otel_{port}");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cacheme-api"))
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", &stores().redis_url)
+        .env("CACHE_KEY_PREFIX", &prefix)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("MIGRATE_ON_START", "false")
+        .env("L1_ENABLED", "false")
+        .env("LOG_FORMAT", "json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_SERVICE_NAME", "cacheme-api-under-test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", schedule_delay_ms.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawns");
+    for _ in 0..200 {
+        if port_open(port) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(port_open(port), "the binary never listened");
+    Binary {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        prefix,
+        _db: db,
+    }
+}
+
+impl Binary {
+    async fn stop(self) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let output = tokio::time::timeout(Duration::from_secs(20), self.child.wait_with_output())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("output");
+        assert!(output.status.success(), "{}", output.status);
+        let redis = redis::Client::open(stores().redis_url.as_str()).expect("url");
+        if let Ok(mut conn) = redis.get_multiplexed_async_connection().await {
+            let _: redis::RedisResult<()> =
+                redis::AsyncCommands::del(&mut conn, format!("{}:v1:product:1", self.prefix)).await;
+        }
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+fn trace_id_of(header: &str) -> String {
+    header
+        .split('-')
+        .nth(1)
+        .expect("trace id in traceparent")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_miss_and_a_hit_are_exported_as_linked_spans() {
+    let (collector, endpoint) = start_collector().await;
+    let binary = start_binary(&endpoint, 100).await;
+    let client = http_client();
+
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let miss = client
+        .get(format!("{}/products/1", binary.base))
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
+        .send()
+        .await
+        .expect("sent");
+    let miss_header = miss.headers()["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        trace_id_of(&miss_header),
+        caller_trace,
+        "the caller's trace continues"
+    );
+    assert_eq!(
+        miss.json::<serde_json::Value>().await.expect("json")["source"],
+        "database"
+    );
+
+    let hit = client
+        .get(format!("{}/products/1", binary.base))
+        .send()
+        .await
+        .expect("sent");
+    let hit_trace = trace_id_of(hit.headers()["traceparent"].to_str().expect("ascii"));
+    assert_ne!(hit_trace, caller_trace);
+    assert_eq!(
+        hit.json::<serde_json::Value>().await.expect("json")["source"],
+        "cache"
+    );
+
+    eventually("the miss's spans are exported", || async {
+        collector
+            .spans_of_trace(caller_trace)
+            .iter()
+            .any(|s| s.name == "cache.redis.fill")
+    })
+    .await;
+    eventually("the hit's spans are exported", || async {
+        !collector.spans_of_trace(&hit_trace).is_empty()
+    })
+    .await;
+
+    let spans = collector.spans_of_trace(caller_trace);
+    let by_name = |name: &str| {
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "no span {name:?} among {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let server = by_name("GET /products/{id}");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller_span,
+        "the server span's parent is the caller's span"
+    );
+    assert_eq!(
+        attribute(server, "http.route").as_deref(),
+        Some("/products/{id}")
+    );
+    assert_eq!(
+        attribute(server, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attribute(server, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        hex(&server.span_id),
+        miss_header.split('-').nth(2).expect("span id"),
+        "the header names the server span"
+    );
+
+    let handler = by_name("products.get");
+    assert_eq!(handler.parent_span_id, server.span_id);
+    assert_eq!(attribute(handler, "product.id").as_deref(), Some("1"));
+    for child in ["cache.redis.lookup", "db.get_product", "cache.redis.fill"] {
+        assert_eq!(
+            by_name(child).parent_span_id,
+            handler.span_id,
+            "{child} is a child of the handler span"
+        );
+    }
+    let lookup = by_name("cache.redis.lookup");
+    assert_eq!(attribute(lookup, "cache.hit").as_deref(), Some("false"));
+    assert_eq!(attribute(lookup, "cache.tier").as_deref(), Some("redis"));
+    let query = by_name("db.get_product");
+    assert_eq!(attribute(query, "db.system").as_deref(), Some("postgresql"));
+    assert_eq!(
+        attribute(query, "db.statement").as_deref(),
+        Some("get_product")
+    );
+
+    let hit_spans = collector.spans_of_trace(&hit_trace);
+    assert!(
+        hit_spans.iter().any(|s| s.name == "cache.redis.lookup"
+            && attribute(s, "cache.hit").as_deref() == Some("true")),
+        "the hit's lookup says cache.hit=true"
+    );
+    assert!(
+        !hit_spans.iter().any(|s| s.name == "db.get_product"),
+        "a hit does not query the database"
+    );
+    let service = collector
+        .spans
+        .lock()
+        .expect("lock")
+        .first()
+        .map(|(s, _)| s.clone());
+    assert_eq!(service.as_deref(), Some("cacheme-api-under-test"));
+
+    let logs = binary.stop().await;
+    let access_line = logs
+        .lines()
+        .find(|l| l.contains("request finished") && l.contains(caller_trace))
+        .unwrap_or_else(|| panic!("no JSON log line with the trace id in:\n{logs}"));
+    let parsed: serde_json::Value = serde_json::from_str(access_line).expect("a JSON log line");
+    assert_eq!(parsed["fields"]["status"], 200);
+}
+
+#[tokio::test]
+async fn spans_still_queued_at_sigterm_are_exported() {
+    let (collector, endpoint) = start_collector().await;
+    // A schedule delay far beyond the test: only the shutdown flush can export.
+    let binary = start_binary(&endpoint, 600_000).await;
+    let response = http_client()
+        .get(format!("{}/products/1", binary.base))
+        .send()
+        .await
+        .expect("sent");
+    let trace = trace_id_of(response.headers()["traceparent"].to_str().expect("ascii"));
+    assert!(collector.spans_of_trace(&trace).is_empty());
+    binary.stop().await;
+    let spans = collector.spans_of_trace(&trace);
+    assert!(
+        spans.iter().any(|s| s.name == "GET /products/{id}"),
+        "{} spans",
+        spans.len()
+    );
+}
+
+#[tokio::test]
+async fn responses_carry_server_timing() {
+    let app = spawn_app().await;
+    let timing = |answer: &crate::helpers::Answer| {
+        answer.headers["server-timing"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    let miss = timing(&app.get("/products/1").await);
+    assert!(
+        miss.contains("cache;dur=") && miss.contains("db;dur=") && miss.contains("total;dur="),
+        "{miss}"
+    );
+    let hit = timing(&app.get("/products/1").await);
+    assert!(
+        hit.contains("cache;dur=") && !hit.contains("db;dur="),
+        "{hit}"
+    );
+    let list = timing(&app.get("/products").await);
+    assert!(list.contains("db;dur="), "{list}");
+    assert!(timing(&app.get("/no-such-route").await).starts_with("total;dur="));
+}
+
+/// `name{labels} value` → value, for one exact series.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn metrics_move_by_exactly_the_requests_made() {
+    let app = spawn_app().await;
+    let scrape = || async {
+        let response = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("sent");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/plain")
+        );
+        response.text().await.expect("body")
+    };
+    let before = scrape().await;
+    for id in [1, 1, 1, 2] {
+        app.get(&format!("/products/{id}")).await;
+    }
+    app.get("/products/abc").await;
+    let after = scrape().await;
+
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    let route = r#"route="/products/{id}",method="GET""#;
+    assert_eq!(
+        delta(&format!(
+            r#"cacheme_http_request_duration_seconds_count{{{route},status="200"}}"#
+        )),
+        4.0
+    );
+    assert_eq!(
+        delta(&format!(
+            r#"cacheme_http_request_duration_seconds_count{{{route},status="422"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"cacheme_db_queries_total{operation="get_product"}"#),
+        2.0
+    );
+    assert_eq!(
+        delta(r#"cacheme_db_query_duration_seconds_count{operation="get_product"}"#),
+        2.0
+    );
+    let hits = delta(r#"cacheme_cache_lookups_total{tier="memory",outcome="hit"}"#)
+        + delta(r#"cacheme_cache_lookups_total{tier="redis",outcome="hit"}"#);
+    assert_eq!(hits, 2.0);
+    assert_eq!(
+        delta(r#"cacheme_cache_lookups_total{tier="redis",outcome="miss"}"#),
+        2.0
+    );
+    for family in [
+        "cacheme_cache_coalesced_requests_total",
+        "cacheme_redis_errors_total",
+        "cacheme_l1_entries",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
+}
