@@ -12,6 +12,7 @@ import { createPoller } from '../lib/poller.js';
 import { pageRequest, pageView } from '../lib/catalogue.js';
 import { readEntry, remainingSeconds, ttlPercent } from '../lib/ttl.js';
 import { formValues, validateProduct } from '../lib/product-form.js';
+import { jaegerTraceUrl, parseServerTiming, traceIdFrom } from '../lib/timing.js';
 import { byId, el, say, setText, svg } from './dom.js';
 
 const STATS_INTERVAL_MS = 2000;
@@ -101,6 +102,7 @@ async function lookup(raw) {
     // A slower, older answer must not replace a newer one (quick buttons pressed fast).
     if (seq !== state.lookupSeq) return product.data;
     showProduct(product.data, product.roundTripMs);
+    showTiming(product.headers);
     state.currentId = parsed.id;
     followInEditForm(product.data);
     void refreshEntry();
@@ -139,6 +141,29 @@ async function fetchAndRecord(id) {
   } finally {
     renderTimeline();
   }
+}
+
+/**
+ * Server-Timing phases and a Jaeger link to the request's trace, when the API sends them.
+ * @param {Headers} headers
+ */
+function showTiming(headers) {
+  const box = byId('lookup-timing');
+  const timings = parseServerTiming(headers.get('server-timing'));
+  const parts = timings.map((m) =>
+    el('span', { class: 'font-mono', 'data-timing': m.name, title: m.desc || m.name, text: `${m.name} ${m.dur == null ? '' : formatMs(m.dur)}`.trim() }),
+  );
+  const traceId = traceIdFrom((name) => headers.get(name));
+  if (traceId) {
+    const href = jaegerTraceUrl(document.body.dataset.jaegerUrl, traceId);
+    parts.push(
+      href
+        ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', class: 'font-mono text-sky-300 underline hover:text-sky-200', id: 'lookup-trace', text: `trace ${traceId.slice(0, 12)}… in Jaeger` })
+        : el('span', { class: 'font-mono', id: 'lookup-trace', text: `trace ${traceId}` }),
+    );
+  }
+  box.replaceChildren(...(timings.length ? [el('span', { class: 'text-slate-500', text: 'server timing' })] : []), ...parts);
+  box.hidden = parts.length === 0;
 }
 
 /** @param {any} p @param {number} roundTripMs */
