@@ -81,7 +81,10 @@ async function features() {
   const doc = await apiGet('/openapi.json');
   const paths = doc.status === 200 && doc.body?.paths ? doc.body.paths : {};
   const stats = await apiGet('/cache/stats');
+  const product = await fetch(`${BASE}/products/1`);
+  await product.arrayBuffer();
   return {
+    serverTiming: product.headers.has('server-timing'),
     entries: !missing(entry),
     put: Boolean(paths['/products/{id}']?.put),
     patch: Boolean(paths['/products/{id}']?.patch),
@@ -232,6 +235,9 @@ test('looking up a product twice: database, then cache (keyboard only)', async (
   assert(/^CACHE/.test(await text('#source-badge')), 'badge says CACHE');
   const bars = await page.locator('#timeline-chart .timeline-bar').count();
   assert(bars >= 2, `the timeline has bars (${bars})`);
+  if (feat.serverTiming) {
+    assert(await page.locator('#lookup-timing').isVisible(), 'Server-Timing phases are shown');
+  }
   const factor = await page.locator('#speedup-factor').getAttribute('data-factor');
   assert(factor && Number(factor) > 0, `a speed-up factor is shown (${factor})`);
 });
