@@ -354,8 +354,9 @@ function renderHitRate() {
     nodes.push(svg('line', { x1: plot.x, x2: plot.x + plot.w, y1: y, y2: y, stroke: '#334155', 'stroke-dasharray': pct === 0 ? '' : '3 4' }));
     nodes.push(svg('text', { x: plot.x - 6, y: y + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#94a3b8' }, `${pct}%`));
   }
-  const slots = hitRates.capacity;
   const pts = hitRates.points;
+  // The window grows with the samples up to its capacity, so a young chart is not a sliver.
+  const slots = Math.max(15, Math.min(hitRates.capacity, pts.length));
   // Right-align: the newest sample sits at the right edge.
   const offset = slots - pts.length;
   const pad = (/** @type {(number|null)[]} */ v) => [...new Array(offset).fill(null), ...v];
@@ -371,6 +372,7 @@ function renderHitRate() {
       svg('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, fill: '#34d399', class: 'hitrate-point' }, svg('title', {}, `${formatPercent(p.interval)} of ${p.lookups} lookups at ${clockTime(new Date(p.t))}`)),
     );
   });
+  nodes.push(svg('text', { x: plot.x, y: H - 6, 'text-anchor': 'start', 'font-size': 11, fill: '#94a3b8' }, `${Math.round(((slots - 1) * STATS_INTERVAL_MS) / 1000)} s ago`));
   nodes.push(svg('text', { x: plot.x + plot.w, y: H - 6, 'text-anchor': 'end', 'font-size': 11, fill: '#94a3b8' }, 'now →'));
   if (pts.every((p) => p.cumulative == null)) {
     nodes.push(svg('text', { x: plot.x + plot.w / 2, y: plot.y + plot.h / 2, 'text-anchor': 'middle', 'font-size': 13, fill: '#64748b' }, 'No lookups counted yet'));
