@@ -8,14 +8,19 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, with_database};
 
+mod frontend;
+mod tools;
+
 const USAGE: &str = "\
 cargo xtask <task>
 
 Tasks:
-  dev     Run CacheMe locally: find or start PostgreSQL and Redis, migrate, serve
-          the API on http://localhost:8000 (and the page, when frontend/dist is built).
-  test    Run every check and test: rustfmt, clippy, then all tests against real
-          PostgreSQL and Redis (found on the standard ports or started on free ones).
+  dev     Run CacheMe locally: find or start PostgreSQL and Redis, build the page
+          (npm), migrate, and serve both on http://localhost:8000.
+  test    Run every check and test: rustfmt, clippy, all Rust tests against real
+          PostgreSQL and Redis (found on the standard ports or started on free ones),
+          the operator's manifests through kubernetes-validate, then the page's unit
+          tests and its end-to-end tests in Chromium against the real API.
   lint    rustfmt --check and clippy -D warnings only.
 
 Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .nth(2)
@@ -51,14 +56,14 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd
 }
 
 /// Runs `cmd`, echoing it first, and fails loudly when it fails.
-fn run(step: &str, mut cmd: Command) -> anyhow::Result<()> {
+pub(crate) fn run(step: &str, mut cmd: Command) -> anyhow::Result<()> {
     eprintln!("==> {step}");
     let status = cmd
         .status()
@@ -108,16 +113,21 @@ fn lint() -> anyhow::Result<()> {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root();
     lint()?;
     let stores = find_stores()?;
+    let kubernetes_validate = tools::kubernetes_validate(&root)?;
     let mut tests = cargo();
     tests
         .args(["test", "--workspace"])
         .args(extra)
         .env("DATABASE_URL", &stores.postgres_admin_url)
-        .env("REDIS_URL", &stores.redis_url);
+        .env("REDIS_URL", &stores.redis_url)
+        .env("KUBERNETES_VALIDATE", &kubernetes_validate);
     run("cargo test --workspace", tests)?;
+    frontend::test(&root, &stores)?;
     drop(stores);
+    eprintln!("==> every check passed");
     Ok(())
 }
 
@@ -135,10 +145,17 @@ fn dev(extra: &[String]) -> anyhow::Result<()> {
         .args(extra)
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", &stores.redis_url);
-    let page = root.join("frontend").join("dist");
-    if std::env::var_os("STATIC_DIR").is_none() && page.join("index.html").is_file() {
-        eprintln!("==> serving the page from {}", page.display());
-        api.env("STATIC_DIR", page);
+    let frontend_dir = root.join("frontend");
+    if std::env::var_os("STATIC_DIR").is_none() {
+        match frontend::build(&frontend_dir) {
+            Ok(()) => {
+                let page = frontend_dir.join("dist");
+                eprintln!("==> serving the page from {}", page.display());
+                api.env("STATIC_DIR", page);
+            }
+            // The API is useful without its page: say why and go on.
+            Err(e) => eprintln!("==> the page was not built ({e:#}); serving the API only"),
+        }
     }
     if std::env::var_os("BIND_ADDR").is_none() {
         api.env("BIND_ADDR", "127.0.0.1:8000");
