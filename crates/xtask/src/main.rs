@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, with_database};
 
 mod frontend;
+mod packaging;
 mod tools;
 
 const USAGE: &str = "\
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("validate") => packaging::validate(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
