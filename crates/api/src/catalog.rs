@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 use crate::{
     cache::{
         keys::Freshness,
-        memory::{CachedValue, MemoryTier},
+        memory::{CachedValue, EncodedProduct, MemoryTier},
         redis_tier::{CacheError, Lookup, RedisTier},
         singleflight::SingleFlight,
     },
@@ -44,7 +44,7 @@ pub enum Tier {
 /// A product and where it came from.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub product: Arc<Product>,
+    pub product: Arc<EncodedProduct>,
     /// `None`: read from PostgreSQL.
     pub tier: Option<Tier>,
 }
@@ -56,9 +56,9 @@ pub enum LoadError {
     Internal(String),
 }
 
-impl From<sqlx::Error> for LoadError {
-    fn from(e: sqlx::Error) -> Self {
-        match ApiError::from_db(e) {
+impl From<ApiError> for LoadError {
+    fn from(e: ApiError) -> Self {
+        match e {
             ApiError::DatabaseUnavailable(e) => Self::Unavailable(e.to_string()),
             other => Self::Internal(format!("{other:?}")),
         }
@@ -74,7 +74,7 @@ impl From<LoadError> for ApiError {
     }
 }
 
-type LoadResult = Result<Option<Arc<Product>>, LoadError>;
+type LoadResult = Result<Option<Arc<EncodedProduct>>, LoadError>;
 
 /// Called between a miss's database read and its cache fill; tests use it to pause a
 /// reader there while a write happens.
@@ -148,9 +148,14 @@ impl Catalog {
         self.lock_pending().len()
     }
 
-    async fn query(&self, id: i32) -> Result<Option<Arc<Product>>, sqlx::Error> {
+    async fn query(&self, id: i32) -> Result<Option<Arc<EncodedProduct>>, ApiError> {
         bump(&self.counters.db_queries);
-        Ok(self.db.get_product(id).await?.map(Arc::new))
+        let row = self.db.get_product(id).await.map_err(ApiError::from_db)?;
+        row.map(|p| EncodedProduct::encode(p).map(Arc::new))
+            .transpose()
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("cannot encode a product"))
+            })
     }
 
     /// Looks a product up through both tiers.
@@ -158,7 +163,7 @@ impl Catalog {
         if self.is_pending(id) {
             // Redis may still hold what a write replaced: bypass both tiers.
             let started = Instant::now();
-            let product = self.query(id).await.map_err(ApiError::from_db);
+            let product = self.query(id).await;
             record_db(started.elapsed());
             let product = product?;
             return product
@@ -284,7 +289,7 @@ impl Catalog {
     }
 
     async fn load_and_fill(&self, id: i32, generation: Option<u64>, epoch: u64) -> LoadResult {
-        let product = self.query(id).await?;
+        let product = self.query(id).await.map_err(LoadError::from)?;
         let value = match &product {
             Some(p) => CachedValue::Present(p.clone()),
             None if self.redis.negative_caching() => CachedValue::Absent,

@@ -17,10 +17,41 @@ use std::{
 
 use crate::db::Product;
 
+/// A product with its JSON, encoded once when read from PostgreSQL (or taken as Redis
+/// returned it) and shared by both tiers and every answer, so a hit never re-encodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedProduct {
+    pub product: Product,
+    /// The product as a JSON object, exactly what Redis stores.
+    pub json: Box<str>,
+}
+
+impl EncodedProduct {
+    pub fn encode(product: Product) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_string(&product)?.into_boxed_str();
+        Ok(Self { product, json })
+    }
+
+    /// Checks that `json` is a product before trusting it.
+    pub fn decode(json: &str) -> Result<Self, serde_json::Error> {
+        let product: Product = serde_json::from_str(json)?;
+        let trimmed = json.trim();
+        // Answers are built by splicing fields before the closing brace.
+        if trimmed.starts_with('{') && trimmed.ends_with('}') {
+            Ok(Self {
+                product,
+                json: trimmed.into(),
+            })
+        } else {
+            Self::encode(product)
+        }
+    }
+}
+
 /// A cached lookup result: the product, or the knowledge that the id does not exist.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CachedValue {
-    Present(Arc<Product>),
+    Present(Arc<EncodedProduct>),
     Absent,
 }
 
@@ -29,12 +60,8 @@ impl CachedValue {
     fn weight(&self) -> u32 {
         const OVERHEAD: usize = 128;
         let size = match self {
-            Self::Present(p) => {
-                OVERHEAD
-                    + p.name.len()
-                    + p.description.as_ref().map_or(0, String::len)
-                    + p.category.as_ref().map_or(0, String::len)
-            }
+            // The JSON and the decoded strings are both held.
+            Self::Present(p) => OVERHEAD + 2 * p.json.len(),
             Self::Absent => OVERHEAD,
         };
         u32::try_from(size).unwrap_or(u32::MAX)
@@ -130,15 +157,18 @@ mod tests {
     use super::*;
 
     fn product(id: i32) -> CachedValue {
-        CachedValue::Present(Arc::new(Product {
-            id,
-            name: "n".into(),
-            category: None,
-            price: None,
-            description: None,
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            updated_at: chrono::DateTime::UNIX_EPOCH,
-        }))
+        CachedValue::Present(Arc::new(
+            EncodedProduct::encode(Product {
+                id,
+                name: "n".into(),
+                category: None,
+                price: None,
+                description: None,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                updated_at: chrono::DateTime::UNIX_EPOCH,
+            })
+            .expect("encodes"),
+        ))
     }
 
     fn trusted_tier() -> MemoryTier {
@@ -173,6 +203,17 @@ mod tests {
             None,
             "the flush on loss must have removed it"
         );
+    }
+
+    #[test]
+    fn decoding_keeps_the_stored_json_and_rejects_non_products() {
+        let CachedValue::Present(original) = product(4) else {
+            panic!("a product")
+        };
+        let decoded = EncodedProduct::decode(&format!(" {} ", original.json)).expect("decodes");
+        assert_eq!(decoded, *original);
+        assert!(EncodedProduct::decode("{\"id\":1}").is_err());
+        assert!(EncodedProduct::decode("[]").is_err());
     }
 
     #[tokio::test]

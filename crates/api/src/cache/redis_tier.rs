@@ -18,9 +18,8 @@ use tokio::time::Instant;
 use super::{
     breaker::{BreakerState, CircuitBreaker},
     keys::{ExpiryPolicy, Freshness, KeyScheme, random_unit},
-    memory::CachedValue,
+    memory::{CachedValue, EncodedProduct},
 };
-use crate::db::Product;
 
 /// Keys per SCAN page and per UNLINK batch when clearing.
 const CLEAR_BATCH: usize = 500;
@@ -110,16 +109,16 @@ pub struct RedisTier {
 
 fn encode(value: &CachedValue) -> Result<String, serde_json::Error> {
     match value {
-        CachedValue::Present(product) => serde_json::to_string(product.as_ref()),
+        CachedValue::Present(product) => Ok(product.json.to_string()),
         CachedValue::Absent => Ok(ABSENT.to_owned()),
     }
 }
 
 fn decode(raw: &str) -> Result<CachedValue, serde_json::Error> {
-    Ok(match serde_json::from_str::<Option<Product>>(raw)? {
-        Some(product) => CachedValue::Present(Arc::new(product)),
-        None => CachedValue::Absent,
-    })
+    if raw.trim() == ABSENT {
+        return Ok(CachedValue::Absent);
+    }
+    Ok(CachedValue::Present(Arc::new(EncodedProduct::decode(raw)?)))
 }
 
 impl RedisTier {
@@ -369,6 +368,7 @@ pub fn parse_info(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Product;
 
     #[test]
     fn info_parsing_skips_sections_and_keeps_values_with_colons() {
@@ -392,7 +392,8 @@ mod tests {
             created_at: chrono::DateTime::UNIX_EPOCH,
             updated_at: chrono::DateTime::UNIX_EPOCH,
         };
-        let value = CachedValue::Present(Arc::new(product));
+        let value =
+            CachedValue::Present(Arc::new(EncodedProduct::encode(product).expect("encodes")));
         let json = encode(&value).expect("encodes");
         assert!(json.contains("\"price\":19.99"), "{json}");
         assert_eq!(decode(&json).ok(), Some(value));

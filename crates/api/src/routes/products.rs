@@ -96,23 +96,38 @@ fn elapsed_ms(start: Instant) -> f64 {
 pub async fn get_product(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<ProductResponse>> {
+) -> ApiResult<Response> {
     let start = Instant::now();
     let Path(raw_id) = id?;
     let id = parse_product_id(&raw_id)?;
     tracing::Span::current().record("product.id", id);
     let served = state.catalog.get(id).await?;
     tracing::Span::current().record("cache.hit", served.tier.is_some());
-    Ok(Json(ProductResponse {
-        product: Product::clone(&served.product),
-        source: if served.tier.is_some() {
-            Source::Cache
-        } else {
-            Source::Database
-        },
-        cache_tier: served.tier,
-        fetch_time_ms: elapsed_ms(start),
-    }))
+    let body = product_body(&served.product.json, served.tier, elapsed_ms(start));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The [`ProductResponse`] JSON, spliced onto the product's pre-encoded JSON object so a
+/// hit neither decodes nor re-encodes the product. `product_json` must be a JSON object.
+pub fn product_body(product_json: &str, tier: Option<Tier>, fetch_time_ms: f64) -> String {
+    let fields = product_json.strip_suffix('}').unwrap_or(product_json);
+    let mut body = String::with_capacity(product_json.len() + 72);
+    body.push_str(fields);
+    match tier {
+        None => body.push_str(r#","source":"database""#),
+        Some(Tier::Memory) => body.push_str(r#","source":"cache","cache_tier":"memory""#),
+        Some(Tier::Redis) => body.push_str(r#","source":"cache","cache_tier":"redis""#),
+    }
+    body.push_str(r#","fetch_time_ms":"#);
+    // f64's Display never uses an exponent, so this is always a valid JSON number.
+    let fetch_time_ms = if fetch_time_ms.is_finite() {
+        fetch_time_ms
+    } else {
+        0.0
+    };
+    body.push_str(&fetch_time_ms.to_string());
+    body.push('}');
+    body
 }
 
 pub const DEFAULT_LIMIT: i64 = 10;
@@ -406,6 +421,38 @@ mod tests {
                 "{limit:?} {offset:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_spliced_body_equals_the_serialised_response() {
+        let product = Product {
+            id: 7,
+            name: "AirPods \"Pro\"".into(),
+            category: None,
+            price: Some(rust_decimal::Decimal::new(24999, 2)),
+            description: Some("ünïcödé, {braces}".into()),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let json = serde_json::to_string(&product).expect("encodes");
+        for (tier, source) in [
+            (None, Source::Database),
+            (Some(Tier::Memory), Source::Cache),
+            (Some(Tier::Redis), Source::Cache),
+        ] {
+            let spliced = product_body(&json, tier, 1.25);
+            let expected = serde_json::to_string(&ProductResponse {
+                product: product.clone(),
+                source,
+                cache_tier: tier,
+                fetch_time_ms: 1.25,
+            })
+            .expect("serialises");
+            assert_eq!(spliced, expected);
+        }
+        let tiny = product_body(&json, None, 0.0001);
+        let parsed: serde_json::Value = serde_json::from_str(&tiny).expect("valid JSON");
+        assert_eq!(parsed["fetch_time_ms"], 0.0001);
     }
 
     #[test]
