@@ -7,7 +7,9 @@ use std::{
 
 use cacheme_testsupport::{free_port, port_open};
 
-use crate::helpers::{TestDatabase, drop_database_blocking, http_client, stores};
+use crate::helpers::{
+    TestDatabase, api_binary, drop_database_blocking, http_client, stores, wait_until_listening,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cacheme-api");
 
@@ -126,26 +128,11 @@ fn migrate_creates_the_database_and_is_safe_to_run_concurrently() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let db = TestDatabase::create().await;
     let port = free_port().expect("port");
-    let mut child = tokio::process::Command::new(BINARY)
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", &stores().redis_url)
-        .env("CACHE_KEY_PREFIX", format!("sigterm_{port}"))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+    let mut child = api_binary(&db.url, port, &format!("sigterm_{port}"))
         .env("SIMULATED_DB_LATENCY_MS", "1500")
-        .env("MIGRATE_ON_START", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawns");
-    for _ in 0..200 {
-        if port_open(port) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(port_open(port), "the binary never listened");
+    wait_until_listening(port).await;
 
     let client = http_client();
     let in_flight = tokio::spawn({

@@ -353,3 +353,32 @@ where
     }
     panic!("{what} did not happen within 10 s");
 }
+
+/// The real `cacheme-api` binary on `port` with a clean environment: the test database,
+/// the shared Redis under `key_prefix`, no migration. Add settings, then spawn it.
+pub fn api_binary(database_url: &str, port: u16, key_prefix: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cacheme-api"));
+    command
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", &stores().redis_url)
+        .env("CACHE_KEY_PREFIX", key_prefix)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("MIGRATE_ON_START", "false")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Waits up to 10 s for something to listen on `port`.
+pub async fn wait_until_listening(port: u16) {
+    for _ in 0..200 {
+        if cacheme_testsupport::port_open(port) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listened on port {port} within 10 s");
+}

@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
-use cacheme_testsupport::{free_port, port_open};
+use cacheme_testsupport::free_port;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, any_value},
@@ -15,7 +15,9 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message as _;
 
-use crate::helpers::{TestDatabase, eventually, http_client, spawn_app, stores};
+use crate::helpers::{
+    TestDatabase, api_binary, eventually, http_client, spawn_app, stores, wait_until_listening,
+};
 
 /// Spans received by an in-test OTLP/HTTP collector, with their resource's service name.
 #[derive(Clone, Default)]
@@ -101,30 +103,16 @@ async fn start_binary(endpoint: &str, schedule_delay_ms: u32) -> Binary {
     let db = TestDatabase::create().await;
     let port = free_port().expect("port");
     let prefix = format!("otel_{port}");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cacheme-api"))
-        .env_clear()
-        .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", &stores().redis_url)
-        .env("CACHE_KEY_PREFIX", &prefix)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("MIGRATE_ON_START", "false")
+    let child = api_binary(&db.url, port, &prefix)
         .env("L1_ENABLED", "false")
         .env("LOG_FORMAT", "json")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_SERVICE_NAME", "cacheme-api-under-test")
         .env("OTEL_BSP_SCHEDULE_DELAY", schedule_delay_ms.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawns");
-    for _ in 0..200 {
-        if port_open(port) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(port_open(port), "the binary never listened");
+    wait_until_listening(port).await;
     Binary {
         child,
         base: format!("http://127.0.0.1:{port}"),
