@@ -55,7 +55,12 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             Method::DELETE,
         ])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([header::RETRY_AFTER])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::HeaderName::from_static("server-timing"),
+            header::HeaderName::from_static("traceparent"),
+        ])
 }
 
 /// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.

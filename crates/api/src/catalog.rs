@@ -338,7 +338,7 @@ impl Catalog {
     /// What another replica announced: `*` for everything, else one id.
     pub async fn apply_remote_invalidation(&self, message: &str) {
         if message == "*" {
-            self.flights.forget_all();
+            // A clear changes no row, so loads in flight stay valid and are kept.
             self.memory.flush();
         } else if let Ok(id) = message.parse::<i32>() {
             self.flights.forget(&id);
@@ -414,7 +414,6 @@ impl Catalog {
 
     /// Empties both tiers (this service's keys only) and tells the other replicas.
     pub async fn clear(&self) -> Result<u64, ApiError> {
-        self.flights.forget_all();
         self.memory.flush();
         let cleared = self
             .redis

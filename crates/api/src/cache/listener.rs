@@ -49,7 +49,8 @@ pub async fn listen_for_invalidations(catalog: Catalog) {
                         None => break,
                     },
                     () = tokio::time::sleep(PING_INTERVAL) => {
-                        let pong = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<String>()).await;
+                        // In subscribed mode Redis answers PING with an array, not "PONG".
+                        let pong = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await;
                         if !matches!(pong, Ok(Ok(_))) {
                             break;
                         }

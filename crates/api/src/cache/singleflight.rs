@@ -111,10 +111,6 @@ where
         self.lock().remove(key);
     }
 
-    pub fn forget_all(&self) {
-        self.lock().clear();
-    }
-
     pub fn in_flight(&self) -> usize {
         self.lock().len()
     }

@@ -367,6 +367,38 @@ async fn the_memory_tier_answers_repeat_reads() {
 }
 
 #[tokio::test]
+async fn the_memory_tier_stays_in_use_while_nothing_changes() {
+    let app = spawn_app_with(|c| c.l1_ttl_ms = 600_000).await;
+    app.wait_for_memory_tier(true).await;
+    app.get("/products/8").await;
+    assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
+    // Several idle pings of the invalidation channel later, the entry must still be there.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
+    assert_eq!(app.get("/health").await.body["memory_tier"], true);
+}
+
+#[tokio::test]
+async fn a_stampede_right_after_a_clear_still_costs_one_query() {
+    let app = Arc::new(spawn_app_with(|c| c.simulated_db_latency_ms = 300).await);
+    app.wait_for_memory_tier(true).await;
+    app.get("/products/12").await;
+    assert_eq!(app.delete("/cache/clear").await.status, 200);
+    let before = app.stats().await["db_queries"].as_u64().expect("count");
+    let requests: Vec<_> = (0..100)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.get("/products/12").await.status })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.expect("task"), 200);
+    }
+    let after = app.stats().await["db_queries"].as_u64().expect("count");
+    assert_eq!(after - before, 1);
+}
+
+#[tokio::test]
 async fn a_write_on_one_replica_reaches_the_other_replicas_memory_tier() {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &stores().redis_url);

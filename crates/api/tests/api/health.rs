@@ -60,6 +60,21 @@ async fn cors_lets_the_original_page_call_the_api() {
         .to_str()
         .expect("ascii");
     assert!(methods.contains("DELETE"), "{methods}");
+
+    let simple = app
+        .client
+        .get(app.url("/products/1"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .expect("sent");
+    let exposed = simple.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for header in ["server-timing", "traceparent", "retry-after"] {
+        assert!(exposed.contains(header), "{header} not exposed: {exposed}");
+    }
 }
 
 #[tokio::test]
