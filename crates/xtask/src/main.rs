@@ -8,6 +8,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, with_database};
 
+mod bench;
 mod frontend;
 mod packaging;
 mod tools;
@@ -23,6 +24,10 @@ Tasks:
           the operator's manifests through kubernetes-validate, then the page's unit
           tests and its end-to-end tests in Chromium against the real API.
   lint    rustfmt --check and clippy -D warnings only.
+  bench   Load-test the release build against its own PostgreSQL and Redis with wrk,
+          next to nginx, redis-benchmark and pgbench baselines; writes
+          target/bench/report.md and SVG charts. Options: --smoke (seconds, targets
+          not asserted), --duration SECS, --products N, --json (also report.json).
 
 Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
 ";
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("validate") => packaging::validate(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
