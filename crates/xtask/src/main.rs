@@ -11,7 +11,6 @@ use cacheme_testsupport::{Stores, with_database};
 mod bench;
 mod frontend;
 mod packaging;
-mod tools;
 
 const USAGE: &str = "\
 cargo xtask <task>
@@ -21,9 +20,12 @@ Tasks:
           (npm), migrate, and serve both on http://localhost:8000.
   test    Run every check and test: rustfmt, clippy, all Rust tests against real
           PostgreSQL and Redis (found on the standard ports or started on free ones),
-          the operator's manifests through kubernetes-validate, then the page's unit
-          tests and its end-to-end tests in Chromium against the real API.
+          the operator's manifests through kubernetes-validate, the packaging checks
+          (validate), then the page's unit tests and its end-to-end tests in Chromium
+          against the real API.
   lint    rustfmt --check and clippy -D warnings only.
+  validate  Offline checks of the Dockerfiles, docker-compose.yml, the Helm chart,
+          k8s/ and the Tiltfile, with pinned tools installed into target/tools.
   bench   Load-test the release build against its own PostgreSQL and Redis with wrk,
           next to nginx, redis-benchmark and pgbench baselines; writes
           target/bench/report.md and SVG charts. Options: --smoke (seconds, targets
@@ -124,15 +126,17 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     lint()?;
     let stores = find_stores()?;
-    let kubernetes_validate = tools::kubernetes_validate(&root)?;
+    // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
+    let tools = packaging::Tools::ensure(&root)?;
     let mut tests = cargo();
     tests
         .args(["test", "--workspace"])
         .args(extra)
         .env("DATABASE_URL", &stores.postgres_admin_url)
         .env("REDIS_URL", &stores.redis_url)
-        .env("KUBERNETES_VALIDATE", &kubernetes_validate);
+        .env("KUBERNETES_VALIDATE", tools.kubernetes_validate());
     run("cargo test --workspace", tests)?;
+    packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
     drop(stores);
     eprintln!("==> every check passed");

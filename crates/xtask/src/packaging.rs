@@ -80,6 +80,11 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// The pinned `kubernetes-validate`, which the operator's tests run too.
+    pub fn kubernetes_validate(&self) -> &Path {
+        &self.kubernetes_validate
+    }
+
     /// Installs what is missing under `root/target/tools` (one process at a time).
     pub fn ensure(root: &Path) -> anyhow::Result<Self> {
         let dir = root.join("target").join("tools");
