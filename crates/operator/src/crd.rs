@@ -19,7 +19,7 @@ pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 /// Default image of the managed PostgreSQL.
 pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:17-alpine";
 /// Default image of pgAdmin.
-pub const DEFAULT_PGADMIN_IMAGE: &str = "dpage/pgadmin4:9.1";
+pub const DEFAULT_PGADMIN_IMAGE: &str = "dpage/pgadmin4:9.4";
 /// Default image of Redis Commander.
 pub const DEFAULT_REDIS_COMMANDER_IMAGE: &str = "ghcr.io/joeferner/redis-commander:0.9.0";
 /// Default key of the URL inside an external database/Redis Secret.

@@ -372,6 +372,12 @@ impl Stack<'_> {
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_FRONTEND_IMAGE),
+                // The page's web server proxies the API paths here, so a port-forwarded
+                // page works without an Ingress.
+                env: Some(vec![env(
+                    "CACHEME_API_URL",
+                    format!("http://{}:{API_PORT}", self.child_name(Component::Api)),
+                )]),
                 ports: port("http", FRONTEND_PORT),
                 resources: self.resources(&spec.resources),
                 readiness_probe: http_probe("/", 5, 3),
