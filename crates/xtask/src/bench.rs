@@ -15,6 +15,10 @@ use std::{
     io::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -424,13 +428,7 @@ impl Api {
     }
 
     fn db_queries(&self) -> anyhow::Result<u64> {
-        let (status, body) = http::request(self.port, "GET", "/cache/stats", None)?;
-        anyhow::ensure!(status == 200, "/cache/stats answered {status}: {body}");
-        let v: serde_json::Value =
-            serde_json::from_str(&body).context("/cache/stats is not JSON")?;
-        v["app_stats"]["db_queries"]
-            .as_u64()
-            .context("/cache/stats has no app_stats.db_queries")
+        db_queries(self.port)
     }
 
     fn clear(&self) -> anyhow::Result<()> {
@@ -453,6 +451,64 @@ impl Drop for Api {
     fn drop(&mut self) {
         terminate(&mut self.child);
     }
+}
+
+/// `app_stats.db_queries` of the API on `port`: product queries that process made.
+fn db_queries(port: u16) -> anyhow::Result<u64> {
+    let (status, body) = http::request(port, "GET", "/cache/stats", None)?;
+    anyhow::ensure!(status == 200, "/cache/stats answered {status}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).context("/cache/stats is not JSON")?;
+    v["app_stats"]["db_queries"]
+        .as_u64()
+        .context("/cache/stats has no app_stats.db_queries")
+}
+
+/// Watches `db_queries` while a run lasts and tells when it last grew, since wrk keeps its clock
+/// running after a script stopped its threads (the distinct ids were used up).
+#[derive(Debug)]
+struct QueryWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl QueryWatch {
+    fn start(port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut last = db_queries(port).ok();
+            let mut last_change = None;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(25));
+                let now = db_queries(port).ok();
+                if now.is_some() && now != last {
+                    last = now;
+                    last_change = Some(start.elapsed());
+                }
+            }
+            last_change
+        });
+        Self { stop, handle }
+    }
+
+    /// Time from start to the last growth of the counter.
+    fn finish(self) -> Option<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().ok().flatten()
+    }
+}
+
+/// When the ids ran out well before wrk's clock stopped, the rate over the active time instead.
+fn active_rate(load: &mut LoadResult, active: Option<Duration>) -> bool {
+    let Some(active) = active else { return false };
+    let active_s = active.as_secs_f64() + 0.025;
+    if load.requests == 0 || active_s + 0.25 >= load.duration_s {
+        return false;
+    }
+    load.duration_s = active_s;
+    load.rps = load.requests as f64 / active_s;
+    true
 }
 
 /// SIGTERM, up to 5 s of grace, then SIGKILL.
@@ -559,8 +615,10 @@ impl Ctx<'_> {
     ) -> anyhow::Result<Row> {
         let before = api.db_queries()?;
         reset_peak_rss(api.pid());
+        let loadavg = report::loadavg_1m();
         let result = load(self)?;
         let mut row = Row::new(scenario, kind, "wrk");
+        row.loadavg_before = loadavg;
         row.connections = connections;
         row.peak_rss_kib = peak_rss_kib(api.pid());
         row.db_queries = Some(api.db_queries()?.saturating_sub(before));
@@ -582,13 +640,21 @@ impl Ctx<'_> {
             &format!("misses-c{connections}.lua"),
             &wrk::distinct_ids_script(1, last_id, wrk::threads_for(connections)),
         )?;
-        let mut row = self.measure(api, scenario, kind, connections, |c| {
+        let watch = QueryWatch::start(api.port);
+        let result = self.measure(api, scenario, kind, connections, |c| {
             c.wrk(&api.url("/"), connections, &lua)
-        })?;
-        row.note = format!(
-            "{:.1} s (stops when the {last_id} ids are used up)",
-            row.load.duration_s
-        );
+        });
+        let active = watch.finish();
+        let mut row = result?;
+        row.note = if active_rate(&mut row.load, active) {
+            format!(
+                "the {last_id} ids were used up after {:.1} s: rate over that time",
+                row.load.duration_s
+            )
+        } else {
+            format!("{:.1} s, ids left over", row.load.duration_s)
+        };
+        eprintln!("    {}: {:.0} req/s", row.note, row.load.rps);
         Ok(row)
     }
 }
@@ -597,6 +663,7 @@ impl Ctx<'_> {
 fn stampede(api: &Api, last_id: u64, rounds: u64) -> anyhow::Result<(Row, Vec<u64>)> {
     api.clear()?;
     reset_peak_rss(api.pid());
+    let loadavg = report::loadavg_1m();
     let mut per_round = Vec::new();
     let mut latencies = Vec::new();
     let mut failures = 0;
@@ -633,6 +700,7 @@ fn stampede(api: &Api, last_id: u64, rounds: u64) -> anyhow::Result<(Row, Vec<u6
     row.db_queries = Some(per_round.iter().sum());
     row.peak_rss_kib = peak_rss_kib(api.pid());
     row.note = format!("{rounds} rounds, DB queries per round {per_round:?}");
+    row.loadavg_before = loadavg;
     Ok((row, per_round))
 }
 
@@ -1164,6 +1232,29 @@ mod tests {
         assert_eq!(r.p50_ms, Some(0.51));
         assert_eq!(r.p999_ms, Some(0.6));
         assert!(parse_pgbench("nothing", &mut []).is_err());
+    }
+
+    #[test]
+    fn rate_over_the_active_time_when_ids_ran_out() {
+        let mut load = LoadResult {
+            requests: 2_000,
+            duration_s: 10.0,
+            rps: 200.0,
+            ..LoadResult::default()
+        };
+        assert!(active_rate(&mut load, Some(Duration::from_millis(1_975))));
+        assert!((load.duration_s - 2.0).abs() < 1e-9);
+        assert!((load.rps - 1_000.0).abs() < 1e-6);
+        // Busy until the end, or no reading: wrk's numbers stand.
+        let mut busy = LoadResult {
+            requests: 2_000,
+            duration_s: 2.0,
+            rps: 1_000.0,
+            ..LoadResult::default()
+        };
+        assert!(!active_rate(&mut busy, Some(Duration::from_millis(1_900))));
+        assert!(!active_rate(&mut busy, None));
+        assert!((busy.rps - 1_000.0).abs() < 1e-9);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Row {
     pub baseline: Option<String>,
     pub ratio: Option<f64>,
     pub note: String,
+    /// The machine's 1-minute load average just before the run: other work on a shared machine shows here.
+    pub loadavg_before: Option<f64>,
 }
 
 impl Row {
@@ -34,6 +36,7 @@ impl Row {
             baseline: None,
             ratio: None,
             note: String::new(),
+            loadavg_before: loadavg_1m(),
         }
     }
 }
@@ -61,6 +64,34 @@ pub struct Report {
     pub ready_ms: Vec<(String, f64)>,
     pub rows: Vec<Row>,
     pub targets: Vec<Target>,
+}
+
+/// The 1-minute load average from `/proc/loadavg`.
+pub fn loadavg_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One line per row: its note and the load average the run started under.
+pub fn notes(rows: &[Row]) -> String {
+    let mut s = String::new();
+    for r in rows {
+        let mut parts = Vec::new();
+        if !r.note.is_empty() {
+            parts.push(r.note.clone());
+        }
+        if let Some(l) = r.loadavg_before {
+            parts.push(format!("load average before: {l:.2}"));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(s, "- {}: {}", label(r), parts.join("; "));
+        }
+    }
+    s
 }
 
 /// `rate / baseline` when both are known and the baseline is not zero.
@@ -165,6 +196,11 @@ pub fn markdown(report: &Report) -> String {
         ready.join("; ")
     );
     let _ = writeln!(s, "## Results\n\n{}", markdown_table(&report.rows));
+    let _ = writeln!(
+        s,
+        "Notes (the load generator itself adds about 1 to the load average):\n\n{}",
+        notes(&report.rows)
+    );
     let _ = writeln!(
         s,
         "## Targets (issue 8)\n\n{}",
@@ -415,6 +451,7 @@ mod tests {
             targets: vec![],
         };
         let md = markdown(&report);
+        assert!(md.contains("- L1 hits: "));
         assert!(md.contains("smoke run"));
         assert!(md.contains("![requests per second](throughput.svg)"));
         assert!(md.contains("api: 120 ms"));
