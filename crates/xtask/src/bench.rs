@@ -231,6 +231,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
 
     let mut sweep_hits = Vec::new();
     let mut sweep_misses = Vec::new();
+    api.warm(&hot)?;
     for &c in &SWEEP {
         step(&format!("sweep: hits at {c} connections"));
         let row = ctx.measure(&api, "sweep hits", "sweep", c, |ctx| {
@@ -328,7 +329,11 @@ impl Tools {
     fn find() -> anyhow::Result<Self> {
         Ok(Self {
             wrk: require_binary("wrk", "wrk")?,
-            nginx: require_binary("nginx", "nginx")?,
+            // Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+            nginx: require_binary("nginx", "nginx").or_else(|e| {
+                let sbin = PathBuf::from("/usr/sbin/nginx");
+                if sbin.is_file() { Ok(sbin) } else { Err(e) }
+            })?,
             redis_benchmark: require_binary("redis-benchmark", "redis-tools")?,
             pgbench: require_binary("pgbench", "postgresql")?,
             psql: require_binary("psql", "postgresql-client")?,

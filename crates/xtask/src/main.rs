@@ -24,6 +24,8 @@ Tasks:
           (validate), then the page's unit tests and its end-to-end tests in Chromium
           against the real API.
   lint    rustfmt --check and clippy -D warnings only.
+  generate  Write the generated files: k8s/crd.yaml and the chart's copy (from the
+          operator's code) and k8s/operator.yaml (from the chart).
   validate  Offline checks of the Dockerfiles, docker-compose.yml, the Helm chart,
           k8s/ and the Tiltfile, with pinned tools installed into target/tools.
   bench   Load-test the release build against its own PostgreSQL and Redis with wrk,
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
         Some("validate") => packaging::validate(&workspace_root()),
+        Some("generate") => packaging::generate(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())

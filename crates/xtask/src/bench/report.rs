@@ -198,7 +198,7 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "## Results\n\n{}", markdown_table(&report.rows));
     let _ = writeln!(
         s,
-        "Notes (the load generator itself adds about 1 to the load average):\n\n{}",
+        "Notes. The 1-minute load average lags and includes the previous run's own load; well above 3 on 2 cores means other work shared the machine.\n\n{}",
         notes(&report.rows)
     );
     let _ = writeln!(
