@@ -33,6 +33,10 @@ use crate::{
     timing::{record_cache, record_db},
 };
 
+/// How long a finished database load still answers requests that missed the cache just
+/// before it was filled (writes end it at once).
+const FLIGHT_LINGER: Duration = Duration::from_millis(100);
+
 /// Which cache tier answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -107,11 +111,21 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(db: Database, redis: RedisTier, memory: MemoryTier, hooks: Hooks) -> Self {
+        let negative_caching = redis.negative_caching();
         Self {
             db,
             redis,
             memory,
-            flights: SingleFlight::default(),
+            // Only what was also cached lingers: with negative caching off, an unknown
+            // id must be asked again.
+            flights: SingleFlight::with_linger(
+                FLIGHT_LINGER,
+                if negative_caching {
+                    |r: &LoadResult| r.is_ok()
+                } else {
+                    |r: &LoadResult| matches!(r, Ok(Some(_)))
+                },
+            ),
             counters: Arc::default(),
             pending: Arc::default(),
             pending_added: Arc::default(),
@@ -338,7 +352,10 @@ impl Catalog {
     /// What another replica announced: `*` for everything, else one id.
     pub async fn apply_remote_invalidation(&self, message: &str) {
         if message == "*" {
-            // A clear changes no row, so loads in flight stay valid and are kept.
+            // A clear changes no row: loads still running stay valid and are kept (so a
+            // stampede right after a clear still costs one query); finished ones go, so
+            // the next read loads and caches afresh.
+            self.flights.forget_finished();
             self.memory.flush();
         } else if let Ok(id) = message.parse::<i32>() {
             self.flights.forget(&id);
@@ -414,6 +431,7 @@ impl Catalog {
 
     /// Empties both tiers (this service's keys only) and tells the other replicas.
     pub async fn clear(&self) -> Result<u64, ApiError> {
+        self.flights.forget_finished();
         self.memory.flush();
         let cleared = self
             .redis

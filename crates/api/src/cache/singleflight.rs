@@ -20,12 +20,22 @@ type Flight<V> = Shared<BoxFuture<'static, V>>;
 struct Entry<V: Clone> {
     id: u64,
     flight: Flight<V>,
+    /// Set when the load finished (the entry may still linger).
+    done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Map of in-flight loads. Cloning shares the map.
+///
+/// A finished load stays in the map for `linger`, answering late joiners: a request whose
+/// cache lookup missed just before the load filled the cache would otherwise start a
+/// second load. Writers [`forget`](SingleFlight::forget) the key, so a lingering value
+/// never outlives a write.
 pub struct SingleFlight<K, V: Clone> {
     inflight: Arc<Mutex<HashMap<K, Entry<V>>>>,
     next_id: Arc<AtomicU64>,
+    linger: std::time::Duration,
+    /// Which finished values may linger (say, only those that were also cached).
+    lingers: fn(&V) -> bool,
 }
 
 impl<K, V: Clone> Clone for SingleFlight<K, V> {
@@ -33,6 +43,8 @@ impl<K, V: Clone> Clone for SingleFlight<K, V> {
         Self {
             inflight: self.inflight.clone(),
             next_id: self.next_id.clone(),
+            linger: self.linger,
+            lingers: self.lingers,
         }
     }
 }
@@ -48,6 +60,8 @@ impl<K, V: Clone> Default for SingleFlight<K, V> {
         Self {
             inflight: Default::default(),
             next_id: Default::default(),
+            linger: std::time::Duration::ZERO,
+            lingers: |_| false,
         }
     }
 }
@@ -57,6 +71,16 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
+    /// Finished loads whose value passes `lingers` answer late joiners for `linger`
+    /// (see the type's documentation).
+    pub fn with_linger(linger: std::time::Duration, lingers: fn(&V) -> bool) -> Self {
+        Self {
+            linger,
+            lingers,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
         // Entries are inserted and removed whole; a poisoned map is still consistent.
         self.inflight.lock().unwrap_or_else(|e| e.into_inner())
@@ -77,9 +101,19 @@ where
                     let this = self.clone();
                     let cleanup_key = key.clone();
                     let work = load();
+                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let finished = done.clone();
                     let flight = async move {
                         let value = work.await;
-                        this.remove_if(&cleanup_key, id);
+                        finished.store(true, Ordering::Release);
+                        if this.linger.is_zero() || !(this.lingers)(&value) {
+                            this.remove_if(&cleanup_key, id);
+                        } else {
+                            tokio::spawn(async move {
+                                tokio::time::sleep(this.linger).await;
+                                this.remove_if(&cleanup_key, id);
+                            });
+                        }
                         value
                     }
                     .boxed()
@@ -89,6 +123,7 @@ where
                         Entry {
                             id,
                             flight: flight.clone(),
+                            done,
                         },
                     );
                     (flight, false)
@@ -109,6 +144,12 @@ where
     /// have read the old row).
     pub fn forget(&self, key: &K) {
         self.lock().remove(key);
+    }
+
+    /// Drops finished, lingering loads (after a cache clear: the next read should load
+    /// afresh); loads still running are kept, as they read the database now anyway.
+    pub fn forget_finished(&self) {
+        self.lock().retain(|_, e| !e.done.load(Ordering::Acquire));
     }
 
     pub fn in_flight(&self) -> usize {
@@ -159,6 +200,32 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 1);
         assert_eq!(joined, 49);
         assert_eq!(flights.in_flight(), 0, "finished flights are removed");
+    }
+
+    #[tokio::test]
+    async fn a_finished_load_answers_late_joiners_until_it_is_forgotten() {
+        let flights: SingleFlight<i32, u32> =
+            SingleFlight::with_linger(std::time::Duration::from_secs(60), |v| *v < 10);
+        let (first, joined) = flights.run(3, || async { 1 }.boxed()).await;
+        assert_eq!((first, joined), (1, false));
+        let (late, joined) = flights.run(3, || async { 2 }.boxed()).await;
+        assert_eq!(
+            (late, joined),
+            (1, true),
+            "a late joiner gets the finished load"
+        );
+        flights.forget(&3);
+        let (fresh, joined) = flights.run(3, || async { 3 }.boxed()).await;
+        assert_eq!((fresh, joined), (3, false), "after forget, a new load runs");
+
+        flights.forget(&3);
+        let _ = flights.run(4, || async { 99 }.boxed()).await;
+        let (next, joined) = flights.run(4, || async { 5 }.boxed()).await;
+        assert_eq!(
+            (next, joined),
+            (5, false),
+            "values the predicate rejects do not linger"
+        );
     }
 
     #[tokio::test]
