@@ -651,7 +651,9 @@ impl Ctx<'_> {
         });
         let active = watch.finish();
         let mut row = result?;
-        row.note = if active_rate(&mut row.load, active) {
+        // Only a run that used up (nearly) every id stopped early; a stall is not an early stop.
+        let used_up = row.db_queries.is_some_and(|q| q * 100 >= last_id * 95);
+        row.note = if used_up && active_rate(&mut row.load, active) {
             format!(
                 "the {last_id} ids were used up after {:.1} s: rate over that time",
                 row.load.duration_s
