@@ -29,7 +29,7 @@ use crate::{
     http_trace::trace_requests,
     metrics::Metrics,
     openapi, routes, seed,
-    state::AppState,
+    state::{AppState, SharedState},
 };
 
 async fn not_found() -> ApiError {
@@ -195,7 +195,7 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
         Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
         None => None,
     };
-    Ok(AppState {
+    Ok(AppState::new(SharedState {
         catalog: Catalog::new(db, redis, memory, hooks),
         metrics,
         static_dir,
@@ -204,7 +204,7 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
             .as_deref()
             .filter(|t| !t.is_empty())
             .map(Arc::from),
-    })
+    }))
 }
 
 fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {

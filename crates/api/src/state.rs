@@ -1,14 +1,33 @@
 //! What every handler shares.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{ops::Deref, path::PathBuf, sync::Arc};
 
 use crate::{catalog::Catalog, metrics::Metrics};
 
+/// The shared state behind one `Arc`: axum clones the state for every request, and
+/// cloning the parts (pool, caches, clients: a score of `Arc`s) showed up in profiles.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+#[derive(Debug)]
+pub struct SharedState {
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
     pub static_dir: Option<Arc<PathBuf>>,
     /// When set, writes need this bearer token.
     pub admin_token: Option<Arc<str>>,
+}
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
