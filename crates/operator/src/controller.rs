@@ -18,8 +18,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -306,6 +308,38 @@ async fn ensure_secret(client: &Client, namespace: &str, plan: &SecretPlan) -> R
     }
 }
 
+/// Name of the user's ConfigMap the seed data of `cm` comes from, if any.
+fn seed_config_map_ref(cm: &CacheMe) -> Option<&str> {
+    cm.spec
+        .seed_data
+        .as_ref()
+        .and_then(|s| s.config_map_ref.as_ref())
+        .map(|r| r.name.as_str())
+}
+
+/// The CacheMes to reconcile when `config_map` changes: those of its namespace
+/// whose `spec.seedData.configMapRef` names it. Their reconcile reads it again,
+/// and its content is part of the API's pod-template hash, so a change rolls
+/// the API out. Generic so that it takes a ConfigMap or only its metadata.
+pub fn seed_config_map_users<C: Resource>(
+    cachemes: &Store<CacheMe>,
+    config_map: &C,
+) -> Vec<ObjectRef<CacheMe>> {
+    let meta = config_map.meta();
+    let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Vec::new();
+    };
+    cachemes
+        .state()
+        .iter()
+        .filter(|cm| {
+            cm.metadata.namespace.as_deref() == Some(namespace)
+                && seed_config_map_ref(cm) == Some(name)
+        })
+        .map(|cm| ObjectRef::from_obj(cm.as_ref()))
+        .collect()
+}
+
 /// Content of the user's seed ConfigMap key, when the spec references one.
 async fn referenced_seed(client: &Client, cm: &CacheMe, namespace: &str) -> Result<Option<String>> {
     let Some(reference) = cm
@@ -440,7 +474,7 @@ pub async fn run(
             Error::Kube(Box::new(e))
         })?;
 
-    fn owned<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
     {
@@ -453,6 +487,15 @@ pub async fn run(
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
 
     let (reader, writer) = reflector::store();
+    // The user's seed ConfigMaps are not owned (and not labelled): watch every
+    // ConfigMap, metadata only (the reconcile reads the referenced one), and
+    // map a change to the CacheMes that reference it.
+    let cachemes_store = reader.clone();
+    let seed_config_maps = watcher(
+        scoped::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .touched_objects();
     // Only spec changes of a CacheMe (its generation) trigger; our status
     // writes do not.
     let cachemes = watcher(cachemes, watcher::Config::default())
@@ -464,27 +507,30 @@ pub async fn run(
     let ctx = Arc::new(Context::new(client.clone(), instance));
     Controller::for_stream(cachemes, reader)
         .owns(
-            owned::<Deployment>(&client, &namespace),
+            scoped::<Deployment>(&client, &namespace),
             owned_config.clone(),
         )
-        .owns(owned::<Service>(&client, &namespace), owned_config.clone())
+        .owns(scoped::<Service>(&client, &namespace), owned_config.clone())
         .owns(
-            owned::<ConfigMap>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            owned::<PersistentVolumeClaim>(&client, &namespace),
+            scoped::<ConfigMap>(&client, &namespace),
             owned_config.clone(),
         )
         .owns(
-            owned::<NetworkPolicy>(&client, &namespace),
+            scoped::<PersistentVolumeClaim>(&client, &namespace),
             owned_config.clone(),
         )
         .owns(
-            owned::<PodDisruptionBudget>(&client, &namespace),
+            scoped::<NetworkPolicy>(&client, &namespace),
             owned_config.clone(),
         )
-        .owns(owned::<Ingress>(&client, &namespace), owned_config)
+        .owns(
+            scoped::<PodDisruptionBudget>(&client, &namespace),
+            owned_config.clone(),
+        )
+        .owns(scoped::<Ingress>(&client, &namespace), owned_config)
+        .watches_stream(seed_config_maps, move |config_map| {
+            seed_config_map_users(&cachemes_store, &config_map)
+        })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

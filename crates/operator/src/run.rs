@@ -107,7 +107,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = signal_tx.send(true);
     });
 
-    let result = lead_and_reconcile(&args, Arc::clone(&health), stop_rx.clone()).await;
+    let result = async {
+        let client = Client::try_default()
+            .await
+            .context("cannot configure the Kubernetes client")?;
+        lead_and_reconcile(client, &args, Arc::clone(&health), stop_rx.clone()).await
+    }
+    .await;
     let _ = stop_tx.send(true);
     match server.await {
         Ok(Ok(())) => {}
@@ -120,15 +126,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Waits for the lease, runs the controller while holding it, and stops the
 /// controller (letting in-flight reconciles finish) when the lease is lost
-/// or shutdown is requested.
+/// or shutdown is requested. `client` is injected so tests can point it at a
+/// fake API server.
 async fn lead_and_reconcile(
+    client: Client,
     args: &RunArgs,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let client = Client::try_default()
-        .await
-        .context("cannot configure the Kubernetes client")?;
     let lease_namespace = args
         .lease_namespace
         .clone()
@@ -214,3 +219,7 @@ async fn lead_and_reconcile(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
