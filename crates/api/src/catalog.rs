@@ -165,7 +165,7 @@ impl Catalog {
     async fn query(&self, id: i32) -> Result<Option<Arc<EncodedProduct>>, ApiError> {
         bump(&self.counters.db_queries);
         let row = self.db.get_product(id).await.map_err(ApiError::from_db)?;
-        row.map(|p| EncodedProduct::encode(p).map(Arc::new))
+        row.map(|p| EncodedProduct::encode(&p).map(Arc::new))
             .transpose()
             .map_err(|e| {
                 ApiError::Internal(anyhow::Error::new(e).context("cannot encode a product"))

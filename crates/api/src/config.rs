@@ -69,8 +69,8 @@ pub struct Config {
     #[arg(long, env = "L1_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub l1_ttl_ms: u64,
 
-    /// Memory bound of L1, in bytes (each entry weighs its text plus 128 bytes).
-    #[arg(long, env = "L1_MAX_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    /// Memory bound of L1, in bytes (each entry weighs its text plus 256 bytes).
+    #[arg(long, env = "L1_MAX_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub l1_max_bytes: u64,
 
     /// Consecutive Redis failures that open the circuit breaker (reads then skip Redis).
@@ -96,6 +96,11 @@ pub struct Config {
     /// Address and port to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0:8000")]
     pub bind_addr: SocketAddr,
+
+    /// Threads that run requests; 0 means one per CPU the process may use (its cgroup quota
+    /// included).
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub worker_threads: u16,
 
     /// Extra delay added to each database read, in milliseconds, to make the cost of a miss visible.
     #[arg(long, env = "SIMULATED_DB_LATENCY_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
@@ -229,6 +234,9 @@ mod tests {
         assert!(err.to_string().contains("cache-ttl-seconds"), "{err}");
         let err = parse(&["--bind-addr", "nope"]).expect_err("not an address");
         assert!(err.to_string().contains("bind-addr"), "{err}");
+        let err = parse(&["--worker-threads", "-1"]).expect_err("negative");
+        assert!(err.to_string().contains("worker-threads"), "{err}");
+        assert_eq!(Config::defaults().worker_threads, 0, "one per CPU by default");
         assert!(parse(&["migrate"]).is_ok());
     }
 }

@@ -53,6 +53,12 @@ macro_rules! product_columns {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: PgPool,
+    /// One permit per pooled connection, handed out first come, first served: under a
+    /// thousand concurrent misses the queue waits here, and sqlx's pool never has more
+    /// waiters than connections (with a deep queue of its own it timed requests out while
+    /// connections sat idle).
+    permits: Arc<tokio::sync::Semaphore>,
+    acquire_timeout: Duration,
     simulated_latency: Duration,
     metrics: Arc<Metrics>,
 }
@@ -74,6 +80,8 @@ impl Database {
             .connect_lazy_with(options.application_name("cacheme-api"));
         Ok(Self {
             pool,
+            permits: Arc::new(tokio::sync::Semaphore::new(max_connections as usize)),
+            acquire_timeout,
             simulated_latency,
             metrics,
         })
@@ -83,9 +91,20 @@ impl Database {
         &self.pool
     }
 
-    /// Runs one query, timing it for `/metrics` (the simulated latency included: it
-    /// stands for a slow database).
-    async fn timed<T>(&self, operation: &'static str, query: impl Future<Output = T>) -> T {
+    /// Runs one query once a permit is free, timing it for `/metrics` (the simulated
+    /// latency included: it stands for a slow database). Waiting longer than the acquire
+    /// timeout for a permit fails like waiting for a pooled connection.
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let _permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed),
+            Err(_elapsed) => return Err(sqlx::Error::PoolTimedOut),
+        };
         let start = std::time::Instant::now();
         let result = query.await;
         self.metrics.observe_query(operation, start.elapsed());

@@ -22,12 +22,9 @@ pub async fn trace_requests(
     next: Next,
 ) -> Response {
     let start = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().as_str().to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "http.request",
         otel.name = format!("{method} {route}"),
@@ -39,9 +36,13 @@ pub async fn trace_requests(
         otel.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    cacheme_telemetry::continue_trace(&span, request.headers());
-    if let Some(id) = cacheme_telemetry::trace_id(&span) {
-        span.record("trace_id", id);
+    // A span filtered out by RUST_LOG has no trace to continue or report.
+    let traced = !span.is_disabled();
+    if traced {
+        cacheme_telemetry::continue_trace(&span, request.headers());
+        if let Some(id) = cacheme_telemetry::trace_id(&span) {
+            span.record("trace_id", id);
+        }
     }
 
     let timings = Arc::new(RequestTimings::default());
@@ -56,15 +57,17 @@ pub async fn trace_requests(
 
     let headers = response.headers_mut();
     let server_timing = timing::server_timing(timings.cache(), timings.db(), elapsed);
-    if let Ok(value) = HeaderValue::from_str(&server_timing) {
+    if let Ok(value) = HeaderValue::try_from(server_timing) {
         headers.insert(HeaderName::from_static("server-timing"), value);
     }
-    if let Some(value) =
-        cacheme_telemetry::traceparent(&span).and_then(|v| HeaderValue::from_str(&v).ok())
+    if let Some(value) = traced
+        .then(|| cacheme_telemetry::traceparent(&span))
+        .flatten()
+        .and_then(|v| HeaderValue::try_from(v).ok())
     {
         headers.insert(HeaderName::from_static("traceparent"), value);
     }
-    metrics.observe_request(&route, &method, status.as_u16(), elapsed);
+    metrics.observe_request(route, method.as_str(), status.as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

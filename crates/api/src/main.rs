@@ -5,9 +5,23 @@ use cacheme_api::{
 };
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if cli.config.worker_threads > 0 {
+        runtime.worker_threads(usize::from(cli.config.worker_threads));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(serve_or_migrate(cli)),
+        Err(e) => {
+            eprintln!("cacheme-api: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_or_migrate(cli: Cli) -> std::process::ExitCode {
     let telemetry = match cacheme_telemetry::init("cacheme-api", env!("CARGO_PKG_VERSION")) {
         Ok(guard) => guard,
         Err(e) => {
@@ -38,7 +52,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let app = App::build(&cli.config).await?;
-            tracing::info!(addr = %app.local_addr()?, "cacheme-api listening");
+            tracing::info!(
+                addr = %app.local_addr()?,
+                worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+                "cacheme-api listening"
+            );
             app.run_until(shutdown_signal()).await
         }
     }

@@ -74,7 +74,8 @@ pub struct Gauges {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<RequestKey, Histogram>>,
+    /// A few dozen series at most, searched in place so an observation allocates nothing.
+    requests: Mutex<Vec<(RequestKey, Histogram)>>,
     queries: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
@@ -87,10 +88,19 @@ impl Metrics {
     /// `route` is the matched route template (`/products/{id}`), never the raw path,
     /// so the number of series stays bounded.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        lock(&self.requests)
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        let mut requests = lock(&self.requests);
+        let known = requests
+            .iter_mut()
+            .find(|((r, m, s), _)| *s == status && r == route && m == method);
+        match known {
+            Some((_, histogram)) => histogram.observe(seconds),
+            None => {
+                let mut histogram = Histogram::default();
+                histogram.observe(seconds);
+                requests.push(((route.to_owned(), method.to_owned(), status), histogram));
+            }
+        }
     }
 
     pub fn observe_query(&self, operation: &'static str, elapsed: Duration) {
@@ -112,7 +122,9 @@ impl Metrics {
             "histogram",
             "HTTP request duration by route, method and status.",
         );
-        for ((route, method, status), histogram) in lock(&self.requests).iter() {
+        let mut requests = lock(&self.requests).clone();
+        requests.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((route, method, status), histogram) in &requests {
             let labels = format!(
                 "route=\"{}\",method=\"{}\",status=\"{status}\"",
                 escape_label(route),

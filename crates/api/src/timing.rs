@@ -46,21 +46,17 @@ pub fn record_db(d: Duration) {
     let _ = TIMINGS.try_with(|t| t.db_micros.fetch_add(micros(d), Ordering::Relaxed));
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
 /// `cache;dur=0.120, db;dur=12.400, total;dur=12.900` (milliseconds; parts not used are left out).
 pub fn server_timing(cache: Duration, db: Duration, total: Duration) -> String {
-    let mut parts = Vec::with_capacity(3);
-    if !cache.is_zero() {
-        parts.push(format!("cache;dur={}", ms(cache)));
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(64);
+    for (name, d) in [("cache", cache), ("db", db)] {
+        if !d.is_zero() {
+            let _ = write!(out, "{name};dur={:.3}, ", d.as_secs_f64() * 1000.0);
+        }
     }
-    if !db.is_zero() {
-        parts.push(format!("db;dur={}", ms(db)));
-    }
-    parts.push(format!("total;dur={}", ms(total)));
-    parts.join(", ")
+    let _ = write!(out, "total;dur={:.3}", total.as_secs_f64() * 1000.0);
+    out
 }
 
 #[cfg(test)]
