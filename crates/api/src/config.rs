@@ -234,7 +234,7 @@ mod tests {
         assert!(err.to_string().contains("cache-ttl-seconds"), "{err}");
         let err = parse(&["--bind-addr", "nope"]).expect_err("not an address");
         assert!(err.to_string().contains("bind-addr"), "{err}");
-        let err = parse(&["--worker-threads", "-1"]).expect_err("negative");
+        let err = parse(&["--worker-threads", "2000"]).expect_err("too many");
         assert!(err.to_string().contains("worker-threads"), "{err}");
         assert_eq!(Config::defaults().worker_threads, 0, "one per CPU by default");
         assert!(parse(&["migrate"]).is_ok());
