@@ -161,7 +161,7 @@ impl App {
         for task in &self.background {
             task.abort();
         }
-        self.state.catalog.db().pool().close().await;
+        self.state.catalog.db().close().await;
         Ok(())
     }
 }

@@ -236,7 +236,11 @@ mod tests {
         assert!(err.to_string().contains("bind-addr"), "{err}");
         let err = parse(&["--worker-threads", "2000"]).expect_err("too many");
         assert!(err.to_string().contains("worker-threads"), "{err}");
-        assert_eq!(Config::defaults().worker_threads, 0, "one per CPU by default");
+        assert_eq!(
+            Config::defaults().worker_threads,
+            0,
+            "one per CPU by default"
+        );
         assert!(parse(&["migrate"]).is_ok());
     }
 }

@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    PgPool,
+    PgConnection, PgPool, Postgres,
     migrate::{MigrateDatabase, Migrator},
+    pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use utoipa::ToSchema;
 
@@ -49,6 +51,69 @@ macro_rules! product_columns {
     };
 }
 
+/// A pooled connection idle this long is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
+/// Whether a query failed in a way that may have broken its connection (the server did
+/// not answer: a restart, a proxy that dropped it). A read that fails so is tried once
+/// more on another connection, as sqlx's own check before each use would have done.
+fn lost_connection<T>(result: &Result<T, sqlx::Error>) -> bool {
+    match result {
+        Ok(_) | Err(sqlx::Error::RowNotFound) => false,
+        // The server's last words on a connection it is closing: class 08 (connection
+        // exception) and 57P (shutdown, e.g. `pg_terminate_backend` or a restart).
+        Err(sqlx::Error::Database(e)) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        Err(_) => true,
+    }
+}
+
+/// A connection between queries, and when it was last used.
+type KeptConnection = (PoolConnection<Postgres>, std::time::Instant);
+
+fn lock_kept<T>(kept: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Pushes and pops only; a poisoned list is still consistent.
+    kept.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection lent to one query. Dropped without being marked reusable (the query
+/// failed, or its request was cancelled mid-query) it goes back to sqlx's pool, which
+/// checks it; marked reusable it is kept for the next query.
+struct Checkout<'a> {
+    db: &'a Database,
+    conn: Option<PoolConnection<Postgres>>,
+    reusable: bool,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl<'a> Checkout<'a> {
+    fn new(db: &'a Database, conn: PoolConnection<Postgres>, permit: SemaphorePermit<'a>) -> Self {
+        Self {
+            db,
+            conn: Some(conn),
+            reusable: false,
+            _permit: permit,
+        }
+    }
+
+    fn connection(&mut self) -> &mut PgConnection {
+        // Present from `new` until `drop`.
+        self.conn.as_deref_mut().expect("a checked-out connection")
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && !self.db.permits.is_closed()
+        {
+            lock_kept(&self.db.kept).push((conn, std::time::Instant::now()));
+        }
+    }
+}
+
 /// The database handle the handlers use.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -57,7 +122,12 @@ pub struct Database {
     /// thousand concurrent misses the queue waits here, and sqlx's pool never has more
     /// waiters than connections (with a deep queue of its own it timed requests out while
     /// connections sat idle).
-    permits: Arc<tokio::sync::Semaphore>,
+    permits: Arc<Semaphore>,
+    /// Connections checked out of the pool and kept between queries (most recently used
+    /// last), with when each was last used. sqlx pings a connection every time it goes
+    /// back to its pool, a second round trip per query; kept here, it goes back only
+    /// when a query failed in a way that may have broken it, or at shutdown.
+    kept: Arc<Mutex<Vec<KeptConnection>>>,
     acquire_timeout: Duration,
     simulated_latency: Duration,
     metrics: Arc<Metrics>,
@@ -77,10 +147,23 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
+            // sqlx pings every connection it hands out by default: a second round trip per
+            // query (half the database's work on a miss). Only a connection that sat idle
+            // long enough to have been dropped by a restart or a proxy is checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options.application_name("cacheme-api"));
         Ok(Self {
             pool,
-            permits: Arc::new(tokio::sync::Semaphore::new(max_connections as usize)),
+            permits: Arc::new(Semaphore::new(max_connections as usize)),
+            kept: Arc::default(),
             acquire_timeout,
             simulated_latency,
             metrics,
@@ -91,24 +174,52 @@ impl Database {
         &self.pool
     }
 
-    /// Runs one query once a permit is free, timing it for `/metrics` (the simulated
-    /// latency included: it stands for a slow database). Waiting longer than the acquire
+    /// Closes every connection (kept ones included) once those in use are done.
+    pub async fn close(&self) {
+        self.permits.close();
+        let kept: Vec<_> = lock_kept(&self.kept).drain(..).collect();
+        drop(kept);
+        self.pool.close().await;
+    }
+
+    /// A connection for one query, once a permit is free. Waiting longer than the acquire
     /// timeout for a permit fails like waiting for a pooled connection.
-    async fn timed<T>(
-        &self,
-        operation: &'static str,
-        query: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, sqlx::Error> {
-        let _permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
+    async fn checkout(&self) -> Result<Checkout<'_>, sqlx::Error> {
+        let permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
         {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed),
             Err(_elapsed) => return Err(sqlx::Error::PoolTimedOut),
         };
-        let start = std::time::Instant::now();
-        let result = query.await;
+        loop {
+            let kept = lock_kept(&self.kept).pop();
+            let Some((mut conn, last_used)) = kept else {
+                let conn = self.pool.acquire().await?;
+                return Ok(Checkout::new(self, conn, permit));
+            };
+            if last_used.elapsed() < IDLE_BEFORE_PING
+                || sqlx::Connection::ping(&mut *conn).await.is_ok()
+            {
+                return Ok(Checkout::new(self, conn, permit));
+            }
+            // Dropped by a restart or a proxy: close it and try the next one.
+            conn.close_on_drop();
+        }
+    }
+
+    /// Gives the connection back (kept when the query left it usable) and times the query
+    /// for `/metrics`, from before the checkout (the wait for a connection and the
+    /// simulated latency included: it stands for a slow database).
+    fn finish<T>(
+        &self,
+        operation: &'static str,
+        start: std::time::Instant,
+        mut checkout: Checkout<'_>,
+        result: &Result<T, sqlx::Error>,
+    ) {
+        checkout.reusable = !lost_connection(result);
+        drop(checkout);
         self.metrics.observe_query(operation, start.elapsed());
-        result
     }
 
     async fn simulate_latency(&self) {
@@ -119,18 +230,25 @@ impl Database {
 
     #[tracing::instrument(name = "db.get_product", skip(self), fields(db.system = "postgresql", db.statement = "get_product", product.id = id))]
     pub async fn get_product(&self, id: i32) -> Result<Option<Product>, sqlx::Error> {
-        self.timed("get_product", async {
+        let mut attempts = 0;
+        loop {
+            let start = std::time::Instant::now();
+            let mut checkout = self.checkout().await?;
             self.simulate_latency().await;
-            sqlx::query_as::<_, Product>(concat!(
+            let result = sqlx::query_as::<_, Product>(concat!(
                 "SELECT ",
                 product_columns!(),
                 " FROM products WHERE id = $1"
             ))
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-        })
-        .await
+            .fetch_optional(checkout.connection())
+            .await;
+            self.finish("get_product", start, checkout, &result);
+            attempts += 1;
+            if attempts > 1 || !lost_connection(&result) {
+                return result;
+            }
+        }
     }
 
     #[tracing::instrument(name = "db.list_products", skip(self), fields(db.system = "postgresql", db.statement = "list_products"))]
@@ -139,24 +257,33 @@ impl Database {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Product>, sqlx::Error> {
-        self.timed("list_products", async {
+        let mut attempts = 0;
+        loop {
+            let start = std::time::Instant::now();
+            let mut checkout = self.checkout().await?;
             self.simulate_latency().await;
-            sqlx::query_as::<_, Product>(concat!(
+            let result = sqlx::query_as::<_, Product>(concat!(
                 "SELECT ",
                 product_columns!(),
                 " FROM products ORDER BY id LIMIT $1 OFFSET $2"
             ))
             .bind(limit)
             .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-        })
-        .await
+            .fetch_all(checkout.connection())
+            .await;
+            self.finish("list_products", start, checkout, &result);
+            attempts += 1;
+            if attempts > 1 || !lost_connection(&result) {
+                return result;
+            }
+        }
     }
 
     #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.system = "postgresql", db.statement = "insert_product"))]
     pub async fn insert_product(&self, p: &ValidProduct) -> Result<Product, sqlx::Error> {
-        let query = sqlx::query_as::<_, Product>(concat!(
+        let start = std::time::Instant::now();
+        let mut checkout = self.checkout().await?;
+        let result = sqlx::query_as::<_, Product>(concat!(
             "INSERT INTO products (name, description, price, category) VALUES ($1, $2, $3, $4) RETURNING ",
             product_columns!()
         ))
@@ -164,8 +291,10 @@ impl Database {
         .bind(&p.description)
         .bind(p.price)
         .bind(&p.category)
-        .fetch_one(&self.pool);
-        self.timed("insert_product", query).await
+        .fetch_one(checkout.connection())
+        .await;
+        self.finish("insert_product", start, checkout, &result);
+        result
     }
 
     #[tracing::instrument(name = "db.replace_product", skip(self, p), fields(db.system = "postgresql", db.statement = "replace_product"))]
@@ -174,7 +303,9 @@ impl Database {
         id: i32,
         p: &ValidProduct,
     ) -> Result<Option<Product>, sqlx::Error> {
-        let query = sqlx::query_as::<_, Product>(concat!(
+        let start = std::time::Instant::now();
+        let mut checkout = self.checkout().await?;
+        let result = sqlx::query_as::<_, Product>(concat!(
             "UPDATE products SET name = $2, description = $3, price = $4, category = $5 WHERE id = $1 RETURNING ",
             product_columns!()
         ))
@@ -183,8 +314,10 @@ impl Database {
         .bind(&p.description)
         .bind(p.price)
         .bind(&p.category)
-        .fetch_optional(&self.pool);
-        self.timed("replace_product", query).await
+        .fetch_optional(checkout.connection())
+        .await;
+        self.finish("replace_product", start, checkout, &result);
+        result
     }
 
     /// Changes only the fields the patch names; one statement, so no lost update.
@@ -194,7 +327,9 @@ impl Database {
         id: i32,
         p: &ValidPatch,
     ) -> Result<Option<Product>, sqlx::Error> {
-        let query = sqlx::query_as::<_, Product>(concat!(
+        let start = std::time::Instant::now();
+        let mut checkout = self.checkout().await?;
+        let result = sqlx::query_as::<_, Product>(concat!(
             "UPDATE products SET ",
             "name = COALESCE($2, name), ",
             "description = CASE WHEN $3 THEN $4 ELSE description END, ",
@@ -211,18 +346,23 @@ impl Database {
         .bind(p.price.flatten())
         .bind(p.category.is_some())
         .bind(p.category.clone().flatten())
-        .fetch_optional(&self.pool);
-        self.timed("patch_product", query).await
+        .fetch_optional(checkout.connection())
+        .await;
+        self.finish("patch_product", start, checkout, &result);
+        result
     }
 
     /// Returns whether a row was deleted.
     #[tracing::instrument(name = "db.delete_product", skip(self), fields(db.system = "postgresql", db.statement = "delete_product"))]
     pub async fn delete_product(&self, id: i32) -> Result<bool, sqlx::Error> {
-        let query = sqlx::query("DELETE FROM products WHERE id = $1")
+        let start = std::time::Instant::now();
+        let mut checkout = self.checkout().await?;
+        let result = sqlx::query("DELETE FROM products WHERE id = $1")
             .bind(id)
-            .execute(&self.pool);
-        let result = self.timed("delete_product", query).await?;
-        Ok(result.rows_affected() == 1)
+            .execute(checkout.connection())
+            .await;
+        self.finish("delete_product", start, checkout, &result);
+        Ok(result?.rows_affected() == 1)
     }
 
     /// Inserts or updates products with the given ids (seed data), in one transaction,
@@ -258,10 +398,14 @@ impl Database {
 
     /// A round trip to the server, for health checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        let mut checkout = self.checkout().await?;
+        let result = sqlx::query("SELECT 1")
+            .execute(checkout.connection())
             .await
-            .map(|_| ())
+            .map(|_| ());
+        // Not a product query: kept out of the metrics.
+        checkout.reusable = result.is_ok();
+        result
     }
 }
 

@@ -137,3 +137,40 @@ async fn a_fresh_database_is_created_and_migrated_at_start() {
     app.stop().await;
     crate::helpers::drop_database_blocking(stores().postgres_admin_url.clone(), name);
 }
+
+/// Connections are kept between queries (not pinged on every use); one that the server
+/// closed meanwhile must cost a retry, not an error.
+#[tokio::test]
+async fn a_connection_closed_by_the_server_is_replaced_without_an_error() {
+    let app = spawn_app_with(|c| c.l1_enabled = false).await;
+    assert_eq!(app.get("/products/1").await.status, 200);
+    assert_eq!(app.get("/products?limit=2").await.status, 200);
+
+    // What a PostgreSQL restart or a proxy's idle cut does to the kept connections.
+    let database = app
+        .config
+        .database_url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("a database name")
+        .to_owned();
+    let admin = sqlx::PgPool::connect(&stores().postgres_admin_url)
+        .await
+        .expect("admin connection");
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'cacheme-api'",
+    )
+    .bind(&database)
+    .fetch_all(&admin)
+    .await
+    .expect("terminate the app's connections");
+    assert!(!terminated.is_empty(), "the app kept a connection");
+
+    for path in ["/products/2", "/products?limit=2", "/readyz"] {
+        let answer = app.get(path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+    assert_eq!(app.get("/products/2").await.body["source"], "cache");
+}
