@@ -51,6 +51,9 @@ macro_rules! product_columns {
     };
 }
 
+/// How long shutdown waits for the pool to close its connections.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// A pooled connection idle this long is pinged before use.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
@@ -179,7 +182,16 @@ impl Database {
         self.permits.close();
         let kept: Vec<_> = lock_kept(&self.kept).drain(..).collect();
         drop(kept);
-        self.pool.close().await;
+        // sqlx waits for every connection it lent to come back, and after a burst of load
+        // one sometimes never did (seen: SIGTERM left the process waiting here for good).
+        if tokio::time::timeout(CLOSE_PATIENCE, self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "PostgreSQL connections still open after {CLOSE_PATIENCE:?}; stopping anyway"
+            );
+        }
     }
 
     /// A connection for one query, once a permit is free. Waiting longer than the acquire
