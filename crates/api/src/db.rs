@@ -409,15 +409,23 @@ impl Database {
     }
 
     /// A round trip to the server, for health checks.
+    /// Tried twice when the first connection turns out lost, so a probe right after a
+    /// PostgreSQL restart does not report the service unready for a dead kept connection.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        let mut checkout = self.checkout().await?;
-        let result = sqlx::query("SELECT 1")
-            .execute(checkout.connection())
-            .await
-            .map(|_| ());
-        // Not a product query: kept out of the metrics.
-        checkout.reusable = result.is_ok();
-        result
+        let mut attempts = 0;
+        loop {
+            let mut checkout = self.checkout().await?;
+            let result = sqlx::query("SELECT 1")
+                .execute(checkout.connection())
+                .await
+                .map(|_| ());
+            // Not a product query: kept out of the metrics.
+            checkout.reusable = !lost_connection(&result);
+            attempts += 1;
+            if attempts > 1 || !lost_connection(&result) {
+                return result;
+            }
+        }
     }
 }
 

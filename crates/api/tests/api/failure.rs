@@ -168,7 +168,7 @@ async fn a_connection_closed_by_the_server_is_replaced_without_an_error() {
     .expect("terminate the app's connections");
     assert!(!terminated.is_empty(), "the app kept a connection");
 
-    for path in ["/products/2", "/products?limit=2", "/readyz"] {
+    for path in ["/readyz", "/products/2", "/products?limit=2"] {
         let answer = app.get(path).await;
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
     }
