@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::{FutureExt as _, future::BoxFuture};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{
@@ -234,6 +235,34 @@ impl Database {
         self.metrics.observe_query(operation, start.elapsed());
     }
 
+    /// Runs a read, tried once more on another connection when the first turns out lost
+    /// (a PostgreSQL restart or a proxy closed it while it was kept), as sqlx's own check
+    /// before each use would have done. `operation` names it in the metrics; a product
+    /// read also waits out the simulated latency.
+    async fn read<T>(
+        &self,
+        operation: Option<&'static str>,
+        query: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let mut attempts = 0;
+        loop {
+            let start = std::time::Instant::now();
+            let mut checkout = self.checkout().await?;
+            if operation.is_some() {
+                self.simulate_latency().await;
+            }
+            let result = query(checkout.connection()).await;
+            match operation {
+                Some(operation) => self.finish(operation, start, checkout, &result),
+                None => checkout.reusable = !lost_connection(&result),
+            }
+            attempts += 1;
+            if attempts > 1 || !lost_connection(&result) {
+                return result;
+            }
+        }
+    }
+
     async fn simulate_latency(&self) {
         if !self.simulated_latency.is_zero() {
             tokio::time::sleep(self.simulated_latency).await;
@@ -242,25 +271,17 @@ impl Database {
 
     #[tracing::instrument(name = "db.get_product", skip(self), fields(db.system = "postgresql", db.statement = "get_product", product.id = id))]
     pub async fn get_product(&self, id: i32) -> Result<Option<Product>, sqlx::Error> {
-        let mut attempts = 0;
-        loop {
-            let start = std::time::Instant::now();
-            let mut checkout = self.checkout().await?;
-            self.simulate_latency().await;
-            let result = sqlx::query_as::<_, Product>(concat!(
+        self.read(Some("get_product"), move |conn| {
+            sqlx::query_as::<_, Product>(concat!(
                 "SELECT ",
                 product_columns!(),
                 " FROM products WHERE id = $1"
             ))
             .bind(id)
-            .fetch_optional(checkout.connection())
-            .await;
-            self.finish("get_product", start, checkout, &result);
-            attempts += 1;
-            if attempts > 1 || !lost_connection(&result) {
-                return result;
-            }
-        }
+            .fetch_optional(conn)
+            .boxed()
+        })
+        .await
     }
 
     #[tracing::instrument(name = "db.list_products", skip(self), fields(db.system = "postgresql", db.statement = "list_products"))]
@@ -269,26 +290,18 @@ impl Database {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Product>, sqlx::Error> {
-        let mut attempts = 0;
-        loop {
-            let start = std::time::Instant::now();
-            let mut checkout = self.checkout().await?;
-            self.simulate_latency().await;
-            let result = sqlx::query_as::<_, Product>(concat!(
+        self.read(Some("list_products"), move |conn| {
+            sqlx::query_as::<_, Product>(concat!(
                 "SELECT ",
                 product_columns!(),
                 " FROM products ORDER BY id LIMIT $1 OFFSET $2"
             ))
             .bind(limit)
             .bind(offset)
-            .fetch_all(checkout.connection())
-            .await;
-            self.finish("list_products", start, checkout, &result);
-            attempts += 1;
-            if attempts > 1 || !lost_connection(&result) {
-                return result;
-            }
-        }
+            .fetch_all(conn)
+            .boxed()
+        })
+        .await
     }
 
     #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.system = "postgresql", db.statement = "insert_product"))]
@@ -409,23 +422,11 @@ impl Database {
     }
 
     /// A round trip to the server, for health checks.
-    /// Tried twice when the first connection turns out lost, so a probe right after a
-    /// PostgreSQL restart does not report the service unready for a dead kept connection.
+    /// A round trip to the server, for health checks (kept out of the metrics).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        let mut attempts = 0;
-        loop {
-            let mut checkout = self.checkout().await?;
-            let result = sqlx::query("SELECT 1")
-                .execute(checkout.connection())
-                .await
-                .map(|_| ());
-            // Not a product query: kept out of the metrics.
-            checkout.reusable = !lost_connection(&result);
-            attempts += 1;
-            if attempts > 1 || !lost_connection(&result) {
-                return result;
-            }
-        }
+        self.read(None, |conn| sqlx::query("SELECT 1").execute(conn).boxed())
+            .await
+            .map(|_| ())
     }
 }
 
