@@ -120,14 +120,25 @@ impl App {
                 .upsert_products(&products)
                 .await
                 .context("cannot upsert the SEED_FILE products")?;
-            for (id, _) in &products {
-                state.catalog.invalidate(*id).await;
-            }
+            let ids: Vec<i32> = products.iter().map(|(id, _)| *id).collect();
+            state
+                .catalog
+                .invalidate_changed(&ids)
+                .await
+                .context("cannot record the seed products' invalidations")?;
             tracing::info!(products = products.len(), "seed products upserted");
         }
+        // Learn which invalidations are still owed (a crash or a stop may have left some)
+        // before serving the first read.
+        state.catalog.relay_once().await;
         let background = vec![
             tokio::spawn(listen_for_invalidations(state.catalog.clone())),
-            tokio::spawn(state.catalog.clone().retry_pending_invalidations()),
+            tokio::spawn(
+                state
+                    .catalog
+                    .clone()
+                    .relay_invalidations(config.invalidation_poll()),
+            ),
         ];
         let listener = TcpListener::bind(config.bind_addr)
             .await
@@ -169,14 +180,8 @@ impl App {
 /// Connections (lazy) and settings the handlers need.
 pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
     let metrics = Arc::new(Metrics::default());
-    let db = Database::connect_lazy(
-        &config.database_url,
-        config.db_max_connections,
-        config.db_acquire_timeout(),
-        config.simulated_db_latency(),
-        metrics.clone(),
-    )
-    .context("invalid DATABASE_URL")?;
+    let db = Database::connect_lazy(&config.database_url, &config.db_settings(), metrics.clone())
+        .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
         url: config.redis_url.clone(),
         key_prefix: config.cache_key_prefix.clone(),
@@ -184,6 +189,7 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
         timeout: config.redis_timeout(),
         breaker_failures: config.redis_breaker_failures,
         breaker_cooldown: std::time::Duration::from_millis(config.redis_breaker_cooldown_ms),
+        unsafe_skip_fill_check: config.unsafe_skip_fill_check,
     })
     .context("invalid REDIS_URL")?;
     let memory = MemoryTier::new(

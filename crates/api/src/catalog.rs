@@ -4,14 +4,14 @@
 //! in this process (single flight), unknown ids remembered as absent, stale entries
 //! served while one background refresh runs, and stale-if-error when PostgreSQL fails.
 //!
-//! Write: commit to PostgreSQL, then invalidate: forget any flight for the id, drop the L1
-//! entry, and in Redis bump the generation, delete the entry and announce the id to the
-//! other replicas, atomically. An invalidation that cannot reach Redis is retried in the
-//! background, and until it succeeds this process reads that id from PostgreSQL only.
+//! Write (`catalog/writes.rs`): the statement and its outbox row commit together, then the
+//! invalidation runs; both as one task that a cancelled request cannot split.
 
 use std::{
-    collections::BTreeSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -23,15 +23,17 @@ use crate::{
     cache::{
         keys::Freshness,
         memory::{CachedValue, EncodedProduct, MemoryTier},
-        redis_tier::{CacheError, Lookup, RedisTier},
+        pending::PendingSet,
+        redis_tier::{CacheError, FillTicket, Lookup, RedisTier},
         singleflight::SingleFlight,
     },
-    db::{Database, Product},
+    db::Database,
     error::ApiError,
-    input::{ValidPatch, ValidProduct},
     stats::{CacheCounters, bump},
     timing::{record_cache, record_db},
 };
+
+mod writes;
 
 /// How long a finished database load still answers requests that missed the cache just
 /// before it was filled (writes end it at once).
@@ -78,22 +80,62 @@ impl From<LoadError> for ApiError {
     }
 }
 
-type LoadResult = Result<Option<Arc<EncodedProduct>>, LoadError>;
+/// What a load read, and whether Redis took it (only such results answer late joiners).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    product: Option<Arc<EncodedProduct>>,
+    cached: bool,
+}
 
-/// Called between a miss's database read and its cache fill; tests use it to pause a
-/// reader there while a write happens.
-pub type FillHook = Arc<dyn Fn(i32) -> BoxFuture<'static, ()> + Send + Sync>;
+type LoadResult = Result<Loaded, LoadError>;
 
+/// A pause point for tests: called with the product id.
+pub type Hook = Arc<dyn Fn(i32) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Where tests can pause the read and write paths to force an interleaving.
 #[derive(Clone, Default)]
 pub struct Hooks {
-    pub before_fill: Option<FillHook>,
+    /// Between a miss's database read and its cache fill.
+    pub before_fill: Option<Hook>,
+    /// Between a write's L1 drop and its Redis invalidation.
+    pub before_redis_invalidate: Option<Hook>,
 }
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("before_fill", &self.before_fill.is_some())
+            .field(
+                "before_redis_invalidate",
+                &self.before_redis_invalidate.is_some(),
+            )
             .finish()
+    }
+}
+
+/// Ids with a pending invalidation, and their number, so the read path skips the lock
+/// when there are none (nearly always).
+#[derive(Debug, Default)]
+struct Pending {
+    set: Mutex<PendingSet>,
+    count: AtomicUsize,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingSet> {
+        // Plain map operations; a poisoned set is still consistent.
+        self.set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update<R>(&self, change: impl FnOnce(&mut PendingSet) -> R) -> R {
+        let mut set = self.lock();
+        let result = change(&mut set);
+        self.count.store(set.len(), Ordering::Release);
+        result
+    }
+
+    fn contains(&self, id: i32) -> bool {
+        self.count.load(Ordering::Acquire) > 0 && self.lock().contains(id)
     }
 }
 
@@ -102,30 +144,24 @@ pub struct Catalog {
     db: Database,
     redis: RedisTier,
     memory: MemoryTier,
-    flights: SingleFlight<i32, LoadResult>,
+    flights: SingleFlight<i32, Option<FillTicket>, LoadResult>,
     counters: Arc<CacheCounters>,
-    pending: Arc<Mutex<BTreeSet<i32>>>,
+    pending: Arc<Pending>,
     pending_added: Arc<Notify>,
     hooks: Hooks,
 }
 
 impl Catalog {
     pub fn new(db: Database, redis: RedisTier, memory: MemoryTier, hooks: Hooks) -> Self {
-        let negative_caching = redis.negative_caching();
         Self {
             db,
             redis,
             memory,
-            // Only what was also cached lingers: with negative caching off, an unknown
-            // id must be asked again.
-            flights: SingleFlight::with_linger(
-                FLIGHT_LINGER,
-                if negative_caching {
-                    |r: &LoadResult| r.is_ok()
-                } else {
-                    |r: &LoadResult| matches!(r, Ok(Some(_)))
-                },
-            ),
+            // Only what Redis also took lingers: a refused fill may be old, and with
+            // negative caching off an unknown id must be asked again.
+            flights: SingleFlight::with_linger(FLIGHT_LINGER, |r: &LoadResult| {
+                matches!(r, Ok(Loaded { cached: true, .. }))
+            }),
             counters: Arc::default(),
             pending: Arc::default(),
             pending_added: Arc::default(),
@@ -149,17 +185,17 @@ impl Catalog {
         &self.counters
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<i32>> {
-        // Plain set operations; a poisoned set is still consistent.
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn is_pending(&self, id: i32) -> bool {
-        self.lock_pending().contains(&id)
+        self.pending.contains(id)
     }
 
     pub fn pending_invalidations(&self) -> usize {
-        self.lock_pending().len()
+        self.pending.count.load(Ordering::Acquire)
+    }
+
+    /// Loads in flight or lingering (for `/cache/stats`: none should outlive its deadline).
+    pub fn flights_in_progress(&self) -> usize {
+        self.flights.in_flight()
     }
 
     async fn query(&self, id: i32) -> Result<Option<Arc<EncodedProduct>>, ApiError> {
@@ -213,10 +249,10 @@ impl Catalog {
         let started = Instant::now();
         let lookup = self.redis.lookup(id).await;
         record_cache(started.elapsed());
-        let generation = match lookup {
+        let ticket = match lookup {
             Ok(Lookup {
                 entry: Some((value, freshness)),
-                generation,
+                ticket,
             }) => match freshness {
                 Freshness::Fresh => {
                     bump(&self.counters.redis_hits);
@@ -228,21 +264,21 @@ impl Catalog {
                 Freshness::Stale => {
                     bump(&self.counters.redis_hits);
                     bump(&self.counters.stale_served);
-                    self.refresh_in_background(id, generation, epoch);
+                    self.refresh_in_background(id, ticket, epoch);
                     return self.answer(value, Some(Tier::Redis));
                 }
                 Freshness::ErrorOnly => {
                     bump(&self.counters.redis_misses);
                     fallback = Some(value);
-                    Some(generation)
+                    Some(ticket)
                 }
             },
             Ok(Lookup {
                 entry: None,
-                generation,
+                ticket,
             }) => {
                 bump(&self.counters.redis_misses);
-                Some(generation)
+                Some(ticket)
             }
             Err(e) => {
                 bump(&self.counters.redis_misses);
@@ -261,17 +297,23 @@ impl Catalog {
         };
 
         let started = Instant::now();
-        let (loaded, joined) = self.load(id, generation, epoch).await;
+        let (loaded, joined) = self.load(id, ticket, epoch).await;
         record_db(started.elapsed());
         if joined {
             bump(&self.counters.coalesced);
         }
         match (loaded, fallback) {
-            (Ok(Some(product)), _) => Ok(Served {
+            (
+                Ok(Loaded {
+                    product: Some(product),
+                    ..
+                }),
+                _,
+            ) => Ok(Served {
                 product,
                 tier: None,
             }),
-            (Ok(None), _) => Err(ApiError::ProductNotFound),
+            (Ok(Loaded { product: None, .. }), _) => Err(ApiError::ProductNotFound),
             (Err(LoadError::Unavailable(msg)), Some(stale)) => {
                 tracing::warn!(error = %msg, "PostgreSQL failed; serving a stale entry");
                 bump(&self.counters.stale_if_error_served);
@@ -291,62 +333,80 @@ impl Catalog {
         }
     }
 
-    /// One database query per id at a time; the others wait for it. Returns whether
-    /// this call waited for another's query.
-    async fn load(&self, id: i32, generation: Option<u64>, epoch: u64) -> (LoadResult, bool) {
+    /// One database query per id and generation at a time; the others wait for it, at
+    /// most as long as a load may take. Returns whether this call waited for another's
+    /// query.
+    async fn load(&self, id: i32, ticket: Option<FillTicket>, epoch: u64) -> (LoadResult, bool) {
         let this = self.clone();
-        self.flights
-            .run(id, move || {
-                async move { this.load_and_fill(id, generation, epoch).await }.boxed()
-            })
-            .await
+        let deadline = self.db.load_deadline();
+        // The load runs as a task of its own, under the span of the request that started it.
+        let span = tracing::Span::current();
+        let flight = self.flights.run(id, ticket, move || {
+            async move { this.load_and_fill(id, ticket, epoch).await }
+                .instrument(span)
+                .boxed()
+        });
+        match tokio::time::timeout(deadline, flight).await {
+            Ok((Some(result), joined)) => (result, joined),
+            Ok((None, joined)) => (
+                Err(LoadError::Internal("the load task failed".into())),
+                joined,
+            ),
+            Err(_) => (
+                Err(LoadError::Unavailable(format!(
+                    "no answer from PostgreSQL within {deadline:?}"
+                ))),
+                false,
+            ),
+        }
     }
 
-    async fn load_and_fill(&self, id: i32, generation: Option<u64>, epoch: u64) -> LoadResult {
+    async fn load_and_fill(&self, id: i32, ticket: Option<FillTicket>, epoch: u64) -> LoadResult {
         let product = self.query(id).await.map_err(LoadError::from)?;
         let value = match &product {
             Some(p) => CachedValue::Present(p.clone()),
             None if self.redis.negative_caching() => CachedValue::Absent,
-            None => return Ok(None),
+            None => {
+                return Ok(Loaded {
+                    product,
+                    cached: false,
+                });
+            }
         };
         if let Some(hook) = &self.hooks.before_fill {
             hook(id).await;
         }
-        if let Some(generation) = generation {
-            match self.redis.fill(id, &value, generation).await {
-                Ok(true) => {}
+        let mut cached = false;
+        if let Some(ticket) = ticket {
+            match self.redis.fill(id, &value, ticket).await {
+                Ok(true) => cached = true,
                 Ok(false) => {
-                    // A write invalidated the key after we read the row: what we hold may
-                    // be old, so it goes into neither tier.
+                    // A write invalidated the key (or Redis lost its counters) after we
+                    // read the row: what we hold may be old, so it goes into neither tier.
                     bump(&self.counters.fills_refused);
-                    return Ok(product);
+                    return Ok(Loaded { product, cached });
                 }
                 Err(e) => tracing::debug!(error = %e, "cache fill skipped"),
             }
         }
         self.memory.insert_if_unchanged(id, value, epoch).await;
-        Ok(product)
+        Ok(Loaded { product, cached })
     }
 
-    fn refresh_in_background(&self, id: i32, generation: u64, epoch: u64) {
+    fn refresh_in_background(&self, id: i32, ticket: FillTicket, epoch: u64) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let (Err(e), _) = this.load(id, Some(generation), epoch).await {
+            if let (Err(e), _) = this.load(id, Some(ticket), epoch).await {
                 tracing::warn!(error = ?e, product.id = id, "background refresh failed");
             }
         });
     }
 
-    /// Drops every trace of `id` from both tiers (see the module comment).
-    pub async fn invalidate(&self, id: i32) {
-        self.flights.forget(&id);
-        self.memory.invalidate(id).await;
-        if let Err(e) = self.redis.invalidate(id).await {
-            bump(&self.counters.invalidation_failures);
-            tracing::warn!(error = %e, product.id = id, "invalidation did not reach Redis; retrying in the background");
-            self.lock_pending().insert(id);
-            self.pending_added.notify_one();
-        }
+    /// The invalidation channel was lost: messages may have been missed, so L1 is flushed
+    /// and bypassed, and no load started before now is joined.
+    pub fn invalidation_channel_lost(&self) {
+        self.memory.set_trusted(false);
+        self.flights.forget_all();
     }
 
     /// What another replica announced: `*` for everything, else one id.
@@ -363,70 +423,6 @@ impl Catalog {
         } else {
             tracing::warn!(message, "ignoring a malformed invalidation message");
         }
-    }
-
-    /// Retries failed invalidations until each reaches Redis. Runs for the life of the app.
-    pub async fn retry_pending_invalidations(self) {
-        loop {
-            let _ = tokio::time::timeout(Duration::from_millis(250), self.pending_added.notified())
-                .await;
-            let ids: Vec<i32> = self.lock_pending().iter().copied().collect();
-            for id in ids {
-                match self.redis.invalidate(id).await {
-                    Ok(()) => {
-                        self.lock_pending().remove(&id);
-                        tracing::info!(product.id = id, "delayed invalidation reached Redis");
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-    }
-
-    pub async fn create(&self, input: &ValidProduct) -> Result<Product, ApiError> {
-        let product = self
-            .db
-            .insert_product(input)
-            .await
-            .map_err(ApiError::from_db)?;
-        // The id may be remembered as absent.
-        self.invalidate(product.id).await;
-        Ok(product)
-    }
-
-    pub async fn replace(&self, id: i32, input: &ValidProduct) -> Result<Product, ApiError> {
-        let product = self
-            .db
-            .replace_product(id, input)
-            .await
-            .map_err(ApiError::from_db)?;
-        let product = product.ok_or(ApiError::ProductNotFound)?;
-        self.invalidate(id).await;
-        Ok(product)
-    }
-
-    pub async fn patch(&self, id: i32, patch: &ValidPatch) -> Result<Product, ApiError> {
-        let product = self
-            .db
-            .patch_product(id, patch)
-            .await
-            .map_err(ApiError::from_db)?;
-        let product = product.ok_or(ApiError::ProductNotFound)?;
-        self.invalidate(id).await;
-        Ok(product)
-    }
-
-    pub async fn delete(&self, id: i32) -> Result<(), ApiError> {
-        let deleted = self
-            .db
-            .delete_product(id)
-            .await
-            .map_err(ApiError::from_db)?;
-        if !deleted {
-            return Err(ApiError::ProductNotFound);
-        }
-        self.invalidate(id).await;
-        Ok(())
     }
 
     /// Empties both tiers (this service's keys only) and tells the other replicas.

@@ -110,6 +110,22 @@ pub struct Config {
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 
+    /// Upper bound on one PostgreSQL statement, in milliseconds (`statement_timeout`, plus
+    /// a client-side deadline 1 s later for a server that does not answer at all); past it
+    /// a read answers 503 or a stale entry.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub db_statement_timeout_ms: u64,
+
+    /// How often every replica reads the invalidation outbox, in milliseconds: the bound
+    /// on how long another replica may serve an entry whose invalidation could not reach Redis.
+    #[arg(long, env = "INVALIDATION_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub invalidation_poll_ms: u64,
+
+    /// Test-only, unsafe: store cache fills without checking that no write happened since
+    /// the row was read. Exists so the chaos checker can prove it detects stale reads.
+    #[arg(long, env = "UNSAFE_SKIP_FILL_CHECK", default_value_t = false, action = clap::ArgAction::Set, hide = true)]
+    pub unsafe_skip_fill_check: bool,
+
     /// How long a request waits for a PostgreSQL connection before answering 503, in milliseconds.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub db_acquire_timeout_ms: u64,
@@ -152,6 +168,17 @@ impl Config {
     }
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
+    }
+    pub fn db_settings(&self) -> crate::db::DatabaseSettings {
+        crate::db::DatabaseSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout(),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            simulated_latency: self.simulated_db_latency(),
+        }
+    }
+    pub fn invalidation_poll(&self) -> Duration {
+        Duration::from_millis(self.invalidation_poll_ms)
     }
 
     /// The defaults, as `cacheme-api` with an empty environment would use them.

@@ -7,7 +7,7 @@ use futures::{FutureExt as _, future::BoxFuture};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    PgConnection, PgPool, Postgres,
+    Connection as _, PgConnection, PgPool, Postgres,
     migrate::{MigrateDatabase, Migrator},
     pool::PoolConnection,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -17,10 +17,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use utoipa::ToSchema;
 
-use crate::{
-    input::{ValidPatch, ValidProduct},
-    metrics::Metrics,
-};
+use crate::{input::ValidProduct, metrics::Metrics};
 
 /// The schema and the 15 seed products; the single source of truth for both.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -52,6 +49,10 @@ macro_rules! product_columns {
     };
 }
 
+mod writes;
+
+pub use writes::{OutboxRow, Written};
+
 /// How long shutdown waits for the pool to close its connections.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -59,8 +60,8 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
 
 /// Whether a query failed in a way that may have broken its connection (the server did
-/// not answer: a restart, a proxy that dropped it). A read that fails so is tried once
-/// more on another connection, as sqlx's own check before each use would have done.
+/// not answer: a restart, a proxy that dropped it, or our own deadline). Such a connection
+/// is never reused.
 fn lost_connection<T>(result: &Result<T, sqlx::Error>) -> bool {
     match result {
         Ok(_) | Err(sqlx::Error::RowNotFound) => false,
@@ -72,6 +73,41 @@ fn lost_connection<T>(result: &Result<T, sqlx::Error>) -> bool {
         Err(_) => true,
     }
 }
+
+/// Whether a failed statement may still have been carried out: the connection was lost
+/// or the deadline passed after it was sent. A write that fails so must still be
+/// invalidated.
+pub fn outcome_unknown(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Whether a read that failed so is worth one more try on a fresh connection (a kept
+/// connection that a restart or a proxy closed); a deadline that passed is not.
+fn worth_retrying<T>(result: &Result<T, sqlx::Error>) -> bool {
+    match result {
+        Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => false,
+        other => lost_connection(other),
+    }
+}
+
+/// What our own deadline on a statement looks like to callers: a connection-level
+/// failure, so it answers 503 (and stale-if-error applies).
+fn deadline_passed(limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("PostgreSQL did not answer within {limit:?}"),
+    ))
+}
+
+/// Client-side deadline on top of `statement_timeout`: a frozen server or a dead network
+/// never answers, so the server's own timer cannot help.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// A connection between queries, and when it was last used.
 type KeptConnection = (PoolConnection<Postgres>, std::time::Instant);
@@ -133,8 +169,24 @@ pub struct Database {
     /// when a query failed in a way that may have broken it, or at shutdown.
     kept: Arc<Mutex<Vec<KeptConnection>>>,
     acquire_timeout: Duration,
+    /// Upper bound on one statement, enforced by the server (`statement_timeout`) and,
+    /// plus a margin, by us.
+    statement_timeout: Duration,
     simulated_latency: Duration,
     metrics: Arc<Metrics>,
+    /// The health checks' own connection: probes never wait behind requests for a
+    /// permit, so a busy pool does not make a pod unready.
+    health: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    options: PgConnectOptions,
+}
+
+/// Pool settings of [`Database::connect_lazy`].
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub simulated_latency: Duration,
 }
 
 impl Database {
@@ -142,12 +194,19 @@ impl Database {
     /// service can start (and report itself unready) while PostgreSQL is down.
     pub fn connect_lazy(
         url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-        simulated_latency: Duration,
+        settings: &DatabaseSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Self, sqlx::Error> {
+        let DatabaseSettings {
+            max_connections,
+            acquire_timeout,
+            statement_timeout,
+            simulated_latency,
+        } = *settings;
         let options: PgConnectOptions = url.parse()?;
+        let options = options
+            .application_name("cacheme-api")
+            .options([("statement_timeout", statement_timeout.as_millis())]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
@@ -163,15 +222,40 @@ impl Database {
                     Ok(true)
                 })
             })
-            .connect_lazy_with(options.application_name("cacheme-api"));
+            .connect_lazy_with(options.clone());
         Ok(Self {
             pool,
             permits: Arc::new(Semaphore::new(max_connections as usize)),
             kept: Arc::default(),
             acquire_timeout,
+            statement_timeout,
             simulated_latency,
             metrics,
+            health: Arc::default(),
+            options,
         })
+    }
+
+    /// How long one statement may take, our margin included.
+    pub fn statement_deadline(&self) -> Duration {
+        self.statement_timeout + DEADLINE_MARGIN
+    }
+
+    /// The longest a load can take: the wait for a connection, the simulated latency and
+    /// the statement, each bounded.
+    pub fn load_deadline(&self) -> Duration {
+        self.acquire_timeout * 2 + self.simulated_latency + self.statement_deadline() * 2
+    }
+
+    /// Runs `query` under the statement deadline.
+    async fn bounded<T>(
+        &self,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let limit = self.statement_deadline();
+        tokio::time::timeout(limit, query)
+            .await
+            .unwrap_or_else(|_| Err(deadline_passed(limit)))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -198,12 +282,7 @@ impl Database {
     /// A connection for one query, once a permit is free. Waiting longer than the acquire
     /// timeout for a permit fails like waiting for a pooled connection.
     async fn checkout(&self) -> Result<Checkout<'_>, sqlx::Error> {
-        let permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
-        {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed),
-            Err(_elapsed) => return Err(sqlx::Error::PoolTimedOut),
-        };
+        let permit = self.permit().await?;
         loop {
             let kept = lock_kept(&self.kept).pop();
             let Some((mut conn, last_used)) = kept else {
@@ -218,6 +297,36 @@ impl Database {
             // Dropped by a restart or a proxy: close it and try the next one.
             conn.close_on_drop();
         }
+    }
+
+    async fn permit(&self) -> Result<SemaphorePermit<'_>, sqlx::Error> {
+        match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(sqlx::Error::PoolClosed),
+            Err(_elapsed) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    /// After a lost connection: closes every kept connection (a restart closed them all)
+    /// and checks out one that answers a ping, trying as many as the pool holds.
+    async fn checkout_verified(&self) -> Result<Checkout<'_>, sqlx::Error> {
+        let stale: Vec<_> = lock_kept(&self.kept).drain(..).collect();
+        for (mut conn, _) in stale {
+            conn.close_on_drop();
+        }
+        let permit = self.permit().await?;
+        let mut last = sqlx::Error::PoolTimedOut;
+        for _ in 0..=self.pool.options().get_max_connections() {
+            let mut conn = self.pool.acquire().await?;
+            match self.bounded(conn.ping()).await {
+                Ok(()) => return Ok(Checkout::new(self, conn, permit)),
+                Err(e) => {
+                    conn.close_on_drop();
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Gives the connection back (kept when the query left it usable) and times the query
@@ -238,28 +347,32 @@ impl Database {
         }
     }
 
-    /// Runs a read, tried once more on another connection when the first turns out lost
-    /// (a PostgreSQL restart or a proxy closed it while it was kept), as sqlx's own check
-    /// before each use would have done. `operation` names it in the metrics; a product
-    /// read also waits out the simulated latency.
+    /// Runs a read under the statement deadline, tried once more on a verified connection
+    /// when the first turns out lost (a PostgreSQL restart or a proxy closed it while it
+    /// was kept; the other kept ones are closed too). `operation` names it in the
+    /// metrics; a product read also waits out the simulated latency.
     async fn read<T>(
         &self,
         operation: Option<&'static str>,
         query: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
-        let mut attempts = 0;
+        let mut retry = false;
         loop {
             let start = std::time::Instant::now();
-            let mut checkout = self.checkout().await?;
+            let mut checkout = if retry {
+                self.checkout_verified().await?
+            } else {
+                self.checkout().await?
+            };
             if operation.is_some() {
                 self.simulate_latency().await;
             }
-            let result = query(checkout.connection()).await;
+            let result = self.bounded(query(checkout.connection())).await;
             self.finish(operation, start, checkout, &result);
-            attempts += 1;
-            if attempts > 1 || !lost_connection(&result) {
+            if retry || !worth_retrying(&result) {
                 return result;
             }
+            retry = true;
         }
     }
 
@@ -304,92 +417,6 @@ impl Database {
         .await
     }
 
-    #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.system = "postgresql", db.statement = "insert_product"))]
-    pub async fn insert_product(&self, p: &ValidProduct) -> Result<Product, sqlx::Error> {
-        let start = std::time::Instant::now();
-        let mut checkout = self.checkout().await?;
-        let result = sqlx::query_as::<_, Product>(concat!(
-            "INSERT INTO products (name, description, price, category) VALUES ($1, $2, $3, $4) RETURNING ",
-            product_columns!()
-        ))
-        .bind(&p.name)
-        .bind(&p.description)
-        .bind(p.price)
-        .bind(&p.category)
-        .fetch_one(checkout.connection())
-        .await;
-        self.finish(Some("insert_product"), start, checkout, &result);
-        result
-    }
-
-    #[tracing::instrument(name = "db.replace_product", skip(self, p), fields(db.system = "postgresql", db.statement = "replace_product"))]
-    pub async fn replace_product(
-        &self,
-        id: i32,
-        p: &ValidProduct,
-    ) -> Result<Option<Product>, sqlx::Error> {
-        let start = std::time::Instant::now();
-        let mut checkout = self.checkout().await?;
-        let result = sqlx::query_as::<_, Product>(concat!(
-            "UPDATE products SET name = $2, description = $3, price = $4, category = $5 WHERE id = $1 RETURNING ",
-            product_columns!()
-        ))
-        .bind(id)
-        .bind(&p.name)
-        .bind(&p.description)
-        .bind(p.price)
-        .bind(&p.category)
-        .fetch_optional(checkout.connection())
-        .await;
-        self.finish(Some("replace_product"), start, checkout, &result);
-        result
-    }
-
-    /// Changes only the fields the patch names; one statement, so no lost update.
-    #[tracing::instrument(name = "db.patch_product", skip(self, p), fields(db.system = "postgresql", db.statement = "patch_product"))]
-    pub async fn patch_product(
-        &self,
-        id: i32,
-        p: &ValidPatch,
-    ) -> Result<Option<Product>, sqlx::Error> {
-        let start = std::time::Instant::now();
-        let mut checkout = self.checkout().await?;
-        let result = sqlx::query_as::<_, Product>(concat!(
-            "UPDATE products SET ",
-            "name = COALESCE($2, name), ",
-            "description = CASE WHEN $3 THEN $4 ELSE description END, ",
-            "price = CASE WHEN $5 THEN $6 ELSE price END, ",
-            "category = CASE WHEN $7 THEN $8 ELSE category END ",
-            "WHERE id = $1 RETURNING ",
-            product_columns!()
-        ))
-        .bind(id)
-        .bind(&p.name)
-        .bind(p.description.is_some())
-        .bind(p.description.clone().flatten())
-        .bind(p.price.is_some())
-        .bind(p.price.flatten())
-        .bind(p.category.is_some())
-        .bind(p.category.clone().flatten())
-        .fetch_optional(checkout.connection())
-        .await;
-        self.finish(Some("patch_product"), start, checkout, &result);
-        result
-    }
-
-    /// Returns whether a row was deleted.
-    #[tracing::instrument(name = "db.delete_product", skip(self), fields(db.system = "postgresql", db.statement = "delete_product"))]
-    pub async fn delete_product(&self, id: i32) -> Result<bool, sqlx::Error> {
-        let start = std::time::Instant::now();
-        let mut checkout = self.checkout().await?;
-        let result = sqlx::query("DELETE FROM products WHERE id = $1")
-            .bind(id)
-            .execute(checkout.connection())
-            .await;
-        self.finish(Some("delete_product"), start, checkout, &result);
-        Ok(result?.rows_affected() == 1)
-    }
-
     /// Inserts or updates products with the given ids (seed data), in one transaction,
     /// then moves the id sequence past them.
     pub async fn upsert_products(
@@ -421,12 +448,39 @@ impl Database {
         tx.commit().await
     }
 
-    /// A round trip to the server, for health checks.
-    /// A round trip to the server, for health checks (kept out of the metrics).
+    /// A round trip to the server on the health checks' own connection (never a request
+    /// permit), bounded by the acquire timeout.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        self.read(None, |conn| sqlx::query("SELECT 1").execute(conn).boxed())
-            .await
-            .map(|_| ())
+        let limit = self.acquire_timeout;
+        let check = async {
+            let mut slot = self.health.lock().await;
+            let result = match slot.as_mut() {
+                Some(conn) => conn.ping().await,
+                None => match PgConnection::connect_with(&self.options).await {
+                    Ok(mut conn) => {
+                        let pinged = conn.ping().await;
+                        *slot = Some(conn);
+                        pinged
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if result.is_err() {
+                // Reconnect on the next check.
+                *slot = None;
+            }
+            result
+        };
+        match tokio::time::timeout(limit, check).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The check was dropped mid-call: its connection is in an unknown state.
+                if let Ok(mut slot) = self.health.try_lock() {
+                    *slot = None;
+                }
+                Err(deadline_passed(limit))
+            }
+        }
     }
 }
 

@@ -95,7 +95,9 @@ impl ApiError {
         }
     }
 
-    /// Maps a database error: connection-level failures are 503, the rest 500.
+    /// Maps a database error: connection-level failures, and server states that pass
+    /// (shutting down, out of connections, a statement past its deadline, a deadlock), are
+    /// 503; the rest 500.
     pub fn from_db(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::PoolTimedOut
@@ -103,9 +105,23 @@ impl ApiError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_) => Self::DatabaseUnavailable(err),
+            sqlx::Error::Database(ref e) if e.code().is_some_and(|c| unavailable_sqlstate(&c)) => {
+                Self::DatabaseUnavailable(err)
+            }
             other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
         }
     }
+}
+
+/// SQLSTATEs that say "not now" rather than "never": class 08 (connection exception),
+/// 53 (insufficient resources: too many connections, disk full), 57P (shutdown, admin
+/// termination, crash recovery), 57014 (cancelled: `statement_timeout`), 40001/40P01
+/// (serialization failure, deadlock).
+pub fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "57014" | "40001" | "40P01")
 }
 
 impl From<PathRejection> for ApiError {
@@ -185,6 +201,18 @@ mod tests {
             ApiError::from_db(sqlx::Error::RowNotFound).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn passing_server_states_are_unavailable_and_the_rest_are_not() {
+        for code in [
+            "08006", "08P01", "57P01", "57P03", "53300", "57014", "40P01",
+        ] {
+            assert!(unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "22021", "42P01", "22001"] {
+            assert!(!unavailable_sqlstate(code), "{code}");
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! A circuit breaker for Redis: after enough consecutive failures, stop calling it for a
 //! cool-down, then let one probe through. A down or frozen Redis then costs a request at
 //! most one timeout instead of one per request.
+//!
+//! The probe must never get lost: a probe whose caller is cancelled (its client gave up)
+//! never reports back, so [`Probe`] reports a failure when dropped unreported, and a probe
+//! out for longer than `probe_patience` is presumed lost and another one is allowed.
 
 use std::{
     sync::Mutex,
@@ -25,7 +29,16 @@ pub enum BreakerState {
 enum Inner {
     Closed { failures: u32 },
     Open { until: Instant },
-    HalfOpen { probing: bool },
+    HalfOpen { probe_since: Option<Instant> },
+}
+
+/// A call the breaker let through.
+#[derive(Debug)]
+pub enum Call<'a> {
+    /// The breaker is closed: report failures with [`CircuitBreaker::record_failure`].
+    Plain,
+    /// The one probe after the cool-down.
+    Probe(Probe<'a>),
 }
 
 #[derive(Debug)]
@@ -33,14 +46,49 @@ pub struct CircuitBreaker {
     inner: Mutex<Inner>,
     failure_threshold: u32,
     cooldown: Duration,
+    /// How long a probe may be out before another one is allowed (a lost probe must not
+    /// keep Redis switched off).
+    probe_patience: Duration,
+}
+
+/// What [`CircuitBreaker::allow`] grants: a plain call, or the one probe after the cool-down.
+/// A probe dropped without [`Probe::succeeded`] or [`Probe::failed`] counts as failed, so
+/// a cancelled probe reopens the breaker instead of leaving it half-open for good.
+#[derive(Debug)]
+#[must_use = "report the call's outcome"]
+pub struct Probe<'a> {
+    breaker: &'a CircuitBreaker,
+    reported: bool,
+}
+
+impl Probe<'_> {
+    pub fn succeeded(mut self) {
+        self.reported = true;
+        self.breaker.record_success();
+    }
+
+    pub fn failed(mut self, now: Instant) {
+        self.reported = true;
+        self.breaker.record_failure(now);
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.breaker.record_failure(Instant::now());
+        }
+    }
 }
 
 impl CircuitBreaker {
-    pub fn new(failure_threshold: u32, cooldown: Duration) -> Self {
+    /// `probe_patience`: how long one probe may be out before it is presumed lost.
+    pub fn new(failure_threshold: u32, cooldown: Duration, probe_patience: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner::Closed { failures: 0 }),
             failure_threshold: failure_threshold.max(1),
             cooldown,
+            probe_patience,
         }
     }
 
@@ -50,22 +98,29 @@ impl CircuitBreaker {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a call may go to Redis now.
-    pub fn allow(&self, now: Instant) -> bool {
+    /// Whether a call may go to Redis now: `None` when it may not, else a [`Call`] whose
+    /// outcome must be reported.
+    pub fn allow(&self, now: Instant) -> Option<Call<'_>> {
         let mut inner = self.lock();
-        match *inner {
-            Inner::Closed { .. } => true,
-            Inner::Open { until } if now >= until => {
-                *inner = Inner::HalfOpen { probing: true };
-                true
-            }
+        let probe = match *inner {
+            Inner::Closed { .. } => return Some(Call::Plain),
+            Inner::Open { until } if now >= until => true,
             Inner::Open { .. } => false,
-            Inner::HalfOpen { probing: true } => false,
-            Inner::HalfOpen { probing: false } => {
-                *inner = Inner::HalfOpen { probing: true };
-                true
-            }
+            Inner::HalfOpen { probe_since: None } => true,
+            Inner::HalfOpen {
+                probe_since: Some(since),
+            } => now.saturating_duration_since(since) >= self.probe_patience,
+        };
+        if !probe {
+            return None;
         }
+        *inner = Inner::HalfOpen {
+            probe_since: Some(now),
+        };
+        Some(Call::Probe(Probe {
+            breaker: self,
+            reported: false,
+        }))
     }
 
     pub fn record_success(&self) {
@@ -101,24 +156,36 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn report(call: Option<Call<'_>>, ok: bool, now: Instant, breaker: &CircuitBreaker) {
+        match call {
+            Some(Call::Probe(probe)) if ok => probe.succeeded(),
+            Some(Call::Probe(probe)) => probe.failed(now),
+            Some(Call::Plain) if ok => breaker.record_success(),
+            Some(Call::Plain) => breaker.record_failure(now),
+            None => panic!("the call was not allowed"),
+        }
+    }
+
     #[test]
     fn opens_after_the_threshold_and_probes_once_after_the_cooldown() {
-        let breaker = CircuitBreaker::new(2, Duration::from_secs(1));
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(1), PATIENCE);
         let t0 = Instant::now();
-        assert!(breaker.allow(t0));
-        breaker.record_failure(t0);
+        report(breaker.allow(t0), false, t0, &breaker);
         assert_eq!(breaker.state(t0), BreakerState::Closed);
-        breaker.record_failure(t0);
+        report(breaker.allow(t0), false, t0, &breaker);
         assert_eq!(breaker.state(t0), BreakerState::Open);
-        assert!(!breaker.allow(t0 + Duration::from_millis(500)));
+        assert!(breaker.allow(t0 + Duration::from_millis(500)).is_none());
 
         let later = t0 + Duration::from_secs(1);
+        let probe = breaker.allow(later);
         assert!(
-            breaker.allow(later),
+            matches!(probe, Some(Call::Probe(_))),
             "the first call after the cool-down probes"
         );
-        assert!(!breaker.allow(later), "only one probe at a time");
-        breaker.record_failure(later);
+        assert!(breaker.allow(later).is_none(), "only one probe at a time");
+        report(probe, false, later, &breaker);
         assert_eq!(
             breaker.state(later),
             BreakerState::Open,
@@ -126,19 +193,55 @@ mod tests {
         );
 
         let again = later + Duration::from_secs(1);
-        assert!(breaker.allow(again));
-        breaker.record_success();
+        report(breaker.allow(again), true, again, &breaker);
         assert_eq!(breaker.state(again), BreakerState::Closed);
-        assert!(breaker.allow(again) && breaker.allow(again));
+        assert!(matches!(breaker.allow(again), Some(Call::Plain)));
     }
 
     #[test]
     fn a_success_resets_the_failure_count() {
-        let breaker = CircuitBreaker::new(2, Duration::from_secs(1));
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(1), PATIENCE);
         let t0 = Instant::now();
         breaker.record_failure(t0);
         breaker.record_success();
         breaker.record_failure(t0);
         assert_eq!(breaker.state(t0), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_probe_dropped_unreported_reopens_the_breaker() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(1), PATIENCE);
+        let t0 = Instant::now();
+        breaker.record_failure(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        let probe = breaker.allow(t1);
+        assert!(matches!(probe, Some(Call::Probe(_))));
+        // Its request was cancelled: the probe is dropped without an outcome.
+        drop(probe);
+        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+        let t2 = Instant::now() + Duration::from_secs(2);
+        assert!(
+            matches!(breaker.allow(t2), Some(Call::Probe(_))),
+            "after the cool-down a new probe goes out"
+        );
+    }
+
+    #[test]
+    fn a_probe_out_longer_than_the_patience_is_presumed_lost() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(1), Duration::from_secs(2));
+        let t0 = Instant::now();
+        breaker.record_failure(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        let stuck = breaker.allow(t1);
+        assert!(matches!(stuck, Some(Call::Probe(_))));
+        assert!(breaker.allow(t1 + Duration::from_secs(1)).is_none());
+        assert!(
+            matches!(
+                breaker.allow(t1 + Duration::from_secs(2)),
+                Some(Call::Probe(_))
+            ),
+            "a second probe once the first has been out for the patience"
+        );
+        std::mem::forget(stuck);
     }
 }

@@ -33,7 +33,15 @@ impl KeyScheme {
         format!("{}:{SCHEMA_VERSION}:gen:product:{id}", self.prefix)
     }
 
-    /// Every generation counter starts with this.
+    /// `cacheme:v1:gen:epoch`: a random number stored once per Redis (no TTL); every fill
+    /// must still find the value its lookup saw, so a flush or a restart without
+    /// persistence, which also resets the counters, refuses every fill in flight. Under
+    /// the generation prefix, so `DELETE /cache/clear` keeps it.
+    pub fn epoch(&self) -> String {
+        format!("{}:{SCHEMA_VERSION}:gen:epoch", self.prefix)
+    }
+
+    /// Every generation counter (and the epoch) starts with this.
     pub fn generation_prefix(&self) -> String {
         format!("{}:{SCHEMA_VERSION}:gen:", self.prefix)
     }
@@ -58,8 +66,8 @@ pub fn jittered_ttl(base: Duration, percent: u8, unit: f64) -> Duration {
     Duration::from_secs(secs.round().max(1.0) as u64)
 }
 
-/// A uniform value in [0, 1) from the standard library's per-process random keys.
-pub fn random_unit() -> f64 {
+/// A random number from the standard library's per-process random keys (not for secrets).
+pub fn random_u64() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(
         std::time::SystemTime::now()
@@ -67,7 +75,12 @@ pub fn random_unit() -> f64 {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or_default(),
     );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+    hasher.finish()
+}
+
+/// A uniform value in [0, 1) from the standard library's per-process random keys.
+pub fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How usable an entry still is.
@@ -131,6 +144,9 @@ mod tests {
         assert!(keys.generation(42).starts_with(&keys.generation_prefix()));
         assert!(!keys.product(42).starts_with(&keys.generation_prefix()));
         assert_eq!(keys.invalidation_channel(), "cacheme:v1:invalidations");
+        assert_eq!(keys.epoch(), "cacheme:v1:gen:epoch");
+        assert!(keys.epoch().starts_with(&keys.generation_prefix()));
+        assert_ne!(keys.epoch(), keys.generation(0));
         assert_eq!(keys.all_keys_pattern(), "cacheme:*");
     }
 

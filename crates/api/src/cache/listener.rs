@@ -57,7 +57,7 @@ pub async fn listen_for_invalidations(catalog: Catalog) {
                     }
                 }
             }
-            catalog.memory().set_trusted(false);
+            catalog.invalidation_channel_lost();
             tracing::warn!(
                 "cache invalidation channel lost; L1 flushed and bypassed until it is back"
             );

@@ -4,6 +4,7 @@ pub mod breaker;
 pub mod keys;
 pub mod listener;
 pub mod memory;
+pub mod pending;
 pub mod redis_tier;
 pub mod singleflight;
 

@@ -6,6 +6,13 @@
 //! reader saw before going to PostgreSQL and is refused by a script if the counter has
 //! moved since. So a reader that loaded an old row cannot put it back after a writer
 //! invalidated it.
+//!
+//! Counters must never go back to a value a reader already saw (ABA): they carry no TTL
+//! (so `volatile-*` eviction policies never touch them), and a per-Redis random *epoch*
+//! key, also without TTL, is checked by every fill. A `FLUSHALL`, a restart without
+//! persistence or a failover to an empty replica removes the epoch with the counters, so
+//! every fill read before it is refused. Under an `allkeys-*` policy a single counter can
+//! still be evicted; that policy is not supported (README, "Cache patterns").
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -16,8 +23,8 @@ use redis::{
 use tokio::time::Instant;
 
 use super::{
-    breaker::{BreakerState, CircuitBreaker},
-    keys::{ExpiryPolicy, Freshness, KeyScheme, random_unit},
+    breaker::{BreakerState, Call, CircuitBreaker},
+    keys::{ExpiryPolicy, Freshness, KeyScheme, random_u64, random_unit},
     memory::{CachedValue, EncodedProduct},
 };
 
@@ -27,30 +34,67 @@ const CLEAR_BATCH: usize = 500;
 /// Administrative calls (clear, INFO) may scan many keys, so they get more time than a lookup.
 const ADMIN_TIMEOUT_FLOOR: Duration = Duration::from_secs(5);
 
-/// How long a generation counter outlives its last invalidation; longer than any load.
-const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
-
 /// The JSON stored for a known-absent id.
 const ABSENT: &str = "null";
 
-/// KEYS[1] value, KEYS[2] generation; ARGV[1] expected generation, ARGV[2] value, ARGV[3] TTL ms.
+/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] expected generation,
+/// ARGV[2] expected epoch, ARGV[3] value, ARGV[4] TTL ms, ARGV[5] `1` to skip both checks
+/// (`UNSAFE_SKIP_FILL_CHECK`, for proving the chaos checker can fail).
 const FILL_SCRIPT: &str = r"
-local current = redis.call('GET', KEYS[2]) or '0'
-if current ~= ARGV[1] then
-  return 0
+if ARGV[5] ~= '1' then
+  if redis.call('GET', KEYS[3]) ~= ARGV[2] then
+    return 0
+  end
+  local current = redis.call('GET', KEYS[2]) or '0'
+  if current ~= ARGV[1] then
+    return 0
+  end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 ";
 
-/// KEYS[1] value, KEYS[2] generation; ARGV[1] generation TTL ms, ARGV[2] channel, ARGV[3] id.
+/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] channel, ARGV[2] id,
+/// ARGV[3] a fresh epoch, stored only if the key is missing.
 const INVALIDATE_SCRIPT: &str = r"
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
 redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
 redis.call('UNLINK', KEYS[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 ";
+
+/// KEYS[1] epoch; ARGV[1] a fresh epoch. Returns the epoch, stored first if missing.
+const ENSURE_EPOCH_SCRIPT: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[1])
+  epoch = ARGV[1]
+end
+return epoch
+";
+
+/// Server errors that mean Redis cannot serve now (loading its data, blocked by a script,
+/// out of memory, a read-only replica after a failover, ...): outages for the breaker.
+const OUTAGE_CODES: &[&str] = &[
+    "LOADING",
+    "BUSY",
+    "OOM",
+    "READONLY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+];
+
+/// Whether `e` says Redis is unreachable or cannot serve now (as opposed to, say, a
+/// script error, which retrying elsewhere would not fix).
+fn is_outage(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.code().is_some_and(|code| OUTAGE_CODES.contains(&code))
+}
 
 /// Why a cache call did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +107,24 @@ pub enum CacheError {
     Redis(#[from] redis::RedisError),
 }
 
+/// What a fill must still find in Redis to be stored: the key's generation and the
+/// server's epoch as a lookup saw them before the database was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillTicket {
+    pub generation: u64,
+    pub epoch: u64,
+}
+
+/// What `MGET` of a lookup returns: the entry, its generation, the epoch.
+type LookupValues = (Option<String>, Option<u64>, Option<u64>);
+
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup {
     /// The entry and how fresh it is, if there is one.
     pub entry: Option<(CachedValue, Freshness)>,
-    /// The key's generation when it was read; a later fill must match it.
-    pub generation: u64,
+    /// Generation and epoch when it was read; a later fill must match both.
+    pub ticket: FillTicket,
 }
 
 /// What `GET /cache/entries/{id}` shows.
@@ -91,6 +146,8 @@ pub struct RedisTierSettings {
     pub timeout: Duration,
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    /// Test-only: store fills without checking generation and epoch (`UNSAFE_SKIP_FILL_CHECK`).
+    pub unsafe_skip_fill_check: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +160,8 @@ pub struct RedisTier {
     breaker: Arc<CircuitBreaker>,
     fill_script: Arc<Script>,
     invalidate_script: Arc<Script>,
+    ensure_epoch_script: Arc<Script>,
+    unsafe_skip_fill_check: bool,
 }
 
 /// What Redis stores for `value`.
@@ -140,9 +199,13 @@ impl RedisTier {
             breaker: Arc::new(CircuitBreaker::new(
                 settings.breaker_failures,
                 settings.breaker_cooldown,
+                // A probe is bounded by the timeout; one out far longer was lost.
+                settings.timeout.max(Duration::from_millis(100)) + settings.breaker_cooldown,
             )),
             fill_script: Arc::new(Script::new(FILL_SCRIPT)),
             invalidate_script: Arc::new(Script::new(INVALIDATE_SCRIPT)),
+            ensure_epoch_script: Arc::new(Script::new(ENSURE_EPOCH_SCRIPT)),
+            unsafe_skip_fill_check: settings.unsafe_skip_fill_check,
         })
     }
 
@@ -179,16 +242,22 @@ impl RedisTier {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        if !self.breaker.allow(Instant::now().into_std()) {
+        let Some(permit) = self.breaker.allow(Instant::now().into_std()) else {
             return Err(CacheError::BreakerOpen);
-        }
+        };
+        // If this future is dropped here (its request was cancelled), a probe permit
+        // reports a failure on drop: the breaker never waits for a probe that is gone.
         let result = Self::bounded(self.timeout, call).await;
-        match &result {
-            Ok(_) => self.breaker.record_success(),
-            // A server-side error (say, a script error) is not an outage.
-            Err(CacheError::Redis(e))
-                if !(e.is_io_error() || e.is_connection_dropped() || e.is_timeout()) => {}
-            Err(_) => self.breaker.record_failure(Instant::now().into_std()),
+        let now = Instant::now().into_std();
+        match (&result, permit) {
+            (Ok(_), Call::Probe(probe)) => probe.succeeded(),
+            (Ok(_), Call::Plain) => self.breaker.record_success(),
+            // A probe closes the breaker only by succeeding.
+            (Err(_), Call::Probe(probe)) => probe.failed(now),
+            // A server-side error that is not an outage (say, a script error) is not
+            // counted against Redis.
+            (Err(CacheError::Redis(e)), Call::Plain) if !is_outage(e) => {}
+            (Err(_), Call::Plain) => self.breaker.record_failure(now),
         }
         result
     }
@@ -197,8 +266,9 @@ impl RedisTier {
         self.timeout.max(ADMIN_TIMEOUT_FLOOR)
     }
 
-    /// Value, generation and remaining TTL in one round trip of two commands (`MGET` of
-    /// the entry and its generation, `PTTL`).
+    /// Value, generation, epoch and remaining TTL in one round trip of two commands
+    /// (`MGET` of the entry, its generation and the epoch, `PTTL`). A missing epoch (a new
+    /// or flushed Redis) costs one more round trip, to create it.
     #[tracing::instrument(name = "cache.redis.lookup", skip(self), fields(cache.tier = "redis", db.system = "redis", cache.hit))]
     pub async fn lookup(&self, id: i32) -> Result<Lookup, CacheError> {
         let key = self.keys.product(id);
@@ -207,10 +277,18 @@ impl RedisTier {
         pipe.cmd("MGET")
             .arg(&key)
             .arg(self.keys.generation(id))
+            .arg(self.keys.epoch())
             .pttl(&key);
-        let ((raw, generation), pttl): ((Option<String>, Option<u64>), i64) =
-            self.guarded(pipe.query_async(&mut conn)).await?;
-        let generation = generation.unwrap_or(0);
+        let (values, pttl): (LookupValues, i64) = self.guarded(pipe.query_async(&mut conn)).await?;
+        let (raw, generation, epoch) = values;
+        let epoch = match epoch {
+            Some(epoch) => epoch,
+            None => self.ensure_epoch().await?,
+        };
+        let ticket = FillTicket {
+            generation: generation.unwrap_or(0),
+            epoch,
+        };
         let entry = match raw {
             None => None,
             Some(raw) => match decode(raw) {
@@ -226,17 +304,25 @@ impl RedisTier {
             },
         };
         tracing::Span::current().record("cache.hit", entry.is_some());
-        Ok(Lookup { entry, generation })
+        Ok(Lookup { entry, ticket })
     }
 
-    /// Stores `value` unless the key was invalidated since `generation` was read.
-    /// Returns whether it was stored.
+    /// The server's epoch, created if missing.
+    async fn ensure_epoch(&self) -> Result<u64, CacheError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.ensure_epoch_script.prepare_invoke();
+        invocation.key(self.keys.epoch()).arg(random_u64());
+        self.guarded(invocation.invoke_async(&mut conn)).await
+    }
+
+    /// Stores `value` unless the key was invalidated, or Redis lost its counters, since
+    /// `ticket` was read. Returns whether it was stored.
     #[tracing::instrument(name = "cache.redis.fill", skip(self, value), fields(cache.tier = "redis", db.system = "redis"))]
     pub async fn fill(
         &self,
         id: i32,
         value: &CachedValue,
-        generation: u64,
+        ticket: FillTicket,
     ) -> Result<bool, CacheError> {
         let ttl = match value {
             CachedValue::Present(_) => self.expiry.redis_ttl(random_unit()),
@@ -247,9 +333,16 @@ impl RedisTier {
         invocation
             .key(self.keys.product(id))
             .key(self.keys.generation(id))
-            .arg(generation)
+            .key(self.keys.epoch())
+            .arg(ticket.generation)
+            .arg(ticket.epoch)
             .arg(stored_text(value))
-            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(if self.unsafe_skip_fill_check {
+                "1"
+            } else {
+                "0"
+            });
         let stored: i64 = self.guarded(invocation.invoke_async(&mut conn)).await?;
         Ok(stored == 1)
     }
@@ -262,9 +355,10 @@ impl RedisTier {
         invocation
             .key(self.keys.product(id))
             .key(self.keys.generation(id))
-            .arg(u64::try_from(GENERATION_TTL.as_millis()).unwrap_or(u64::MAX))
+            .key(self.keys.epoch())
             .arg(self.keys.invalidation_channel())
-            .arg(id);
+            .arg(id)
+            .arg(random_u64());
         // Not guarded by the breaker: a write must try to invalidate even when reads have
         // given up on Redis for a while; the caller retries failures.
         let _: i64 = Self::bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;

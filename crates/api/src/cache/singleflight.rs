@@ -1,11 +1,20 @@
 //! Single flight: concurrent loads of one key share one execution.
+//!
+//! A load belongs to the flight, not to whoever asked for it: it runs as a task of its own,
+//! to completion (or its own deadline), whether or not anyone still waits, then releases
+//! what it holds (a database connection) and removes its map entry. A caller that gives up
+//! (its client went away) only stops waiting.
+//!
+//! Each flight carries a tag (the cache generation its starter saw): a caller joins only a
+//! flight with the same tag, so a caller that can already see a write never receives a
+//! load that started before it.
 
 use std::{
     collections::HashMap,
     hash::Hash,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -14,14 +23,16 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 
-type Flight<V> = Shared<BoxFuture<'static, V>>;
+/// `None` when the load task panicked.
+type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
 
 #[derive(Debug)]
-struct Entry<V: Clone> {
+struct Entry<T, V: Clone> {
     id: u64,
+    tag: T,
     flight: Flight<V>,
     /// Set when the load finished (the entry may still linger).
-    done: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<AtomicBool>,
 }
 
 /// Map of in-flight loads. Cloning shares the map.
@@ -30,15 +41,15 @@ struct Entry<V: Clone> {
 /// cache lookup missed just before the load filled the cache would otherwise start a
 /// second load. Writers [`forget`](SingleFlight::forget) the key, so a lingering value
 /// never outlives a write.
-pub struct SingleFlight<K, V: Clone> {
-    inflight: Arc<Mutex<HashMap<K, Entry<V>>>>,
+pub struct SingleFlight<K, T, V: Clone> {
+    inflight: Arc<Mutex<HashMap<K, Entry<T, V>>>>,
     next_id: Arc<AtomicU64>,
     linger: std::time::Duration,
     /// Which finished values may linger (say, only those that were also cached).
     lingers: fn(&V) -> bool,
 }
 
-impl<K, V: Clone> Clone for SingleFlight<K, V> {
+impl<K, T, V: Clone> Clone for SingleFlight<K, T, V> {
     fn clone(&self) -> Self {
         Self {
             inflight: self.inflight.clone(),
@@ -49,13 +60,13 @@ impl<K, V: Clone> Clone for SingleFlight<K, V> {
     }
 }
 
-impl<K, V: Clone> std::fmt::Debug for SingleFlight<K, V> {
+impl<K, T, V: Clone> std::fmt::Debug for SingleFlight<K, T, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SingleFlight").finish_non_exhaustive()
     }
 }
 
-impl<K, V: Clone> Default for SingleFlight<K, V> {
+impl<K, T, V: Clone> Default for SingleFlight<K, T, V> {
     fn default() -> Self {
         Self {
             inflight: Default::default(),
@@ -66,9 +77,10 @@ impl<K, V: Clone> Default for SingleFlight<K, V> {
     }
 }
 
-impl<K, V> SingleFlight<K, V>
+impl<K, T, V> SingleFlight<K, T, V>
 where
     K: Hash + Eq + Clone + Send + 'static,
+    T: PartialEq + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// Finished loads whose value passes `lingers` answer late joiners for `linger`
@@ -81,29 +93,36 @@ where
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<T, V>>> {
         // Entries are inserted and removed whole; a poisoned map is still consistent.
         self.inflight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `load` unless a load of `key` is already in flight, in which case it waits for
-    /// that one. Returns the value and whether this call joined another's flight.
+    /// Runs `load` as a task of its own unless a load of `key` with the same `tag` is
+    /// already in flight, in which case it waits for that one. Returns the value (`None`
+    /// if the load panicked) and whether this call joined another's flight.
     ///
-    /// The flight keeps running if the caller that started it goes away: whoever still
-    /// waits drives it.
-    pub async fn run(&self, key: K, load: impl FnOnce() -> BoxFuture<'static, V>) -> (V, bool) {
+    /// Dropping the returned future stops waiting; the load itself goes on.
+    pub async fn run(
+        &self,
+        key: K,
+        tag: T,
+        load: impl FnOnce() -> BoxFuture<'static, V>,
+    ) -> (Option<V>, bool) {
         let (flight, joined) = {
             let mut map = self.lock();
             match map.get(&key) {
-                Some(entry) => (entry.flight.clone(), true),
-                None => {
+                Some(entry) if entry.tag == tag => (entry.flight.clone(), true),
+                // Absent, or started under another generation: a new flight replaces it
+                // in the map (the old one finishes on its own and removes nothing).
+                _ => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     let this = self.clone();
                     let cleanup_key = key.clone();
                     let work = load();
-                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let done = Arc::new(AtomicBool::new(false));
                     let finished = done.clone();
-                    let flight = async move {
+                    let task = tokio::spawn(async move {
                         let value = work.await;
                         finished.store(true, Ordering::Release);
                         if this.linger.is_zero() || !(this.lingers)(&value) {
@@ -115,13 +134,13 @@ where
                             });
                         }
                         value
-                    }
-                    .boxed()
-                    .shared();
+                    });
+                    let flight = async move { task.await.ok() }.boxed().shared();
                     map.insert(
                         key,
                         Entry {
                             id,
+                            tag,
                             flight: flight.clone(),
                             done,
                         },
@@ -146,6 +165,11 @@ where
         self.lock().remove(key);
     }
 
+    /// Forgets every flight (the invalidation channel was lost: writes may have been missed).
+    pub fn forget_all(&self) {
+        self.lock().clear();
+    }
+
     /// Drops finished, lingering loads (after a cache clear: the next read should load
     /// afresh); loads still running are kept, as they read the database now anyway.
     pub fn forget_finished(&self) {
@@ -159,13 +183,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::{sync::atomic::AtomicUsize, time::Duration};
 
     use super::*;
 
     #[tokio::test]
     async fn concurrent_callers_share_one_load() {
-        let flights: SingleFlight<i32, u32> = SingleFlight::default();
+        let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
         let loads = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::new();
@@ -175,7 +199,7 @@ mod tests {
             let gate = gate.clone();
             tasks.push(tokio::spawn(async move {
                 flights
-                    .run(7, move || {
+                    .run(7, 1, move || {
                         async move {
                             loads.fetch_add(1, Ordering::SeqCst);
                             gate.notified().await;
@@ -186,15 +210,15 @@ mod tests {
                     .await
             }));
         }
-        while flights.in_flight() == 0 {
+        while loads.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         gate.notify_waiters();
         let mut joined = 0;
         for task in tasks {
             let (value, was_joined) = task.await.expect("task");
-            assert_eq!(value, 42);
+            assert_eq!(value, Some(42));
             joined += usize::from(was_joined);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
@@ -204,40 +228,58 @@ mod tests {
 
     #[tokio::test]
     async fn a_finished_load_answers_late_joiners_until_it_is_forgotten() {
-        let flights: SingleFlight<i32, u32> =
-            SingleFlight::with_linger(std::time::Duration::from_secs(60), |v| *v < 10);
-        let (first, joined) = flights.run(3, || async { 1 }.boxed()).await;
-        assert_eq!((first, joined), (1, false));
-        let (late, joined) = flights.run(3, || async { 2 }.boxed()).await;
+        let flights: SingleFlight<i32, u64, u32> =
+            SingleFlight::with_linger(Duration::from_secs(60), |v| *v < 10);
+        let (first, joined) = flights.run(3, 0, || async { 1 }.boxed()).await;
+        assert_eq!((first, joined), (Some(1), false));
+        let (late, joined) = flights.run(3, 0, || async { 2 }.boxed()).await;
         assert_eq!(
             (late, joined),
-            (1, true),
+            (Some(1), true),
             "a late joiner gets the finished load"
         );
         flights.forget(&3);
-        let (fresh, joined) = flights.run(3, || async { 3 }.boxed()).await;
-        assert_eq!((fresh, joined), (3, false), "after forget, a new load runs");
+        let (fresh, joined) = flights.run(3, 0, || async { 3 }.boxed()).await;
+        assert_eq!(
+            (fresh, joined),
+            (Some(3), false),
+            "after forget, a new load runs"
+        );
 
         flights.forget(&3);
-        let _ = flights.run(4, || async { 99 }.boxed()).await;
-        let (next, joined) = flights.run(4, || async { 5 }.boxed()).await;
+        let _ = flights.run(4, 0, || async { 99 }.boxed()).await;
+        let (next, joined) = flights.run(4, 0, || async { 5 }.boxed()).await;
         assert_eq!(
             (next, joined),
-            (5, false),
+            (Some(5), false),
             "values the predicate rejects do not linger"
         );
     }
 
     #[tokio::test]
+    async fn a_caller_with_another_tag_does_not_join() {
+        let flights: SingleFlight<i32, u64, u32> =
+            SingleFlight::with_linger(Duration::from_secs(60), |_| true);
+        let (old, _) = flights.run(5, 1, || async { 1 }.boxed()).await;
+        assert_eq!(old, Some(1));
+        let (new, joined) = flights.run(5, 2, || async { 2 }.boxed()).await;
+        assert_eq!(
+            (new, joined),
+            (Some(2), false),
+            "a caller that saw a newer generation starts its own load"
+        );
+    }
+
+    #[tokio::test]
     async fn forget_makes_the_next_caller_start_afresh() {
-        let flights: SingleFlight<i32, u32> = SingleFlight::default();
+        let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
         let gate = Arc::new(tokio::sync::Notify::new());
         let first = {
             let flights = flights.clone();
             let gate = gate.clone();
             tokio::spawn(async move {
                 flights
-                    .run(1, move || {
+                    .run(1, 0, move || {
                         async move {
                             gate.notified().await;
                             1
@@ -251,9 +293,33 @@ mod tests {
             tokio::task::yield_now().await;
         }
         flights.forget(&1);
-        let (second, joined) = flights.run(1, || async { 2 }.boxed()).await;
-        assert_eq!((second, joined), (2, false));
+        let (second, joined) = flights.run(1, 0, || async { 2 }.boxed()).await;
+        assert_eq!((second, joined), (Some(2), false));
         gate.notify_waiters();
-        assert_eq!(first.await.expect("task").0, 1);
+        assert_eq!(first.await.expect("task").0, Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_load_nobody_waits_for_still_runs_to_the_end_and_leaves_the_map() {
+        let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
+        let waiter = flights.run(9, 0, move || {
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                done.store(true, Ordering::SeqCst);
+                7
+            }
+            .boxed()
+        });
+        // The only waiter gives up at once (its client went away).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), waiter)
+                .await
+                .is_err()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(finished.load(Ordering::SeqCst), "the load ran to its end");
+        assert_eq!(flights.in_flight(), 0, "and removed its entry");
     }
 }

@@ -79,8 +79,12 @@ pub struct CacheStatsResponse {
     pub memory_tier: MemoryTierState,
     /// Circuit breaker in front of Redis.
     pub breaker: BreakerState,
-    /// Writes whose invalidation has not reached Redis yet (retried in the background).
+    /// Products whose invalidation has not reached Redis yet (in the outbox, seen by every
+    /// replica, relayed in the background); read from PostgreSQL only meanwhile.
     pub pending_invalidations: usize,
+    /// Database loads running or lingering in this process (single flight): each ends
+    /// within its deadline, so this returns to 0 once traffic stops.
+    pub loads_in_flight: usize,
     /// `connected` or `disconnected`.
     pub redis: String,
     /// RFC 3339.
@@ -111,6 +115,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
         },
         breaker: catalog.redis().breaker_state(),
         pending_invalidations: catalog.pending_invalidations(),
+        loads_in_flight: catalog.flights_in_progress(),
         redis: redis.to_owned(),
         timestamp: now_rfc3339(),
     })

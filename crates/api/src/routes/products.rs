@@ -263,7 +263,7 @@ pub async fn create_product(
     payload: Result<Json<ProductInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     let input = body(payload)?.validate()?;
-    let product = state.catalog.create(&input).await?;
+    let product = state.catalog.create(input).await?;
     let location = format!("/products/{}", product.id);
     Ok((
         StatusCode::CREATED,
@@ -300,7 +300,7 @@ pub async fn replace_product(
 ) -> ApiResult<Json<Product>> {
     let id = path_id(id)?;
     let input = body(payload)?.validate()?;
-    Ok(Json(state.catalog.replace(id, &input).await?))
+    Ok(Json(state.catalog.replace(id, input).await?))
 }
 
 /// Change some fields (`null` clears an optional one); cache entries are invalidated.
@@ -325,7 +325,7 @@ pub async fn patch_product(
 ) -> ApiResult<Json<Product>> {
     let id = path_id(id)?;
     let patch = body(payload)?.validate()?;
-    Ok(Json(state.catalog.patch(id, &patch).await?))
+    Ok(Json(state.catalog.patch(id, patch).await?))
 }
 
 /// Delete a product; its cache entries are invalidated.

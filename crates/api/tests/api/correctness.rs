@@ -38,6 +38,7 @@ fn pause_first_fill(id: i32) -> (Hooks, oneshot::Receiver<()>, oneshot::Sender<(
             }
             .boxed()
         })),
+        ..Hooks::default()
     };
     (hooks, reached_rx, release_tx)
 }
@@ -122,6 +123,7 @@ async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_ro
             let ms = delays.lock().map(|mut d| d.next(25)).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).boxed()
         })),
+        ..Hooks::default()
     };
     let app = Arc::new(start_with_hooks(config, Some(db), hooks).await);
     app.wait_for_memory_tier(true).await;

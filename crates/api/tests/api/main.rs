@@ -3,6 +3,7 @@
 mod binary;
 mod cache;
 mod correctness;
+mod disorder;
 mod docs;
 mod failure;
 mod health;

@@ -1,0 +1,201 @@
+//! Writes and the invalidations they owe.
+//!
+//! A write's statement and its outbox row commit together (`db/writes.rs`); the
+//! invalidation then runs, and the whole runs as a task of its own that the handler awaits,
+//! so a client that gives up cannot split the write from its invalidation. A write whose
+//! outcome is unknown (the connection died after the statement was sent) is invalidated
+//! all the same. An invalidation that does not reach Redis stays in the outbox: every
+//! replica reads the outbox every `poll` and bypasses the cache for the ids it holds,
+//! and relays the rows until Redis acknowledges them, across restarts and crashes.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use tracing::Instrument as _;
+
+use super::Catalog;
+use crate::{
+    db::{Product, Written, outcome_unknown},
+    error::ApiError,
+    input::{ValidPatch, ValidProduct},
+    stats::bump,
+};
+
+/// How old an outbox row must be before other replicas relay it: its writer deletes it
+/// itself within milliseconds when Redis answers.
+const RELAY_GRACE: Duration = Duration::from_secs(1);
+
+/// Most outbox rows read per poll.
+const OUTBOX_BATCH: i64 = 1000;
+
+impl Catalog {
+    /// Runs `work` as a task of its own and waits for it: dropping the caller (a cancelled
+    /// request) does not stop it.
+    async fn detached<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        tokio::spawn(work.instrument(tracing::Span::current()))
+            .await
+            .map_err(|e| {
+                ApiError::Internal(anyhow::Error::new(e).context("the write task failed"))
+            })?
+    }
+
+    /// After a write statement on `id`: invalidates what it changed, also when its
+    /// outcome is unknown, and maps its error.
+    async fn settle<T>(
+        &self,
+        id: i32,
+        result: Result<Option<Written<T>>, sqlx::Error>,
+    ) -> Result<T, ApiError> {
+        match result {
+            Ok(Some(written)) => {
+                self.invalidate(id, Some(written.outbox_id)).await;
+                Ok(written.value)
+            }
+            Ok(None) => Err(ApiError::ProductNotFound),
+            Err(e) => {
+                if outcome_unknown(&e) {
+                    self.invalidate(id, None).await;
+                }
+                Err(ApiError::from_db(e))
+            }
+        }
+    }
+
+    pub async fn create(&self, input: ValidProduct) -> Result<Product, ApiError> {
+        let this = self.clone();
+        self.detached(async move {
+            // The new id may be remembered as absent. An insert whose outcome is unknown
+            // has no id to invalidate here; its outbox row, if it committed, is relayed.
+            let written = this
+                .db
+                .insert_product(&input)
+                .await
+                .map_err(ApiError::from_db)?;
+            this.invalidate(written.value.id, Some(written.outbox_id))
+                .await;
+            Ok(written.value)
+        })
+        .await
+    }
+
+    pub async fn replace(&self, id: i32, input: ValidProduct) -> Result<Product, ApiError> {
+        let this = self.clone();
+        self.detached(async move {
+            let result = this.db.replace_product(id, &input).await;
+            this.settle(id, result).await
+        })
+        .await
+    }
+
+    pub async fn patch(&self, id: i32, patch: ValidPatch) -> Result<Product, ApiError> {
+        let this = self.clone();
+        self.detached(async move {
+            let result = this.db.patch_product(id, &patch).await;
+            this.settle(id, result).await
+        })
+        .await
+    }
+
+    pub async fn delete(&self, id: i32) -> Result<(), ApiError> {
+        let this = self.clone();
+        self.detached(async move {
+            let result = this.db.delete_product(id).await;
+            this.settle(id, result).await
+        })
+        .await
+    }
+
+    /// Invalidates products changed outside the write path (seed data at start), through
+    /// the outbox like any write.
+    pub async fn invalidate_changed(&self, ids: &[i32]) -> Result<(), sqlx::Error> {
+        let outbox_ids = self.db.record_invalidations(ids).await?;
+        for (id, outbox_id) in ids.iter().zip(outbox_ids) {
+            self.invalidate(*id, Some(outbox_id)).await;
+        }
+        Ok(())
+    }
+
+    /// Drops every trace of `id`: its flight, its L1 entry, and in Redis (one script) its
+    /// entry, with a generation bump and an announcement to every replica. Once Redis
+    /// acknowledged, the outbox row goes; until then the id is pending.
+    async fn invalidate(&self, id: i32, outbox_id: Option<i64>) {
+        self.flights.forget(&id);
+        self.memory.invalidate(id).await;
+        if let Some(hook) = &self.hooks.before_redis_invalidate {
+            hook(id).await;
+        }
+        match self.redis.invalidate(id).await {
+            Ok(()) => {
+                // A reader may have copied the old entry from Redis into L1, or started a
+                // load, between the drop above and the script: drop both again, so no
+                // read after this write returns can see the old value here.
+                self.memory.invalidate(id).await;
+                self.flights.forget(&id);
+                if let Some(outbox_id) = outbox_id
+                    && let Err(e) = self.db.delete_outbox_rows(&[outbox_id]).await
+                {
+                    // Harmless: the relay invalidates it once more, then deletes it.
+                    tracing::debug!(error = %e, product.id = id, "outbox row left for the relay");
+                }
+            }
+            Err(e) => {
+                bump(&self.counters.invalidation_failures);
+                tracing::warn!(error = %e, product.id = id, "invalidation did not reach Redis; relayed from the outbox");
+                self.pending.update(|set| set.mark(id));
+                self.pending_added.notify_one();
+            }
+        }
+    }
+
+    /// Reads the outbox every `poll` (or at once when this process marks an id): its ids
+    /// become pending here, and rows older than [`RELAY_GRACE`] are relayed to Redis and
+    /// deleted. Runs for the life of the app, on every replica.
+    pub async fn relay_invalidations(self, poll: Duration) {
+        loop {
+            let _ = tokio::time::timeout(poll, self.pending_added.notified()).await;
+            self.relay_once().await;
+        }
+    }
+
+    /// One pass of [`Catalog::relay_invalidations`].
+    pub async fn relay_once(&self) {
+        let round = self.pending.update(|set| set.begin_round());
+        let rows = match self.db.outbox(RELAY_GRACE, OUTBOX_BATCH).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Keep what is pending until the table can be read again.
+                tracing::debug!(error = %e, "cannot read the invalidation outbox");
+                return;
+            }
+        };
+        let added = self
+            .pending
+            .update(|set| set.replace(round, rows.iter().map(|row| row.product_id)));
+        for id in added {
+            self.flights.forget(&id);
+            self.memory.invalidate(id).await;
+        }
+        let mut due: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for row in rows.iter().filter(|row| row.due) {
+            due.entry(row.product_id).or_default().push(row.id);
+        }
+        let mut relayed = Vec::new();
+        for (id, outbox_ids) in due {
+            match self.redis.invalidate(id).await {
+                Ok(()) => {
+                    self.memory.invalidate(id).await;
+                    self.flights.forget(&id);
+                    relayed.extend(outbox_ids);
+                    tracing::info!(product.id = id, "delayed invalidation reached Redis");
+                }
+                // Redis is still unreachable: try again on the next pass.
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = self.db.delete_outbox_rows(&relayed).await {
+            tracing::debug!(error = %e, "relayed outbox rows not deleted yet");
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Behaviour under disorder (issue: consistency under disorder): clients that give up
+//! mid-request, Redis losing keys or its counters, a pool that is busy or restarted, and
+//! invalidations that outlive the process that owed them. Each test reproduces a bug that
+//! the service had, and was seen failing before its fix.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use cacheme_api::catalog::Hooks;
+use cacheme_testsupport::RedisServer;
+use futures::FutureExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::oneshot;
+
+use crate::helpers::{
+    TestApp, TestDatabase, eventually, http_client, spawn_app_with, start, start_with_hooks,
+    stores, test_config,
+};
+
+/// A client that gives up after `ms` milliseconds, as a load balancer or a user would.
+fn impatient_client(ms: u64) -> reqwest::Client {
+    let _ = http_client();
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(ms))
+        .build()
+        .expect("client builds")
+}
+
+/// Sends a request and gives up after `ms`; asserts that it did give up.
+async fn abandon(app: &TestApp, method: Method, path: &str, body: Option<Value>, ms: u64) {
+    let mut request = impatient_client(ms).request(method, app.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let outcome = request.send().await;
+    assert!(
+        outcome.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "the request should have been abandoned, got {outcome:?}"
+    );
+}
+
+async fn name_in_database(app: &TestApp, id: i32) -> String {
+    sqlx::query_scalar("SELECT name FROM products WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.state.catalog.db().pool())
+        .await
+        .expect("read the row")
+}
+
+/// A one-shot pause of the first call of a hook for `id`: says when it got there, waits
+/// for the release.
+fn pause_once(
+    id: i32,
+) -> (
+    cacheme_api::catalog::Hook,
+    oneshot::Receiver<()>,
+    oneshot::Sender<()>,
+) {
+    let (reached_tx, reached_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let slot = Arc::new(Mutex::new(Some((reached_tx, release_rx))));
+    let hook: cacheme_api::catalog::Hook = Arc::new(move |called: i32| {
+        let taken = if called == id {
+            slot.lock().ok().and_then(|mut s| s.take())
+        } else {
+            None
+        };
+        async move {
+            if let Some((reached, release)) = taken {
+                let _ = reached.send(());
+                let _ = release.await;
+            }
+        }
+        .boxed()
+    });
+    (hook, reached_rx, release_tx)
+}
+
+#[tokio::test]
+async fn a_write_whose_client_gave_up_still_invalidates_the_cache() {
+    let app = spawn_app_with(|c| c.l1_enabled = false).await;
+    app.get("/products/3").await;
+    assert_eq!(app.get("/products/3").await.body["source"], "cache");
+
+    // Another transaction holds the row, so the write waits on its lock...
+    let mut locker = PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 3 FOR UPDATE")
+        .execute(&mut locker)
+        .await
+        .expect("lock the row");
+    // ...and its client gives up meanwhile.
+    abandon(
+        &app,
+        Method::PATCH,
+        "/products/3",
+        Some(json!({"name": "Given up on"})),
+        300,
+    )
+    .await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut locker)
+        .await
+        .expect("release");
+
+    eventually("the abandoned write commits", || async {
+        name_in_database(&app, 3).await == "Given up on"
+    })
+    .await;
+    eventually("the cache answers the new name", || async {
+        app.get("/products/3").await.body["name"] == "Given up on"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn abandoned_misses_do_not_strand_connections_or_readiness() {
+    let app = spawn_app_with(|c| {
+        c.l1_enabled = false;
+        c.db_max_connections = 2;
+        c.simulated_db_latency_ms = 1000;
+    })
+    .await;
+    for id in 2_000_000_001..=2_000_000_004 {
+        abandon(&app, Method::GET, &format!("/products/{id}"), None, 100).await;
+    }
+    // Each load runs to its end (two at a time, a second each), then lets go.
+    eventually("every abandoned load has finished", || async {
+        app.get("/cache/stats").await.body["loads_in_flight"] == 0
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.status, 200);
+    let answer = app.get("/products/1").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| {
+        c.redis_url = redis_url;
+        c.redis_timeout_ms = 300;
+        c.redis_breaker_cooldown_ms = 500;
+        c.l1_enabled = false;
+    })
+    .await;
+    app.get("/products/5").await;
+    assert_eq!(app.get("/products/5").await.body["source"], "cache");
+
+    redis.pause().expect("SIGSTOP");
+    assert_eq!(app.get("/products/5").await.body["source"], "database");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The first request after the cool-down is the probe; its client gives up.
+    abandon(&app, Method::GET, "/products/5", None, 20).await;
+    redis.resume().expect("SIGCONT");
+
+    eventually("reads come from the cache again", || async {
+        app.get("/products/5").await.body["source"] == "cache"
+    })
+    .await;
+    assert_eq!(app.get("/health").await.body["redis_breaker"], "closed");
+}
+
+#[tokio::test]
+async fn readiness_does_not_wait_behind_requests_for_a_connection() {
+    let app = spawn_app_with(|c| {
+        c.l1_enabled = false;
+        c.db_max_connections = 1;
+        c.simulated_db_latency_ms = 3000;
+    })
+    .await;
+    let busy = {
+        let client = app.client.clone();
+        let url = app.url("/products/8");
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    assert_eq!(
+        app.get("/readyz").await.status,
+        200,
+        "PostgreSQL is healthy, only busy"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.get("/health").await.body["database"], "connected");
+    assert_eq!(busy.await.expect("task").expect("answered"), 200);
+}
+
+#[tokio::test]
+async fn a_write_is_never_followed_by_an_old_read_on_its_own_replica() {
+    let db = TestDatabase::create().await;
+    let config = test_config(&db.url, &stores().redis_url);
+    let (hook, reached, release) = pause_once(2);
+    let hooks = Hooks {
+        before_redis_invalidate: Some(hook),
+        ..Hooks::default()
+    };
+    let app = Arc::new(start_with_hooks(config, Some(db), hooks).await);
+    app.wait_for_memory_tier(true).await;
+    app.get("/products/2").await;
+    assert_eq!(app.get("/products/2").await.body["cache_tier"], "memory");
+
+    let writer = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.send(Method::PATCH, "/products/2", Some(json!({"name": "Pixel"})))
+                .await
+                .status
+        })
+    };
+    reached
+        .await
+        .expect("the write dropped L1 and stopped before Redis");
+    // A reader now finds L1 empty and Redis still holding the old row, and copies it.
+    let during = app.get("/products/2").await;
+    assert_eq!(during.body["name"], "iPhone 15 Pro", "{}", during.body);
+    release.send(()).expect("release the write");
+    assert_eq!(writer.await.expect("task"), 200);
+
+    let after = app.get("/products/2").await;
+    assert_eq!(
+        after.body["name"], "Pixel",
+        "read after the write returned: {}",
+        after.body
+    );
+}
+
+#[tokio::test]
+async fn a_flushed_redis_cannot_take_back_a_fill_read_before_the_flush() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    config.l1_enabled = false;
+    let (hook, reached, release) = pause_once(2);
+    let hooks = Hooks {
+        before_fill: Some(hook),
+        ..Hooks::default()
+    };
+    let app = start_with_hooks(config, Some(db), hooks).await;
+    // Generation 1: the counter now exists and the reader will see it.
+    let first = app
+        .send(Method::PATCH, "/products/2", Some(json!({"name": "A"})))
+        .await;
+    assert_eq!(first.status, 200);
+
+    let reader = {
+        let client = app.client.clone();
+        let url = app.url("/products/2");
+        tokio::spawn(async move { client.get(url).send().await?.json::<Value>().await })
+    };
+    reached
+        .await
+        .expect("the reader read A and stopped before its fill");
+    // Redis loses everything (FLUSHALL, a restart without persistence), then a write
+    // brings the counter back to the value the reader saw.
+    let mut conn = app.redis().await;
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    let second = app
+        .send(Method::PATCH, "/products/2", Some(json!({"name": "B"})))
+        .await;
+    assert_eq!(second.status, 200);
+    release.send(()).expect("release the reader");
+    assert_eq!(reader.await.expect("task").expect("answer")["name"], "A");
+
+    assert_eq!(app.stats().await["fills_refused"], 1);
+    for _ in 0..3 {
+        assert_eq!(app.get("/products/2").await.body["name"], "B");
+    }
+    drop(redis);
+}
+
+#[tokio::test]
+async fn an_invalidation_owed_by_a_stopped_process_is_not_lost() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    config.redis_timeout_ms = 300;
+    config.l1_enabled = false;
+    let first = start(config.clone(), None).await;
+    first.get("/products/14").await;
+    assert_eq!(first.get("/products/14").await.body["source"], "cache");
+
+    redis.pause().expect("SIGSTOP");
+    let write = first
+        .send(
+            Method::PATCH,
+            "/products/14",
+            Some(json!({"name": "Xbox Series Y"})),
+        )
+        .await;
+    assert_eq!(write.status, 200, "{}", write.body);
+    // A rollout: the process that owes the invalidation stops before Redis is back.
+    first.stop().await;
+    redis.resume().expect("SIGCONT");
+
+    let second = start(config, Some(db)).await;
+    let read = second.get("/products/14").await;
+    assert_eq!(read.body["name"], "Xbox Series Y", "{}", read.body);
+    eventually(
+        "the relayed invalidation lets the cache serve again",
+        || async {
+            let body = second.get("/products/14").await.body;
+            body["source"] == "cache" && body["name"] == "Xbox Series Y"
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_replica_bypasses_redis_for_an_id_whose_invalidation_is_pending() {
+    let reachable = RedisServer::start().expect("redis the reader reaches");
+    let frozen = RedisServer::start().expect("redis the writer reaches");
+    let db = TestDatabase::create().await;
+    let mut reader_config = test_config(&db.url, &reachable.url());
+    reader_config.l1_enabled = false;
+    let mut writer_config = reader_config.clone();
+    writer_config.redis_url = frozen.url();
+    writer_config.redis_timeout_ms = 200;
+    let reader = start(reader_config, Some(db)).await;
+    let writer = start(writer_config, None).await;
+    reader.get("/products/11").await;
+    assert_eq!(reader.get("/products/11").await.body["source"], "cache");
+
+    // The writer cannot reach Redis (a partition): its invalidation stays in the outbox.
+    frozen.pause().expect("SIGSTOP");
+    let write = writer
+        .send(
+            Method::PATCH,
+            "/products/11",
+            Some(json!({"name": "Switch 3"})),
+        )
+        .await;
+    assert_eq!(write.status, 200, "{}", write.body);
+    let written = Instant::now();
+    eventually("the other replica stops serving the old entry", || async {
+        reader.get("/products/11").await.body["name"] == "Switch 3"
+    })
+    .await;
+    // Within the poll interval (250 ms) and the time one read takes, not the TTL.
+    assert!(
+        written.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        written.elapsed()
+    );
+    eventually(
+        "the reader's relay cleaned its Redis and the outbox",
+        || async {
+            let body = reader.get("/products/11").await.body;
+            body["source"] == "cache" && body["name"] == "Switch 3"
+        },
+    )
+    .await;
+    frozen.resume().expect("SIGCONT");
+}
+
+#[tokio::test]
+async fn a_statement_stuck_on_a_lock_answers_503_within_its_deadline() {
+    let app = spawn_app_with(|c| {
+        c.l1_enabled = false;
+        c.db_statement_timeout_ms = 500;
+    })
+    .await;
+    let mut locker = PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("lock the table");
+    let started = Instant::now();
+    let answer = crate::helpers::Answer::from(
+        impatient_client(5000)
+            .get(app.url("/products/9"))
+            .send()
+            .await
+            .expect("an answer before the client gives up"),
+    )
+    .await;
+    answer.assert_problem(503);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
+    assert_eq!(app.get("/products/9").await.status, 200);
+}
+
+#[tokio::test]
+async fn terminated_database_connections_are_replaced_not_answered_with_500() {
+    let app = spawn_app_with(|c| {
+        c.l1_enabled = false;
+        c.simulated_db_latency_ms = 200;
+    })
+    .await;
+    // Four concurrent misses leave four connections kept for reuse.
+    let misses: Vec<_> = (1..=4)
+        .map(|id| {
+            let client = app.client.clone();
+            let url = app.url(&format!("/products/{id}"));
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for miss in misses {
+        assert_eq!(miss.await.expect("task").expect("answer"), 200);
+    }
+    let mut admin = PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("connect");
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'cacheme-api' AND datname = current_database()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(terminated.len() >= 4, "{terminated:?}");
+    for id in 5..=8 {
+        let answer = app.get(&format!("/products/{id}")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+}
