@@ -97,10 +97,22 @@ fn is_root() -> bool {
 
 /// Stops `pid` (and removes `dir`) once process `owner` is gone, in case nobody drops the handle.
 fn spawn_watchdog(owner: u32, pid: u32, dir: &Path) {
-    let script = format!(
+    spawn_watchdog_script(format!(
         "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -INT {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{}'",
         dir.display()
-    );
+    ));
+}
+
+/// Kills `pid` (SIGTERM, then SIGKILL 2 s later) once this process is gone, in case the
+/// handle owning it is never dropped (Ctrl-C, a panic that aborts).
+pub fn stop_with_this_process(pid: u32) {
+    let owner = std::process::id();
+    spawn_watchdog_script(format!(
+        "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -TERM {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null"
+    ));
+}
+
+fn spawn_watchdog_script(script: String) {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -180,7 +192,8 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn pid(&self) -> anyhow::Result<u32> {
+    /// The server's pid, while it runs.
+    pub fn pid(&self) -> anyhow::Result<u32> {
         self.child
             .as_ref()
             .map(Child::id)
@@ -226,6 +239,7 @@ impl Drop for RedisServer {
 pub struct PostgresServer {
     port: u16,
     dir: PathBuf,
+    as_root: bool,
     child: Option<Child>,
 }
 
@@ -233,7 +247,6 @@ impl PostgresServer {
     /// `initdb` then `postgres`; as root they run as the `postgres` user, since PostgreSQL refuses root.
     pub fn start() -> anyhow::Result<Self> {
         let initdb = require_binary("initdb", "postgresql")?;
-        let postgres = require_binary("postgres", "postgresql")?;
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("cacheme-pg-{}", unique_suffix()));
         std::fs::create_dir_all(&dir)?;
@@ -246,21 +259,16 @@ impl PostgresServer {
                 dir.display()
             );
         }
-        let command = |binary: &Path| {
-            let mut cmd = if as_root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(binary);
-                c
-            } else {
-                Command::new(binary)
-            };
-            cmd.stdin(Stdio::null());
-            cmd
+        let mut server = Self {
+            port,
+            dir,
+            as_root,
+            child: None,
         };
-        let data = dir.join("data");
-        let output = command(&initdb)
+        let output = server
+            .command(&initdb)
             .arg("-D")
-            .arg(&data)
+            .arg(server.data_dir())
             .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
             .output()
             .context("cannot run initdb")?;
@@ -269,38 +277,59 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let mut child = command(&postgres)
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn command(&self, binary: &Path) -> Command {
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `postgres` on the cluster's port and waits until it listens.
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let postgres = require_binary("postgres", "postgresql")?;
+        let mut child = self
+            .command(&postgres)
             .arg("-D")
-            .arg(&data)
+            .arg(self.data_dir())
             .args([
                 "-p",
-                &port.to_string(),
+                &self.port.to_string(),
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
                 "fsync=off",
             ])
             .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.display()))
+            .arg(format!("unix_socket_directories={}", self.dir.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start postgres")?;
-        wait_for_port(port, Duration::from_secs(30), &mut child, "postgres")?;
-        let server = Self {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let postmaster = server.postmaster_pid()?;
-        spawn_watchdog(std::process::id(), postmaster, &server.dir);
-        Ok(server)
+        let waited = wait_for_port(self.port, Duration::from_secs(30), &mut child, "postgres");
+        self.child = Some(child);
+        waited?;
+        let postmaster = self.pid()?;
+        spawn_watchdog(std::process::id(), postmaster, &self.dir);
+        Ok(())
     }
 
     /// The postmaster's own pid (under runuser, the child we spawned is runuser, which
     /// does not pass signals on).
-    fn postmaster_pid(&self) -> anyhow::Result<u32> {
-        let pid_file = self.dir.join("data").join("postmaster.pid");
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        let pid_file = self.data_dir().join("postmaster.pid");
         let text = std::fs::read_to_string(&pid_file)
             .with_context(|| format!("cannot read {}", pid_file.display()))?;
         text.lines()
@@ -309,29 +338,52 @@ impl PostgresServer {
             .with_context(|| format!("no pid in {}", pid_file.display()))
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// URL of the `postgres` maintenance database, for creating others.
     pub fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Fast shutdown (SIGINT: open transactions are rolled back, clients disconnected);
+    /// SIGKILL after 10 s. The data directory is kept, for [`PostgresServer::start_again`].
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Ok(pid) = self.pid() {
+            let _ = signal(pid, "INT");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait()?;
+        bail!("postgres did not stop within 10 s of a fast shutdown; killed")
+    }
+
+    /// Starts the cluster again on the same port and data directory after [`PostgresServer::stop`].
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "postgres is already running");
+        self.spawn()
+    }
+
+    /// [`PostgresServer::stop`] then [`PostgresServer::start_again`].
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.start_again()
     }
 }
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SIGINT is PostgreSQL's "fast shutdown".
-            if let Ok(pid) = self.postmaster_pid() {
-                let _ = signal(pid, "INT");
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -432,6 +484,21 @@ mod tests {
         assert!(server.admin_url().ends_with(&format!(":{port}/postgres")));
         drop(server);
         assert!(!port_open(port), "postgres still listens after drop");
+        Ok(())
+    }
+
+    #[test]
+    fn throwaway_postgres_restarts_on_the_same_port() -> anyhow::Result<()> {
+        let mut server = PostgresServer::start()?;
+        let port = server.port();
+        let first = server.pid()?;
+        server.stop()?;
+        assert!(!port_open(port), "postgres still listens after stop");
+        server.start_again()?;
+        assert!(port_open(port));
+        assert_ne!(server.pid()?, first);
+        server.restart()?;
+        assert!(port_open(port));
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, with_database};
 
 mod bench;
+mod chaos;
 mod frontend;
 mod packaging;
 
@@ -32,6 +33,19 @@ Tasks:
           next to nginx, redis-benchmark and pgbench baselines; writes
           target/bench/report.md and SVG charts. Options: --smoke (seconds, targets
           not asserted), --duration SECS, --products N, --json (also report.json).
+  chaos   Consistency check under faults (Jepsen/Elle style): its own PostgreSQL, Redis
+          and N API replicas, one sequential writer per hot product, readers (some
+          abandoning requests), seeded faults (Redis SIGSTOP/kill/FLUSHALL/eviction/
+          pub/sub kill, PostgreSQL row lock/restart/terminate, API kill); then checks
+          no value never written, no stale read past the coherence bound, convergence,
+          availability per fault. Writes target/chaos/report.md, report.json and
+          timeline.svg; exits non-zero on a violation. Options: --duration SECS (60),
+          --seed N, --replicas N (2), --readers N (8), --products N (6),
+          --coherence-bound-ms MS (1000), --abandon-percent P (5), --quarantine-ms MS
+          (4000), --release, --api-bin PATH (skip the build), --history (also
+          history.jsonl, every operation), --unsafe-skip-fill-check
+          (sets UNSAFE_SKIP_FILL_CHECK=true on the replicas), --expect-violations (exit 0
+          only if a violation was found).
 
 Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
 ";
@@ -43,6 +57,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("chaos") => chaos::chaos(&args[1..]),
         Some("validate") => packaging::validate(&workspace_root()),
         Some("generate") => packaging::generate(&workspace_root()),
         Some("-h" | "--help" | "help") => {
