@@ -99,6 +99,8 @@ pub struct Hooks {
     pub before_fill: Option<Hook>,
     /// Between a write's L1 drop and its Redis invalidation.
     pub before_redis_invalidate: Option<Hook>,
+    /// Before an invalidation announced on the channel (this process's own included) is applied.
+    pub before_remote_invalidation: Option<Hook>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -108,6 +110,10 @@ impl std::fmt::Debug for Hooks {
             .field(
                 "before_redis_invalidate",
                 &self.before_redis_invalidate.is_some(),
+            )
+            .field(
+                "before_remote_invalidation",
+                &self.before_remote_invalidation.is_some(),
             )
             .finish()
     }
@@ -418,6 +424,9 @@ impl Catalog {
             self.flights.forget_finished();
             self.memory.flush();
         } else if let Ok(id) = message.parse::<i32>() {
+            if let Some(hook) = &self.hooks.before_remote_invalidation {
+                hook(id).await;
+            }
             self.flights.forget(&id);
             self.memory.invalidate(id).await;
         } else {
