@@ -495,20 +495,22 @@ async fn pool_exhaustion_answers_503_instead_of_hanging() {
     let app = spawn_app_with(|c| {
         c.db_max_connections = 1;
         c.db_acquire_timeout_ms = 300;
+        c.simulated_db_latency_ms = 2000;
+        c.l1_enabled = false;
     })
     .await;
-    let held = app
-        .state
-        .catalog
-        .db()
-        .pool()
-        .acquire()
-        .await
-        .expect("take the only connection");
+    // One slow miss holds the only connection for two seconds...
+    let slow = {
+        let client = app.client.clone();
+        let url = app.url("/products/12");
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so another miss waits the acquire timeout, then answers 503.
     let answer = app.get("/products/13").await;
     answer.assert_problem(503);
     assert!(answer.headers.contains_key("retry-after"));
-    drop(held);
+    assert_eq!(slow.await.expect("task").expect("answer"), 200);
     assert_eq!(app.get("/products/13").await.status, 200);
 }
 
