@@ -465,3 +465,59 @@ async fn terminated_database_connections_are_replaced_not_answered_with_500() {
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
 }
+
+#[tokio::test]
+async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_open() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| {
+        c.redis_url = redis_url;
+        c.redis_timeout_ms = 300;
+        c.redis_breaker_cooldown_ms = 300;
+        c.l1_enabled = false;
+    })
+    .await;
+    app.get("/products/6").await;
+    assert_eq!(app.get("/products/6").await.body["source"], "cache");
+
+    // An outage opens the breaker.
+    redis.pause().expect("SIGSTOP");
+    assert_eq!(app.get("/products/6").await.body["source"], "database");
+    redis.resume().expect("SIGCONT");
+    // Redis is back but busy (a long script): every command answers BUSY.
+    let mut admin = app.redis().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(50)
+        .query_async(&mut admin)
+        .await
+        .expect("config");
+    let client = app.redis.clone();
+    let script = tokio::spawn(async move {
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let _: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query_async(&mut conn)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The probe after the cool-down meets BUSY.
+    assert_eq!(app.get("/products/6").await.body["source"], "database");
+    let mut killer = app.redis().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut killer)
+        .await
+        .expect("kill the script");
+    let _ = script.await;
+
+    eventually("reads come from the cache again", || async {
+        app.get("/products/6").await.body["source"] == "cache"
+    })
+    .await;
+}
