@@ -8,12 +8,26 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::catalog::Catalog;
+use crate::{cache::redis_tier::eviction_policy_supported, catalog::Catalog};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle subscription is pinged this often, so a frozen server is noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Says so loudly when Redis may evict the keys that keep fills honest.
+async fn warn_about_eviction_policy(catalog: &Catalog) {
+    if let Ok(info) = catalog.redis().info().await
+        && let Some(policy) = info.get("maxmemory_policy")
+        && !eviction_policy_supported(policy)
+    {
+        tracing::warn!(
+            policy,
+            "Redis maxmemory-policy may evict generation counters: a stale row can come back \
+             after an eviction; use noeviction or a volatile-* policy"
+        );
+    }
+}
 
 /// Runs for the life of the app.
 pub async fn listen_for_invalidations(catalog: Catalog) {
@@ -39,6 +53,7 @@ pub async fn listen_for_invalidations(catalog: Catalog) {
             catalog.memory().set_trusted(true);
             backoff = Duration::from_millis(100);
             tracing::info!(%channel, "subscribed to cache invalidations; L1 in use");
+            warn_about_eviction_policy(&catalog).await;
             loop {
                 tokio::select! {
                     message = stream.next() => match message {

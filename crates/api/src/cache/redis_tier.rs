@@ -451,6 +451,13 @@ impl RedisTier {
     }
 }
 
+/// Whether CacheMe's consistency holds under this `maxmemory-policy`: eviction may only
+/// pick keys with a TTL (entries), never the generation counters or the epoch, which
+/// have none.
+pub fn eviction_policy_supported(policy: &str) -> bool {
+    !policy.starts_with("allkeys")
+}
+
 /// Parses `INFO` output (`# Section` headers and `name:value` lines).
 pub fn parse_info(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -474,6 +481,22 @@ mod tests {
         assert_eq!(info["keyspace_hits"], "42");
         assert_eq!(info["executable"], "/usr/bin/redis-server");
         assert!(!info.contains_key("# Stats"));
+    }
+
+    #[test]
+    fn only_policies_that_spare_keys_without_ttl_are_supported() {
+        for ok in [
+            "noeviction",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-ttl",
+            "volatile-random",
+        ] {
+            assert!(eviction_policy_supported(ok), "{ok}");
+        }
+        for bad in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
+            assert!(!eviction_policy_supported(bad), "{bad}");
+        }
     }
 
     #[test]

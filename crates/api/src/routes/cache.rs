@@ -36,6 +36,7 @@ const INFO_FIELDS: &[&str] = &[
     "evicted_keys",
     "uptime_in_seconds",
     "redis_version",
+    "maxmemory_policy",
 ];
 
 /// Picks [`INFO_FIELDS`] out of `INFO`, numbers as JSON numbers, and adds the server-wide hit rate.
