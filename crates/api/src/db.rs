@@ -242,7 +242,8 @@ impl Database {
     }
 
     /// The longest a load can take: the wait for a connection, the simulated latency and
-    /// the statement, each bounded.
+    /// the statement, each bounded, twice over (a read is tried once more on a fresh
+    /// connection when the first turns out lost).
     pub fn load_deadline(&self) -> Duration {
         self.acquire_timeout * 2 + self.simulated_latency + self.statement_deadline() * 2
     }

@@ -39,13 +39,14 @@ Tasks:
           pub/sub kill, PostgreSQL row lock/restart/terminate, API kill); then checks
           no value never written, no stale read past the coherence bound, convergence,
           availability per fault. Writes target/chaos/report.md, report.json and
-          timeline.svg; exits non-zero on a violation. Options: --duration SECS (60),
-          --seed N, --replicas N (2), --readers N (8), --products N (6),
-          --coherence-bound-ms MS (1000), --abandon-percent P (5), --quarantine-ms MS
-          (4000), --release, --api-bin PATH (skip the build), --history (also
-          history.jsonl, every operation), --unsafe-skip-fill-check
-          (sets UNSAFE_SKIP_FILL_CHECK=true on the replicas), --expect-violations (exit 0
-          only if a violation was found).
+          timeline.svg; exits non-zero on a violation or a convergence failure.
+          Options: --duration SECS (60), --seed N (from the clock, printed),
+          --replicas N (2), --readers N (8), --products N (6), --coherence-bound-ms MS
+          (1000), --abandon-percent P (5), --quarantine-ms MS (4000), --write-think-ms
+          MS (100), --release, --api-bin PATH (skip the build), --history (also
+          history.jsonl: every operation), --unsafe-skip-fill-check (replicas get
+          UNSAFE_SKIP_FILL_CHECK=true), --expect-violations (exit 0 only if a violation
+          was found: proves the checker can fail).
 
 Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
 ";
