@@ -1,0 +1,264 @@
+//! The system under test: our own PostgreSQL and Redis, and N `cacheme-api` replicas.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use cacheme_testsupport::{
+    PostgresServer, RedisServer, free_port, require_binary, stop_with_this_process, with_database,
+};
+
+use super::client::get_status;
+
+pub const DATABASE: &str = "cacheme_chaos";
+pub const KEY_PREFIX: &str = "chaos";
+
+/// Settings every replica gets beyond DATABASE_URL, REDIS_URL and BIND_ADDR.
+pub const API_ENV: &[(&str, &str)] = &[
+    ("CACHE_KEY_PREFIX", KEY_PREFIX),
+    ("L1_ENABLED", "true"),
+    ("SIMULATED_DB_LATENCY_MS", "2"),
+    ("REDIS_TIMEOUT_MS", "50"),
+    ("DB_MAX_CONNECTIONS", "4"),
+    ("CACHE_TTL_SECONDS", "30"),
+    // An indeterminate write must commit or fail within the writers' quarantine (4 s):
+    // at most 1 s waiting for a connection, then a statement bounded at 1.5 s (plus the
+    // API's 1 s client-side deadline).
+    ("DB_ACQUIRE_TIMEOUT_MS", "1000"),
+    ("DB_STATEMENT_TIMEOUT_MS", "1500"),
+    ("MIGRATE_ON_START", "true"),
+    ("RUST_LOG", "warn"),
+];
+
+/// One `cacheme-api` process, restartable on the same port.
+#[derive(Debug)]
+pub struct Replica {
+    pub index: usize,
+    pub port: u16,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    bin: PathBuf,
+    child: Option<Child>,
+    pub starts: u32,
+}
+
+impl Replica {
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot open {}", self.log.display()))?;
+        let mut cmd = Command::new(&self.bin);
+        for var in [
+            "ADMIN_TOKEN",
+            "STATIC_DIR",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "SEED_FILE",
+            "UNSAFE_SKIP_FILL_CHECK",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.bin.display()))?;
+        stop_with_this_process(child.id());
+        self.child = Some(child);
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// Waits for `GET /readyz` to answer 200.
+    pub fn wait_ready(&mut self, patience: Duration) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = get_status(self.port, "/readyz") {
+                return Ok(start.elapsed());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "replica {} exited with {status} (log: {})",
+                    self.index,
+                    self.log.display()
+                );
+            }
+            if start.elapsed() > patience {
+                bail!(
+                    "replica {} not ready within {patience:?} (log: {})",
+                    self.index,
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same port and waits until it is ready.
+    pub fn restart(&mut self) -> anyhow::Result<Duration> {
+        self.kill()?;
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(30))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Everything a run starts. Fields drop in order: replicas first, then Redis, then PostgreSQL.
+#[derive(Debug)]
+pub struct Cluster {
+    pub replicas: Vec<Replica>,
+    pub redis: RedisServer,
+    pub postgres: PostgresServer,
+    pub psql: PathBuf,
+    pub database_url: String,
+}
+
+impl Cluster {
+    pub fn start(
+        bin: &Path,
+        replicas: usize,
+        unsafe_skip_fill_check: bool,
+        out: &Path,
+    ) -> anyhow::Result<Self> {
+        let psql = require_binary("psql", "postgresql-client")?;
+        let postgres = PostgresServer::start()?;
+        let redis = RedisServer::start()?;
+        let database_url = with_database(&postgres.admin_url(), DATABASE);
+        let mut env: Vec<(String, String)> = API_ENV
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        env.push(("DATABASE_URL".into(), database_url.clone()));
+        env.push(("REDIS_URL".into(), redis.url()));
+        if unsafe_skip_fill_check {
+            env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));
+        }
+        let mut cluster = Self {
+            replicas: Vec::new(),
+            redis,
+            postgres,
+            psql,
+            database_url,
+        };
+        for index in 0..replicas {
+            let log = out.join(format!("replica-{index}.log"));
+            let _ = std::fs::remove_file(&log);
+            let mut replica = Replica {
+                index,
+                port: free_port()?,
+                log,
+                env: env.clone(),
+                bin: bin.to_owned(),
+                child: None,
+                starts: 0,
+            };
+            replica.spawn()?;
+            cluster.replicas.push(replica);
+            // The first one creates and migrates the database; wait for it alone.
+            if index == 0 {
+                cluster.replicas[0].wait_ready(Duration::from_secs(60))?;
+            }
+        }
+        for replica in &mut cluster.replicas[1..] {
+            replica.wait_ready(Duration::from_secs(60))?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.replicas.iter().map(|r| r.port).collect()
+    }
+
+    /// One Redis command over RESP; the first line of the reply (errors included).
+    pub fn redis(&self, args: &[&str]) -> anyhow::Result<String> {
+        redis_command(self.redis.port(), args)
+    }
+
+    /// `psql -c sql` against the chaos database, as a child (for long-running sessions).
+    pub fn psql(&self, sql: &str) -> anyhow::Result<Child> {
+        Command::new(&self.psql)
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.database_url,
+                "-c",
+                sql,
+            ])
+            .env("PGCONNECT_TIMEOUT", "3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start psql")
+    }
+
+    /// `psql -c sql`, waited for; its error output when it fails.
+    pub fn psql_wait(&self, sql: &str) -> anyhow::Result<()> {
+        let output = self.psql(sql)?.wait_with_output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(())
+    }
+}
+
+pub fn redis_command(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(request.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    let line = line.trim_end().to_owned();
+    if let Some(err) = line.strip_prefix('-') {
+        bail!("redis {:?}: {err}", args.first().unwrap_or(&""));
+    }
+    Ok(line)
+}
