@@ -22,8 +22,9 @@ Tasks:
   test    Run every check and test: rustfmt, clippy, all Rust tests against real
           PostgreSQL and Redis (found on the standard ports or started on free ones),
           the operator's manifests through kubernetes-validate, the packaging checks
-          (validate), then the page's unit tests and its end-to-end tests in Chromium
-          against the real API.
+          (validate), the page's unit tests and its end-to-end tests in Chromium
+          against the real API, then a 60 s chaos run that must find no violation and a
+          30 s one with the fill check off that must find some.
   lint    rustfmt --check and clippy -D warnings only.
   generate  Write the generated files: k8s/crd.yaml and the chart's copy (from the
           operator's code) and k8s/operator.yaml (from the chart).
@@ -143,6 +144,8 @@ fn lint() -> anyhow::Result<()> {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
+    // Said before minutes of building: the chaos check drives PostgreSQL with psql.
+    cacheme_testsupport::require_binary("psql", "postgresql-client")?;
     lint()?;
     let stores = find_stores()?;
     // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
@@ -158,6 +161,16 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
     drop(stores);
+    // A bounded chaos run must find nothing, and the same run with the fill check
+    // switched off must find stale reads (the checker can fail).
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    chaos::chaos(&args(&["--duration", "60"]))?;
+    chaos::chaos(&args(&[
+        "--duration",
+        "30",
+        "--unsafe-skip-fill-check",
+        "--expect-violations",
+    ]))?;
     eprintln!("==> every check passed");
     Ok(())
 }
