@@ -10,6 +10,7 @@ use cacheme_testsupport::{Stores, with_database};
 
 mod bench;
 mod chaos;
+mod e2e;
 mod frontend;
 mod packaging;
 
@@ -48,6 +49,17 @@ Tasks:
           history.jsonl: every operation), --unsafe-skip-fill-check (replicas get
           UNSAFE_SKIP_FILL_CHECK=true), --expect-violations (exit 0 only if a violation
           was found: proves the checker can fail).
+  e2e     The operator and the Helm chart against a real Kubernetes control plane:
+          builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
+          and kwok from their Go modules (pinned in crates/xtask/e2e-tools/, cached in
+          ${CACHEME_TOOLS_CACHE:-~/.cache/cacheme-tools}), starts them on loopback with
+          kwokctl (RBAC, admission, audit log; kwok fakes the node and the pods), helm
+          installs charts/cacheme, runs the operator locally with a token of the chart's
+          ServiceAccount, applies k8s/samples/minimal.yaml and checks both CacheMes
+          become Ready (status, printer columns, no request refused). Options:
+          --operator-bin PATH (skip the build), --operator-service-account NAME (run the
+          operator as another ServiceAccount), --timeout SECS (180, per CacheMe),
+          --expect-failure (exit 0 only if the scenario failed), --tools-only.
 
 Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
 ";
@@ -60,6 +72,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
         Some("chaos") => chaos::chaos(&args[1..]),
+        Some("e2e") => e2e::e2e(&args[1..]),
         Some("validate") => packaging::validate(&workspace_root()),
         Some("generate") => packaging::generate(&workspace_root()),
         Some("-h" | "--help" | "help") => {

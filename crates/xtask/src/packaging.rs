@@ -210,7 +210,7 @@ impl Tools {
         Ok(tools)
     }
 
-    fn helm_cmd(&self) -> Command {
+    pub fn helm_cmd(&self) -> Command {
         let mut cmd = Command::new(&self.helm);
         // Keep Helm's cache and config out of the user's home.
         cmd.envs(self.helm_env());
