@@ -521,3 +521,59 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_write_whose_outcome_is_unknown_still_invalidates() {
+    let app = Arc::new(spawn_app_with(|c| c.l1_enabled = false).await);
+    app.get("/products/4").await;
+    assert_eq!(app.get("/products/4").await.body["source"], "cache");
+    let before = app.get("/cache/entries/4").await.body["generation"].clone();
+
+    let mut locker = PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 4 FOR UPDATE")
+        .execute(&mut locker)
+        .await
+        .expect("lock the row");
+    let write = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.send(Method::PATCH, "/products/4", Some(json!({"name": "Lost?"})))
+                .await
+        })
+    };
+    // The statement has been sent and waits on the lock; then its connection dies.
+    let mut admin = PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'cacheme-api' AND wait_event_type = 'Lock' \
+             AND datname = current_database()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .expect("terminate");
+        if !killed.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answer = write.await.expect("task");
+    answer.assert_problem(503);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
+
+    let entry = app.get("/cache/entries/4").await.body;
+    assert_eq!(entry["cached"], false, "{entry}");
+    assert_ne!(entry["generation"], before, "{entry}");
+}
