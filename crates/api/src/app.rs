@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::Context as _;
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     handler::HandlerWithoutStateExt,
     http::{Method, header},
     middleware,
@@ -17,6 +18,7 @@ use tower_http::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
+    access::WritePolicy,
     cache::{
         listener::listen_for_invalidations,
         memory::MemoryTier,
@@ -40,12 +42,15 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+/// `None` for same-origin only. Credentials (cookies) are never allowed, so `*` never
+/// meets them; the bearer token is a header the page sends itself.
+fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     let allow_origin = match origins {
+        CorsOrigins::None => return None,
         CorsOrigins::Any => AllowOrigin::from(Any),
         CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
     };
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([
             Method::GET,
@@ -60,7 +65,8 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header::LOCATION,
             header::HeaderName::from_static("server-timing"),
             header::HeaderName::from_static("traceparent"),
-        ])
+        ]);
+    Some(layer)
 }
 
 /// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
@@ -76,10 +82,15 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
         }
         None => app.fallback(not_found),
     };
+    let request_timeout = state.request_timeout;
     // Added with `layer` on the router, so the middleware sees the matched route.
-    app.layer(middleware::from_fn_with_state(metrics, trace_requests))
-        .with_state(state)
-        .layer(cors_layer(cors))
+    app.layer(middleware::from_fn(move |request, next| {
+        crate::http_trace::deadline(request_timeout, request, next)
+    }))
+    .layer(DefaultBodyLimit::max(crate::input::BODY_LIMIT_BYTES))
+    .layer(middleware::from_fn_with_state(metrics, trace_requests))
+    .with_state(state)
+    .layer(tower::util::option_layer(cors_layer(cors)))
 }
 
 /// A bound, ready-to-run service.
@@ -205,12 +216,30 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
         catalog: Catalog::new(db, redis, memory, hooks),
         metrics,
         static_dir,
-        admin_token: config
-            .admin_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(Arc::from),
+        write_policy: write_policy(config),
+        clear_gate: crate::access::ClearGate::new(CLEAR_INTERVAL),
+        request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
     }))
+}
+
+/// At most one `DELETE /cache/clear` per this interval.
+const CLEAR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn write_policy(config: &Config) -> WritePolicy {
+    let policy =
+        WritePolicy::from_settings(config.admin_token.as_deref(), config.allow_anonymous_writes);
+    match policy {
+        WritePolicy::Token(_) => tracing::info!("writes need the ADMIN_TOKEN bearer token"),
+        WritePolicy::Anonymous => tracing::warn!(
+            "ALLOW_ANONYMOUS_WRITES is on and no ADMIN_TOKEN is set: anyone who reaches this \
+             service can change products and clear the cache (a local demo only)"
+        ),
+        WritePolicy::Closed => tracing::warn!(
+            "no ADMIN_TOKEN is set: writes and cache clears are refused (403); set ADMIN_TOKEN, \
+             or ALLOW_ANONYMOUS_WRITES=true for a local demo"
+        ),
+    }
+    policy
 }
 
 fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {

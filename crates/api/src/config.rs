@@ -81,9 +81,19 @@ pub struct Config {
     #[arg(long, env = "REDIS_BREAKER_COOLDOWN_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_breaker_cooldown_ms: u64,
 
-    /// When set, writes need `Authorization: Bearer <token>`; reads never do.
+    /// When set, writes and `DELETE /cache/clear` need `Authorization: Bearer <token>`;
+    /// reads never do. Without it writes are refused unless ALLOW_ANONYMOUS_WRITES is set.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Let anyone write when no ADMIN_TOKEN is set (a local demo only; logged at start).
+    #[arg(long, env = "ALLOW_ANONYMOUS_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_anonymous_writes: bool,
+
+    /// Upper bound on one request, in milliseconds; past it the client gets 503 (a write
+    /// that already started still completes, with its invalidation).
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_timeout_ms: u64,
 
     /// JSON array of products (`id`, `name`, `description`, `price`, `category`) upserted at start.
     #[arg(long, env = "SEED_FILE")]
@@ -138,8 +148,9 @@ pub struct Config {
     #[arg(long, env = "STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
 
-    /// Origins allowed by CORS, comma-separated, or `*` for any (the default, for local development).
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*", value_parser = parse_cors_origins)]
+    /// Origins allowed by CORS, comma-separated, or `*` for any; empty (the default) for
+    /// none: only pages served from the API's own origin may call it.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "", value_parser = parse_cors_origins)]
     pub cors_allowed_origins: CorsOrigins,
 
     /// Run database migrations at start-up (safe with several replicas: they take an advisory lock).
@@ -190,12 +201,17 @@ impl Config {
 /// Which origins CORS lets in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
+    /// Same origin only: no CORS headers at all.
+    None,
     Any,
     List(Vec<axum::http::HeaderValue>),
 }
 
 fn parse_cors_origins(raw: &str) -> Result<CorsOrigins, String> {
     let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(CorsOrigins::None);
+    }
     if raw == "*" {
         return Ok(CorsOrigins::Any);
     }
@@ -246,6 +262,9 @@ mod tests {
         assert!(parse_cors_origins("localhost:3000").is_err());
         assert!(parse_cors_origins("http://a.example/").is_err());
         assert!(parse_cors_origins(" , ").is_err());
+        assert_eq!(parse_cors_origins(""), Ok(CorsOrigins::None));
+        assert_eq!(Config::defaults().cors_allowed_origins, CorsOrigins::None);
+        assert!(!Config::defaults().allow_anonymous_writes);
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub enum ApiError {
     DatabaseUnavailableMsg(String),
     #[error("Missing or wrong bearer token")]
     Unauthorized,
+    #[error(
+        "Writes are disabled on this instance: it has no ADMIN_TOKEN (and ALLOW_ANONYMOUS_WRITES is off)"
+    )]
+    WritesDisabled,
+    #[error("The body is larger than any valid product ({} KiB at most)", crate::input::BODY_LIMIT_BYTES / 1024)]
+    PayloadTooLarge,
+    #[error("Too many requests; retry after {0} s")]
+    TooManyRequests(u32),
+    #[error("The request took too long and was abandoned; try again shortly")]
+    RequestTimeout,
     #[error("Expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("The cache is unavailable; try again shortly")]
@@ -65,6 +75,10 @@ impl ApiError {
             | Self::DatabaseUnavailableMsg(_)
             | Self::CacheUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::WritesDisabled => StatusCode::FORBIDDEN,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,6 +93,10 @@ impl ApiError {
                 "database-unavailable"
             }
             Self::Unauthorized => "unauthorized",
+            Self::WritesDisabled => "writes-disabled",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::TooManyRequests(_) => "too-many-requests",
+            Self::RequestTimeout => "request-timeout",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::CacheUnavailable(_) => "cache-unavailable",
             Self::Internal(_) => "internal",
@@ -138,6 +156,9 @@ impl From<QueryRejection> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge;
+        }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
             other => Self::Validation(other.body_text()),
@@ -172,6 +193,9 @@ impl IntoResponse for ApiError {
         }
         if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if let Self::TooManyRequests(seconds) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -1,20 +1,50 @@
 //! The per-request middleware: a server span (continuing the caller's W3C trace),
 //! `traceparent` and `Server-Timing` on every response, and the request histogram.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue},
+    http::{HeaderName, HeaderValue, Method},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse as _, Response},
 };
 use tracing::Instrument as _;
 
 use crate::{
+    error::ApiError,
     metrics::Metrics,
     timing::{self, RequestTimings},
 };
+
+/// The method as it may appear in metrics and span names: one of the standard methods,
+/// or `_OTHER` (the OpenTelemetry convention), so made-up methods cannot create series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// Answers 503 when a request takes longer than `limit`. Dropping the handler only stops
+/// the wait: writes and loads run as tasks of their own and finish.
+pub async fn deadline(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
+}
 
 pub async fn trace_requests(
     State(metrics): State<Arc<Metrics>>,
@@ -24,12 +54,12 @@ pub async fn trace_requests(
     let start = Instant::now();
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "http.request",
         otel.name = format!("{method} {route}"),
         otel.kind = "server",
-        http.request.method = %method,
+        http.request.method = method,
         http.route = %route,
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
@@ -67,7 +97,7 @@ pub async fn trace_requests(
     {
         headers.insert(HeaderName::from_static("traceparent"), value);
     }
-    metrics.observe_request(route, method.as_str(), status.as_u16(), elapsed);
+    metrics.observe_request(route, method, status.as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -76,4 +106,18 @@ pub async fn trace_requests(
         );
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for raw in ["M1XXXX", "get", "BREW"] {
+            let method = Method::from_bytes(raw.as_bytes()).expect("a token");
+            assert_eq!(method_label(&method), "_OTHER", "{raw}");
+        }
+    }
 }

@@ -8,6 +8,12 @@ use utoipa::ToSchema;
 
 pub const NAME_MAX_CHARS: usize = 255;
 pub const CATEGORY_MAX_CHARS: usize = 100;
+/// Longest description: a page of text. Unbounded, `GET /products?limit=100` could build
+/// hundreds of megabytes.
+pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
+/// The largest valid product body, with every character escaped as a surrogate pair
+/// (`\ud83d\ude00`, 12 bytes), rounded up: bodies past it are refused unread (413).
+pub const BODY_LIMIT_BYTES: usize = 128 * 1024;
 /// NUMERIC(10,2): eight digits before the point, 99 999 999.99, i.e. 9 999 999 999 × 10⁻²
 /// (the mantissa 9 999 999 999 = 2 × 2³² + 1 410 065 407, split into 32-bit parts).
 pub const PRICE_MAX: Decimal = Decimal::from_parts(1_410_065_407, 2, 0, false, 2);
@@ -103,21 +109,45 @@ impl std::fmt::Display for FieldErrors {
     }
 }
 
+/// PostgreSQL cannot store NUL in text; refused here, it is a 422 naming the field
+/// instead of a failed statement.
+fn check_storable(field: &'static str, text: &str, errors: &mut FieldErrors) {
+    if text.contains('\0') {
+        errors.push(field, "must not contain the NUL character (U+0000)");
+    }
+}
+
 fn check_name(name: &str, errors: &mut FieldErrors) -> String {
+    check_storable("name", name, errors);
     let trimmed = name.trim();
     let chars = trimmed.chars().count();
-    if chars == 0 || chars > NAME_MAX_CHARS {
+    let raw_chars = name.chars().count();
+    if chars == 0 || raw_chars > NAME_MAX_CHARS {
         errors.push(
             "name",
-            format!("must be 1 to {NAME_MAX_CHARS} characters, got {chars}"),
+            format!("must be 1 to {NAME_MAX_CHARS} characters, not all spaces, got {raw_chars}"),
         );
     }
     trimmed.to_owned()
 }
 
+fn check_description(description: Option<String>, errors: &mut FieldErrors) -> Option<String> {
+    if let Some(d) = &description {
+        check_storable("description", d, errors);
+        let chars = d.chars().count();
+        if chars > DESCRIPTION_MAX_CHARS {
+            errors.push(
+                "description",
+                format!("must be at most {DESCRIPTION_MAX_CHARS} characters, got {chars}"),
+            );
+        }
+    }
+    description
+}
+
 fn check_category(category: Option<String>, errors: &mut FieldErrors) -> Option<String> {
-    let category = category.map(|c| c.trim().to_owned());
     if let Some(c) = &category {
+        check_storable("category", c, errors);
         let chars = c.chars().count();
         if chars > CATEGORY_MAX_CHARS {
             errors.push(
@@ -126,7 +156,7 @@ fn check_category(category: Option<String>, errors: &mut FieldErrors) -> Option<
             );
         }
     }
-    category
+    category.map(|c| c.trim().to_owned())
 }
 
 /// A JSON number as an exact decimal: ≥ 0, at most two decimals, fits NUMERIC(10,2).
@@ -166,9 +196,10 @@ impl ProductInput {
         let name = check_name(&self.name, &mut errors);
         let price = check_price(self.price, &mut errors);
         let category = check_category(self.category, &mut errors);
+        let description = check_description(self.description, &mut errors);
         errors.into_result(ValidProduct {
             name,
-            description: self.description,
+            description,
             price,
             category,
         })
@@ -188,9 +219,10 @@ impl ProductPatch {
         };
         let price = self.price.map(|p| check_price(p, &mut errors));
         let category = self.category.map(|c| check_category(c, &mut errors));
+        let description = self.description.map(|d| check_description(d, &mut errors));
         let patch = ValidPatch {
             name,
-            description: self.description,
+            description,
             price,
             category,
         };

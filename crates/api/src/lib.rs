@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses settings and calls [`app::App`]; everything else lives here.
 
+pub mod access;
 pub mod app;
 pub mod cache;
 pub mod catalog;

@@ -14,8 +14,12 @@ pub struct SharedState {
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
     pub static_dir: Option<Arc<PathBuf>>,
-    /// When set, writes need this bearer token.
-    pub admin_token: Option<Arc<str>>,
+    /// Who may write.
+    pub write_policy: crate::access::WritePolicy,
+    /// Spaces out `DELETE /cache/clear`.
+    pub clear_gate: crate::access::ClearGate,
+    /// Upper bound on one request.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {

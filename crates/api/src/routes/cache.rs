@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::{
+    access::WriteAccess,
     cache::breaker::BreakerState,
     error::{ApiError, ApiResult, Problem},
     routes::{now_rfc3339, products::parse_product_id},
@@ -181,13 +182,20 @@ pub struct ClearResponse {
 /// Remove this service's cache entries (and nothing else in the same Redis); every replica drops its L1.
 #[utoipa::path(
     delete, path = "/cache/clear", tag = "cache",
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "Entries removed", body = ClearResponse),
+        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Writes are disabled: no ADMIN_TOKEN is configured", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Another clear is running, or one ran less than a second ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis is unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn clear_cache(State(state): State<AppState>) -> ApiResult<Json<ClearResponse>> {
-    let cleared_keys = state.catalog.clear().await?;
+pub async fn clear_cache(
+    _access: WriteAccess,
+    State(state): State<AppState>,
+) -> ApiResult<Json<ClearResponse>> {
+    let cleared_keys = state.clear_gate.run(state.catalog.clear()).await?;
     tracing::info!(cleared_keys, "cache cleared");
     Ok(Json(ClearResponse {
         message: "Cache cleared successfully".to_owned(),

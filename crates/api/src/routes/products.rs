@@ -5,18 +5,18 @@ use std::time::Instant;
 use axum::{
     Json, Router,
     extract::{
-        FromRequestParts, Path, Query, State,
+        Path, Query, State,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::{StatusCode, header, request::Parts},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
+    access::WriteAccess,
     catalog::Tier,
     db::Product,
     error::{ApiError, ApiResult, Problem},
@@ -206,40 +206,6 @@ pub async fn list_products(
     Ok(Json(products))
 }
 
-/// Passes when no `ADMIN_TOKEN` is configured or the request carries it as a bearer token.
-#[derive(Debug)]
-pub struct WriteAccess;
-
-/// Constant-time comparison of a presented bearer token with the configured one.
-pub fn token_matches(expected: &str, authorization: Option<&str>) -> bool {
-    let Some(presented) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    bool::from(presented.trim().as_bytes().ct_eq(expected.as_bytes()))
-}
-
-impl FromRequestParts<AppState> for WriteAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.admin_token.as_deref() else {
-            return Ok(Self);
-        };
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if token_matches(expected, header) {
-            Ok(Self)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
-}
-
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload.map(|Json(v)| v).map_err(ApiError::from)
 }
@@ -252,6 +218,7 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     responses(
         (status = 201, description = "Created; `Location` names the new product", body = Product),
         (status = 401, description = "`ADMIN_TOKEN` is set and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `detail` names it; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
@@ -287,6 +254,7 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
     responses(
         (status = 200, description = "The product as stored", body = Product),
         (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
@@ -312,6 +280,7 @@ pub async fn replace_product(
     responses(
         (status = 200, description = "The product as stored", body = Product),
         (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
@@ -336,6 +305,7 @@ pub async fn patch_product(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid id", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
@@ -353,15 +323,6 @@ pub async fn delete_product(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn tokens_compare_exactly_and_need_the_bearer_scheme() {
-        assert!(token_matches("s3cret", Some("Bearer s3cret")));
-        assert!(!token_matches("s3cret", Some("Bearer s3cre")));
-        assert!(!token_matches("s3cret", Some("Bearer s3cret2")));
-        assert!(!token_matches("s3cret", Some("Basic s3cret")));
-        assert!(!token_matches("s3cret", None));
-    }
-
     use super::*;
 
     #[test]

@@ -32,6 +32,8 @@ async fn clear_removes_only_this_services_keys() {
     let _: () = redis.del(&foreign).await.expect("del");
 
     assert_eq!(app.get("/products/1").await.body["source"], "database");
+    // Clears are spaced out by a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(app.delete("/cache/clear").await.body["cleared_keys"], 1);
 }
 

@@ -167,12 +167,15 @@ async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_ro
         task.await.expect("reader succeeded");
     }
 
-    let pool = app.state.catalog.db().pool().clone();
+    // A connection of the test's own: the app may keep every pooled one.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&app.config.database_url)
+        .await
+        .expect("connect");
     let mut redis = app.redis().await;
     for id in ids {
         let row: String = sqlx::query_scalar("SELECT name FROM products WHERE id = $1")
             .bind(id)
-            .fetch_one(&pool)
+            .fetch_one(&mut db)
             .await
             .expect("row");
         let cached: Option<String> = redis.get(app.product_key(id)).await.expect("get");

@@ -44,8 +44,14 @@ async fn root_describes_the_api() {
 }
 
 #[tokio::test]
-async fn cors_lets_the_original_page_call_the_api() {
-    let app = spawn_app().await;
+async fn cors_lets_the_original_page_call_the_api_when_its_origin_is_listed() {
+    let app = spawn_app_with(|c| {
+        c.cors_allowed_origins =
+            cacheme_api::config::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
+                "http://localhost:3000",
+            )]);
+    })
+    .await;
     let preflight = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/cache/clear"))
@@ -55,7 +61,10 @@ async fn cors_lets_the_original_page_call_the_api() {
         .await
         .expect("sent");
     assert!(preflight.status().is_success());
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
     let methods = preflight.headers()["access-control-allow-methods"]
         .to_str()
         .expect("ascii");
@@ -75,6 +84,26 @@ async fn cors_lets_the_original_page_call_the_api() {
     for header in ["server-timing", "traceparent", "retry-after"] {
         assert!(exposed.contains(header), "{header} not exposed: {exposed}");
     }
+}
+
+#[tokio::test]
+async fn by_default_no_other_origin_may_call_the_api() {
+    let app = spawn_app().await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/products/1"))
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "PATCH")
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        !preflight
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        preflight.headers()
+    );
 }
 
 #[tokio::test]

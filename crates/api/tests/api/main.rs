@@ -9,5 +9,6 @@ mod failure;
 mod health;
 mod helpers;
 mod products;
+mod security;
 mod telemetry;
 mod writes;

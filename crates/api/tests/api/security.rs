@@ -1,0 +1,122 @@
+//! Closed by default and exact at the edges (issue: secure by default): anonymous writes,
+//! the cache clear, hostile methods and input, each refused with a clear 4xx that changes
+//! nothing.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app_with;
+
+#[tokio::test]
+async fn without_a_token_writes_are_refused_unless_anonymous_writes_are_chosen() {
+    let app = spawn_app_with(|c| c.allow_anonymous_writes = false).await;
+    for (method, path, body) in [
+        (Method::POST, "/products", Some(json!({"name": "Sneaky"}))),
+        (Method::PUT, "/products/1", Some(json!({"name": "Sneaky"}))),
+        (
+            Method::PATCH,
+            "/products/2",
+            Some(json!({"name": "Sneaky"})),
+        ),
+        (Method::DELETE, "/products/3", None),
+        (Method::DELETE, "/cache/clear", None),
+    ] {
+        let answer = app.send(method.clone(), path, body).await;
+        let detail = answer.assert_problem(403);
+        assert!(detail.contains("ADMIN_TOKEN"), "{method} {path}: {detail}");
+    }
+    for id in 1..=3 {
+        let name = &app.get(&format!("/products/{id}")).await.body["name"];
+        assert_ne!(name, "Sneaky", "product {id} was changed");
+    }
+    assert_eq!(app.get("/products/3").await.status, 200, "not deleted");
+}
+
+#[tokio::test]
+async fn the_cache_clear_needs_the_token_and_is_spaced_out() {
+    let app = spawn_app_with(|c| c.admin_token = Some("tok3n\n".into())).await;
+    app.get("/products/1").await;
+    app.delete("/cache/clear").await.assert_problem(401);
+    assert_eq!(app.get("/products/1").await.body["source"], "cache");
+
+    // The configured token is trimmed, and the scheme is case-insensitive.
+    let clear = || {
+        app.client
+            .delete(app.url("/cache/clear"))
+            .header("authorization", "bearer tok3n")
+            .send()
+    };
+    assert_eq!(clear().await.expect("sent").status(), 200);
+    let again = clear().await.expect("sent");
+    assert_eq!(again.status(), 429);
+    assert!(again.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let app = spawn_app_with(|_| {}).await;
+    for i in 0..50 {
+        let method = Method::from_bytes(format!("M{i}XXXX").as_bytes()).expect("a token");
+        let status = app
+            .client
+            .request(method, app.url("/products/1"))
+            .send()
+            .await
+            .expect("sent")
+            .status();
+        assert_eq!(status, 405);
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("M1XXXX"),
+        "a made-up method became a label"
+    );
+    assert!(metrics.contains("method=\"_OTHER\""));
+}
+
+#[tokio::test]
+async fn text_postgresql_cannot_store_and_oversized_fields_are_422_and_change_nothing() {
+    let app = spawn_app_with(|_| {}).await;
+    for (body, field) in [
+        (json!({"name": "a\u{0}b"}), "name"),
+        (
+            json!({"name": "ok", "description": "x\u{0}"}),
+            "description",
+        ),
+        (json!({"name": "ok", "category": "\u{0}"}), "category"),
+        (
+            json!({"name": "ok", "description": "d".repeat(10_001)}),
+            "description",
+        ),
+        (json!({"name": " ".repeat(3)}), "name"),
+    ] {
+        let created = app
+            .send(Method::POST, "/products", Some(body.clone()))
+            .await;
+        let detail = created.assert_problem(422);
+        assert!(detail.contains(field), "{body}: {detail}");
+        let patched = app.send(Method::PATCH, "/products/5", Some(body)).await;
+        patched.assert_problem(422);
+    }
+    let listed = app.get("/products?limit=100").await.body;
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(15),
+        "nothing was created"
+    );
+    assert_ne!(app.get("/products/5").await.body["name"], "ok");
+
+    let huge = "x".repeat(200 * 1024);
+    let answer = app
+        .send(Method::POST, "/products", Some(json!({"name": huge})))
+        .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+}
