@@ -217,13 +217,12 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
         metrics,
         static_dir,
         write_policy: write_policy(config),
-        clear_gate: crate::access::ClearGate::new(CLEAR_INTERVAL),
+        clear_gate: crate::access::ClearGate::new(std::time::Duration::from_millis(
+            config.cache_clear_interval_ms,
+        )),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
     }))
 }
-
-/// At most one `DELETE /cache/clear` per this interval.
-const CLEAR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn write_policy(config: &Config) -> WritePolicy {
     let policy =

@@ -86,6 +86,12 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Least time between two `DELETE /cache/clear`, in milliseconds (one runs at a time
+    /// in any case): a clear empties every replica's L1, so a loop of them would switch
+    /// the cache off.
+    #[arg(long, env = "CACHE_CLEAR_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub cache_clear_interval_ms: u64,
+
     /// Let anyone write when no ADMIN_TOKEN is set (a local demo only; logged at start).
     #[arg(long, env = "ALLOW_ANONYMOUS_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_anonymous_writes: bool,

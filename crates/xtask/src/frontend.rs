@@ -70,7 +70,12 @@ impl Drop for PageServer {
     }
 }
 
-fn start_api(root: &Path, stores: &Stores, dist: &Path) -> anyhow::Result<(PageServer, String)> {
+fn start_api(
+    root: &Path,
+    stores: &Stores,
+    dist: &Path,
+    token: &str,
+) -> anyhow::Result<(PageServer, String)> {
     let mut build = crate::cargo();
     build.args(["build", "--package", "cacheme-api"]);
     run("cargo build --package cacheme-api", build)?;
@@ -87,6 +92,10 @@ fn start_api(root: &Path, stores: &Stores, dist: &Path) -> anyhow::Result<(PageS
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("STATIC_DIR", dist)
         .env("RUST_LOG", "warn")
+        // Writes closed as deployed: the page's tests type the token in, as a user would.
+        .env("ADMIN_TOKEN", token)
+        // The tests clear the cache several times within a second.
+        .env("CACHE_CLEAR_INTERVAL_MS", "0")
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
@@ -118,9 +127,12 @@ pub fn test(root: &Path, stores: &Stores) -> anyhow::Result<()> {
         Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} not found: the end-to-end tests need Debian's Chromium (apt-get install chromium)"
     );
-    let (server, url) = start_api(root, stores, &frontend.join("dist"))?;
+    let token = format!("e2e-{}-{}", std::process::id(), free_port()?);
+    let (server, url) = start_api(root, stores, &frontend.join("dist"), &token)?;
     let mut e2e = npm(&frontend, &["run", "test:e2e"]);
-    e2e.env("CACHEME_URL", &url).env("CHROMIUM_PATH", CHROMIUM);
+    e2e.env("CACHEME_URL", &url)
+        .env("CHROMIUM_PATH", CHROMIUM)
+        .env("CACHEME_TOKEN", &token);
     let result = run("npm run test:e2e (Chromium against the real API)", e2e);
     drop(server);
     result

@@ -221,6 +221,16 @@ fn dev(extra: &[String]) -> anyhow::Result<()> {
     if std::env::var_os("BIND_ADDR").is_none() {
         api.env("BIND_ADDR", "127.0.0.1:8000");
     }
+    // The local demo lets the page edit products without a token (on loopback only);
+    // set ADMIN_TOKEN to try the closed default.
+    if std::env::var_os("ADMIN_TOKEN").is_none()
+        && std::env::var_os("ALLOW_ANONYMOUS_WRITES").is_none()
+    {
+        eprintln!(
+            "==> ALLOW_ANONYMOUS_WRITES=true for this local demo (set ADMIN_TOKEN to require a token)"
+        );
+        api.env("ALLOW_ANONYMOUS_WRITES", "true");
+    }
     eprintln!("==> CacheMe on http://localhost:8000 (docs at /docs); Ctrl-C stops it");
     run("cargo run --package cacheme-api", api)?;
     drop(stores);

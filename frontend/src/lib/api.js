@@ -155,7 +155,8 @@ export function createApi(options = {}) {
     /** @param {number} limit @param {number} offset */
     listProducts: (limit, offset) => request('GET', `/products?limit=${limit}&offset=${offset}`),
     stats: () => request('GET', '/cache/stats'),
-    clearCache: () => request('DELETE', '/cache/clear'),
+    /** @param {string} [token] */
+    clearCache: (token) => request('DELETE', '/cache/clear', { token }),
     health: () => request('GET', '/health', { acceptStatus: [503] }),
     /** @param {number} id */
     cacheEntry: (id) => request('GET', `/cache/entries/${encodeURIComponent(id)}`),

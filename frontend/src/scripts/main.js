@@ -52,7 +52,8 @@ function messageFor(e, what) {
   if (e instanceof ApiError) {
     if (e.status === 0) return e.detail;
     if (e.status === 404 && e.detail === PRODUCT_NOT_FOUND) return `${what ? `No ${what}` : 'Not found'}: ${e.detail} (404).`;
-    if (e.status === 401) return `${e.detail} (401): this API wants a bearer token.`;
+    if (e.status === 401) return `${e.detail} (401): writes and cache clears need the admin token; type it in the "Admin token" field of the edit form.`;
+    if (e.status === 403) return `${e.detail} (403): this instance accepts no writes at all.`;
     const retry = e.retryAfter ? ` Retry in ${e.retryAfter} s.` : '';
     return `${e.detail} (${e.status}${e.title ? ` ${e.title}` : ''}).${retry}`;
   }
@@ -195,13 +196,14 @@ async function clearCache() {
   setBusy(button, true);
   say(status, '');
   try {
-    const { data } = await api.clearCache();
+    const { data } = await api.clearCache(token());
     const n = typeof data?.cleared_keys === 'number' ? data.cleared_keys : null;
     say(errorBox, '');
     say(status, `Cache cleared: ${n == null ? 'keys' : `${n} ${n === 1 ? 'key' : 'keys'}`} removed at ${clockTime(new Date())}. The next lookup comes from the database.`);
     void refreshEntry();
   } catch (e) {
     say(errorBox, `Could not clear the cache: ${messageFor(e)}`);
+    if (e instanceof ApiError && e.status === 401) byId('edit-token').focus();
   } finally {
     setBusy(button, false);
   }

@@ -198,6 +198,8 @@ console.log(`# API features: ${JSON.stringify(feat)}`);
 
 test('the API serves the page and every panel renders', async () => {
   const res = await page.goto(`${BASE}/`, { waitUntil: 'load' });
+  // Writes and cache clears need the admin token, as where the service is deployed.
+  if (TOKEN) await page.locator('#edit-token').fill(TOKEN);
   assert(res && res.ok(), `GET / answered ${res?.status()}`);
   assert((await page.title()).includes('CacheMe'), 'title names CacheMe');
   await page.locator('html[data-ready="true"]').waitFor({ state: 'attached' });
@@ -247,7 +249,7 @@ test('the statistics refresh themselves and move', async () => {
   const hitsBefore = Number((await statValue('hits')).replace(/,/g, ''));
   const missesBefore = Number((await statValue('misses')).replace(/,/g, ''));
   // one hit and one miss, made outside the page: only the auto-refresh can show them
-  await fetch(`${BASE}/cache/clear`, { method: 'DELETE' });
+  await fetch(`${BASE}/cache/clear`, { method: 'DELETE', headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} });
   await fetch(`${BASE}/products/3`);
   await fetch(`${BASE}/products/3`);
   await waitFor(
