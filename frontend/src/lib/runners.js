@@ -73,11 +73,11 @@ export function loadTestIds(n, distinct) {
 }
 
 /**
- * @param {{api: import('./api.js').Api, n: number, distinct: number, concurrency: number, clearFirst: boolean,
+ * @param {{api: import('./api.js').Api, n: number, distinct: number, concurrency: number, clearFirst: boolean, token?: string,
  *   onShot?: (shot: Shot, done: number) => void}} o
  */
 export async function runLoadTest(o) {
-  if (o.clearFirst) await o.api.clearCache();
+  if (o.clearFirst) await o.api.clearCache(o.token);
   const ids = loadTestIds(o.n, o.distinct);
   const started = globalThis.performance.now();
   let done = 0;
@@ -124,10 +124,10 @@ export function summariseShots(shots) {
  * Cache stampede: empty the cache, then fire `n` concurrent lookups of one cold product.
  * The cost is read from the API's `app_stats.db_queries` before and after (null when the API
  * does not report it); the answers' sources are counted either way.
- * @param {{api: import('./api.js').Api, id: number, n: number}} o
+ * @param {{api: import('./api.js').Api, id: number, n: number, token?: string}} o
  */
 export async function runStampede(o) {
-  const cleared = await o.api.clearCache();
+  const cleared = await o.api.clearCache(o.token);
   const before = normaliseStats((await o.api.stats()).data);
   const started = globalThis.performance.now();
   const shots = await Promise.all(Array.from({ length: o.n }, () => shoot(o.api, o.id)));

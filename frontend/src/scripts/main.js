@@ -559,7 +559,7 @@ function wireStampede() {
     setBusy(button, true);
     button.textContent = `Firing ${n} requests…`;
     try {
-      const r = await runStampede({ api, id: parsed.id, n });
+      const r = await runStampede({ api, id: parsed.id, n, token: token() });
       setText('stampede-requests', formatCount(r.requests));
       setText('stampede-db-queries', r.dbQueries == null ? 'n/a' : formatCount(r.dbQueries));
       byId('stampede-db-queries').dataset.value = r.dbQueries == null ? '' : String(r.dbQueries);
@@ -611,6 +611,7 @@ function wireLoadTest() {
     button.textContent = 'Running…';
     try {
       const r = await runLoadTest({
+        token: token(),
         api,
         n,
         distinct,
