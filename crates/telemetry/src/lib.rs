@@ -3,6 +3,8 @@
 //! [`init`] installs one global subscriber:
 //! - structured logs: JSON lines when `LOG_FORMAT=json`, human-readable otherwise,
 //!   filtered by `RUST_LOG` (default `info`);
+//! - spans filtered by `TRACES_FILTER` (default `info`), apart from the logs, so a quiet
+//!   log level does not switch tracing off;
 //! - an OpenTelemetry layer, always, so every request has a trace id for its logs and
 //!   its `traceparent` header; spans are exported over OTLP/HTTP only when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The standard `OTEL_SERVICE_NAME`,
@@ -20,7 +22,9 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +61,22 @@ pub enum TelemetryError {
     Exporter(String),
 }
 
-/// The filter from `RUST_LOG`, `info` when unset.
+/// The log filter from `RUST_LOG`, `info` when unset.
 pub fn env_filter() -> Result<EnvFilter, TelemetryError> {
-    match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => {
-            EnvFilter::try_new(&v).map_err(|e| TelemetryError::Filter(format!("{v:?}: {e}")))
-        }
+    filter_from("RUST_LOG")
+}
+
+/// The span filter from `TRACES_FILTER` (`RUST_LOG` syntax), `info` when unset: which spans
+/// are traced and exported, whatever the log level, so `RUST_LOG=warn` quiets the logs
+/// without turning tracing off.
+pub fn traces_filter() -> Result<EnvFilter, TelemetryError> {
+    filter_from("TRACES_FILTER")
+}
+
+fn filter_from(variable: &str) -> Result<EnvFilter, TelemetryError> {
+    match std::env::var(variable) {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v)
+            .map_err(|e| TelemetryError::Filter(format!("{variable}={v:?}: {e}"))),
         _ => Ok(EnvFilter::new("info")),
     }
 }
@@ -137,23 +151,30 @@ pub fn tracer_provider(service: &str, version: &str) -> Result<SdkTracerProvider
 /// Installs the global subscriber and propagator. Call once, early in `main`, and keep
 /// the guard until the process ends.
 pub fn init(service: &str, version: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = env_filter()?;
+    let log_filter = env_filter()?;
+    let span_filter = traces_filter()?;
     let provider = tracer_provider(service, version)?;
     let tracer = provider.tracer("cacheme");
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Each layer has its own filter: logs follow RUST_LOG, spans TRACES_FILTER.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(span_filter);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = match LogFormat::from_env() {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(true),
+                    .with_span_list(true)
+                    .with_filter(log_filter),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().with_target(true)).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_target(true).with_filter(log_filter))
+            .try_init(),
     };
     result.map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
     tracing::debug!(service, otlp = otlp_enabled(), "telemetry initialised");

@@ -100,10 +100,15 @@ struct Binary {
 }
 
 async fn start_binary(endpoint: &str, schedule_delay_ms: u32) -> Binary {
+    start_binary_with(endpoint, schedule_delay_ms, &[]).await
+}
+
+async fn start_binary_with(endpoint: &str, schedule_delay_ms: u32, env: &[(&str, &str)]) -> Binary {
     let db = TestDatabase::create().await;
     let port = free_port().expect("port");
     let prefix = format!("otel_{port}");
     let child = api_binary(&db.url, port, &prefix)
+        .envs(env.iter().copied())
         .env("L1_ENABLED", "false")
         .env("LOG_FORMAT", "json")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
@@ -148,6 +153,37 @@ fn trace_id_of(header: &str) -> String {
         .nth(1)
         .expect("trace id in traceparent")
         .to_owned()
+}
+
+#[tokio::test]
+async fn a_quiet_log_level_does_not_switch_tracing_off() {
+    let (collector, endpoint) = start_collector().await;
+    let binary = start_binary_with(&endpoint, 100, &[("RUST_LOG", "warn")]).await;
+    let answer = http_client()
+        .get(format!("{}/products/1", binary.base))
+        .send()
+        .await
+        .expect("sent");
+    let header = answer
+        .headers()
+        .get("traceparent")
+        .expect("a traceparent header with RUST_LOG=warn")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let trace = trace_id_of(&header);
+    eventually("the request's spans are exported", || async {
+        collector
+            .spans_of_trace(&trace)
+            .iter()
+            .any(|s| s.name == "db.get_product")
+    })
+    .await;
+    let logs = binary.stop().await;
+    assert!(
+        !logs.contains("request finished"),
+        "info logs stay quiet at RUST_LOG=warn"
+    );
 }
 
 #[tokio::test]
