@@ -295,7 +295,11 @@ fn default_absent_calls() -> Vec<Call> {
 }
 
 fn existing_secrets() -> Vec<Call> {
-    ["demo-postgres-credentials", "demo-redis-credentials"]
+    [
+        "demo-api-credentials",
+        "demo-postgres-credentials",
+        "demo-redis-credentials",
+    ]
         .into_iter()
         .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
         .collect()
@@ -335,6 +339,17 @@ fn ready_status(cm: &CacheMe) -> CacheMeStatus {
 async fn create_generates_secrets_applies_everything_and_reports_progress() {
     let cm = cacheme("demo", json!({}));
     let mut script = vec![
+        call(
+            Method::GET,
+            core("secrets", "demo-api-credentials"),
+            not_found(),
+        ),
+        call(
+            Method::POST,
+            format!("/api/v1/namespaces/{NS}/secrets"),
+            Reply::Echo,
+        ),
+        event(),
         call(
             Method::GET,
             core("secrets", "demo-postgres-credentials"),
@@ -384,7 +399,7 @@ async fn create_generates_secrets_applies_everything_and_reports_progress() {
         .iter()
         .filter(|r| r.method == Method::POST && r.path.ends_with("/secrets"))
         .collect();
-    assert_eq!(secrets.len(), 2);
+    assert_eq!(secrets.len(), 3);
     for s in &secrets {
         assert_eq!(s.body["type"], "kubernetes.io/basic-auth");
         assert_eq!(s.body["immutable"], true);
@@ -412,13 +427,16 @@ async fn create_generates_secrets_applies_everything_and_reports_progress() {
         status["endpoints"]["api"],
         "http://demo-api.cacheme.svc:8000/"
     );
-    // Events: two secrets created, then Progressing.
+    // Events: three secrets created (admin token, PostgreSQL, Redis), then Progressing.
     let reasons: Vec<&Value> = recorded
         .iter()
         .filter(|r| r.path.ends_with("/events"))
         .map(|r| &r.body["reason"])
         .collect();
-    assert_eq!(reasons, ["SecretCreated", "SecretCreated", "Progressing"]);
+    assert_eq!(
+        reasons,
+        ["SecretCreated", "SecretCreated", "SecretCreated", "Progressing"]
+    );
 }
 
 #[tokio::test]

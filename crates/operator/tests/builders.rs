@@ -86,6 +86,7 @@ fn minimal_sample_builds_the_default_stack() -> TestResult {
         "Service/demo-frontend",
         "Service/demo-postgres",
         "Service/demo-redis",
+        "Secret/demo-api-credentials",
         "Secret/demo-postgres-credentials",
         "Secret/demo-redis-credentials",
         "PersistentVolumeClaim/demo-postgres-data",
@@ -288,7 +289,12 @@ fn external_stores_replace_the_managed_ones() -> TestResult {
             .any(|n| n.contains("postgres") || n.contains("redis")),
         "{built:?}"
     );
-    assert!(d.secrets.is_empty(), "no credentials to generate");
+    let generated: Vec<&str> = d.secrets.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        generated,
+        ["ext-api-credentials"],
+        "only the admin token is generated"
+    );
     let api = stack.api_deployment()?;
     let env = &api.spec.template.spec.as_ref().ok_or("no pod")?.containers[0].env;
     let database = env

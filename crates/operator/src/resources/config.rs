@@ -66,6 +66,8 @@ impl Stack<'_> {
         let username = match component {
             Component::PgAdmin => PGADMIN_EMAIL.to_string(),
             Component::Redis => "default".to_string(),
+            // The password is the API's bearer token for writes.
+            Component::Api => "admin".to_string(),
             _ => POSTGRES_DB.to_string(),
         };
         SecretPlan {

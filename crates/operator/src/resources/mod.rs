@@ -263,6 +263,9 @@ impl<'a> Stack<'a> {
             d.absent.push(absent(ChildKind::Service, frontend));
         }
 
+        // The admin token: writes and cache clears need it (the API refuses them without).
+        d.secrets.push(self.secret_plan(Component::Api));
+
         // Stores.
         for (component, managed) in [
             (Component::Postgres, self.postgres_managed()),
