@@ -22,34 +22,53 @@ pub const PRICE_MAX: Decimal = Decimal::from_parts(1_410_065_407, 2, 0, false, 2
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
-    /// 1 to 255 characters.
-    #[schema(example = "Steam Deck OLED")]
+    /// 1 to 255 characters, not all spaces, no NUL.
+    #[schema(
+        example = "Steam Deck OLED",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub name: String,
-    #[schema(example = "Handheld gaming PC with a 7.4-inch HDR OLED screen.")]
+    /// At most 10 000 characters, no NUL.
+    #[schema(
+        example = "Handheld gaming PC with a 7.4-inch HDR OLED screen.",
+        max_length = 10_000,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub description: Option<String>,
-    /// 0 or more, at most two decimals, below 100 000 000.
-    #[schema(value_type = Option<f64>, example = 549.0)]
+    /// 0 to 99 999 999.99, at most two decimals.
+    #[schema(value_type = Option<f64>, example = 549.0, minimum = 0.0, maximum = 99_999_999.99, multiple_of = 0.01)]
     pub price: Option<serde_json::Number>,
-    /// At most 100 characters.
-    #[schema(example = "Gaming")]
+    /// At most 100 characters, no NUL.
+    #[schema(example = "Gaming", max_length = 100, pattern = r"^[^\u0000]*$")]
     pub category: Option<String>,
 }
+
+// Patterns: no NUL anywhere (PostgreSQL cannot store it); a name also needs one
+// character that is not white space as Rust's `trim` sees it (Unicode `White_Space`), so
+// the schema and the check agree on "not all spaces".
 
 /// Body of `PATCH /products/{id}`: only the fields to change; `null` clears an optional field.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct ProductPatch {
+    /// 1 to 255 characters, not all spaces, no NUL; cannot be null.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 255, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$")]
     pub name: Option<Option<String>>,
+    /// At most 10 000 characters, no NUL; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10_000, pattern = r"^[^\u0000]*$")]
     pub description: Option<Option<String>>,
+    /// 0 to 99 999 999.99, at most two decimals; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.0, maximum = 99_999_999.99, multiple_of = 0.01)]
     pub price: Option<Option<serde_json::Number>>,
+    /// At most 100 characters, no NUL; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000]*$")]
     pub category: Option<Option<String>>,
 }
 

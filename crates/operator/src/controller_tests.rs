@@ -300,9 +300,9 @@ fn existing_secrets() -> Vec<Call> {
         "demo-postgres-credentials",
         "demo-redis-credentials",
     ]
-        .into_iter()
-        .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
-        .collect()
+    .into_iter()
+    .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
+    .collect()
 }
 
 fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> &'a Recorded {
@@ -435,7 +435,12 @@ async fn create_generates_secrets_applies_everything_and_reports_progress() {
         .collect();
     assert_eq!(
         reasons,
-        ["SecretCreated", "SecretCreated", "SecretCreated", "Progressing"]
+        [
+            "SecretCreated",
+            "SecretCreated",
+            "SecretCreated",
+            "Progressing"
+        ]
     );
 }
 

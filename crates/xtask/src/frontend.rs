@@ -44,7 +44,7 @@ pub fn build(frontend: &Path) -> anyhow::Result<()> {
 }
 
 /// A `cacheme-api` process serving the built page, stopped and its database dropped on drop.
-struct PageServer {
+pub struct PageServer {
     child: Child,
     admin_url: String,
     database: String,
@@ -70,10 +70,11 @@ impl Drop for PageServer {
     }
 }
 
-fn start_api(
+/// A fresh API on a database of its own, writes behind `token`; with `dist`, serving the page.
+pub fn start_api(
     root: &Path,
     stores: &Stores,
-    dist: &Path,
+    dist: Option<&Path>,
     token: &str,
 ) -> anyhow::Result<(PageServer, String)> {
     let mut build = crate::cargo();
@@ -82,7 +83,11 @@ fn start_api(
     let binary = root.join("target").join("debug").join("cacheme-api");
     let port = free_port()?;
     let database = format!("cacheme_e2e_{}_{port}", std::process::id());
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if let Some(dist) = dist {
+        command.env("STATIC_DIR", dist);
+    }
+    let child = command
         .env(
             "DATABASE_URL",
             with_database(&stores.postgres_admin_url, &database),
@@ -90,7 +95,6 @@ fn start_api(
         .env("REDIS_URL", &stores.redis_url)
         .env("CACHE_KEY_PREFIX", &database)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("STATIC_DIR", dist)
         .env("RUST_LOG", "warn")
         // Writes closed as deployed: the page's tests type the token in, as a user would.
         .env("ADMIN_TOKEN", token)
@@ -128,7 +132,7 @@ pub fn test(root: &Path, stores: &Stores) -> anyhow::Result<()> {
         "{CHROMIUM} not found: the end-to-end tests need Debian's Chromium (apt-get install chromium)"
     );
     let token = format!("e2e-{}-{}", std::process::id(), free_port()?);
-    let (server, url) = start_api(root, stores, &frontend.join("dist"), &token)?;
+    let (server, url) = start_api(root, stores, Some(&frontend.join("dist")), &token)?;
     let mut e2e = npm(&frontend, &["run", "test:e2e"]);
     e2e.env("CACHEME_URL", &url)
         .env("CHROMIUM_PATH", CHROMIUM)

@@ -10,6 +10,7 @@ use cacheme_testsupport::{Stores, with_database};
 
 mod bench;
 mod chaos;
+mod contract;
 mod e2e;
 mod frontend;
 mod packaging;
@@ -35,6 +36,8 @@ Tasks:
           next to nginx, redis-benchmark and pgbench baselines; writes
           target/bench/report.md and SVG charts. Options: --smoke (seconds, targets
           not asserted), --duration SECS, --products N, --json (also report.json).
+  contract  The API's contract test: schemathesis (pinned) against /openapi.json of a
+          fresh API, every check, seed 1 (part of `test`).
   chaos   Consistency check under faults (Jepsen/Elle style): its own PostgreSQL, Redis
           and N API replicas, one sequential writer per hot product, readers (some
           abandoning requests), seeded faults (Redis SIGSTOP/kill/FLUSHALL/eviction/
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("bench") => bench::bench(&args[1..]),
         Some("chaos") => chaos::chaos(&args[1..]),
+        Some("contract") => contract::standalone(&workspace_root()),
         Some("e2e") => e2e::e2e(&args[1..]),
         Some("validate") => packaging::validate(&workspace_root()),
         Some("generate") => packaging::generate(&workspace_root()),
@@ -173,6 +177,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     run("cargo test --workspace", tests)?;
     packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
+    contract::test(&root, &stores, &tools)?;
     drop(stores);
     // A bounded chaos run must find nothing, and the same run with the fill check
     // switched off must find stale reads (the checker can fail).

@@ -33,6 +33,8 @@ pub const PYTHON_PACKAGES: &[&str] = &[
     "starlark-pyo3==2026.1.3",
     "dockerfile-parse==2.0.1",
     "cel-python==0.5.0",
+    // The API's contract test (`cargo xtask test`, after the page's tests).
+    "schemathesis==4.32.5",
 ];
 /// The images' Dockerfiles; the build context of each is the repository root.
 pub const DOCKERFILES: &[&str] = &[
@@ -167,6 +169,11 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// The pinned `schemathesis`, for the API's contract test.
+    pub fn schemathesis(&self) -> PathBuf {
+        self.kubernetes_validate.with_file_name("schemathesis")
+    }
+
     /// The pinned `kubernetes-validate`, which the operator's tests run too.
     pub fn kubernetes_validate(&self) -> &Path {
         &self.kubernetes_validate

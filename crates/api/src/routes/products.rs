@@ -220,6 +220,7 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
         (status = 401, description = "`ADMIN_TOKEN` is set and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `detail` names it; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
     )
@@ -256,6 +257,8 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
         (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
     )
@@ -282,6 +285,8 @@ pub async fn replace_product(
         (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
     )

@@ -269,11 +269,7 @@ impl Stack<'_> {
             env("CACHE_TTL_SECONDS", spec.ttl_seconds.to_string()),
             // Writes and cache clears need this bearer token; read it back with
             // `kubectl get secret <name>-api-credentials -o jsonpath='{.data.password}' | base64 -d`.
-            env_secret(
-                "ADMIN_TOKEN",
-                &self.secret_name(Component::Api),
-                "password",
-            ),
+            env_secret("ADMIN_TOKEN", &self.secret_name(Component::Api), "password"),
         ];
         if let Some(ms) = spec.api.simulated_db_latency_ms {
             env_vars.push(env("SIMULATED_DB_LATENCY_MS", ms.to_string()));
