@@ -132,6 +132,8 @@ pub fn product_body(product_json: &str, tier: Option<Tier>, fetch_time_ms: f64) 
 
 pub const DEFAULT_LIMIT: i64 = 10;
 pub const MAX_LIMIT: i64 = 100;
+/// Deepest page: each query walks the id index this far, so it is bounded.
+pub const MAX_OFFSET: i64 = 1_000_000;
 
 /// `limit` and `offset` exactly as sent, validated by [`Pagination::parse`] for clear messages.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -140,8 +142,8 @@ pub struct PaginationParams {
     /// How many products, 1 to 100 (default 10).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// How many products to skip, 0 or more (default 0).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    /// How many products to skip, 0 to 1 000 000 (default 0).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1_000_000)]
     pub offset: Option<String>,
 }
 
@@ -167,10 +169,10 @@ impl Pagination {
         let offset = match params.offset.as_deref() {
             None => 0,
             Some(raw) => match raw.trim().parse::<i64>() {
-                Ok(n) if n >= 0 => n,
+                Ok(n) if (0..=MAX_OFFSET).contains(&n) => n,
                 _ => {
                     return Err(ApiError::Validation(format!(
-                        "offset must be an integer of 0 or more, got {raw:?}"
+                        "offset must be an integer from 0 to {MAX_OFFSET}, got {raw:?}"
                     )));
                 }
             },
@@ -380,6 +382,8 @@ mod tests {
             (Some("101"), None),
             (Some("x"), None),
             (None, Some("-1")),
+            (None, Some("1000001")),
+            (None, Some("9223372036854775807")),
             (None, Some("y")),
         ] {
             assert!(
