@@ -1,0 +1,277 @@
+//! `cargo xtask e2e`: the operator and the chart against a real Kubernetes control plane.
+//!
+//! The control plane's binaries are built from their Go modules and cached (`tools`);
+//! kwokctl starts them on loopback with RBAC and admission on (`cluster`); the operator
+//! runs as a local process authenticated as the chart's ServiceAccount (`operator`), so
+//! every request it makes is authorised by the real API server; the scenario checks what a
+//! user would see (`scenario`) and the audit log shows any request the server refused
+//! (`audit`). Everything started is stopped when the run ends, however it ends.
+
+mod audit;
+mod cluster;
+mod kubectl;
+mod operator;
+mod scenario;
+mod tools;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cargo, packaging, run, workspace_root};
+
+#[derive(Debug)]
+struct Options {
+    operator_bin: Option<PathBuf>,
+    operator_sa: Option<String>,
+    timeout: Duration,
+    expect_failure: bool,
+    tools_only: bool,
+}
+
+fn parse_options(args: &[String]) -> anyhow::Result<Options> {
+    let mut opts = Options {
+        operator_bin: None,
+        operator_sa: None,
+        timeout: Duration::from_secs(180),
+        expect_failure: false,
+        tools_only: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--operator-bin" => opts.operator_bin = Some(PathBuf::from(value(arg)?)),
+            "--operator-service-account" => opts.operator_sa = Some(value(arg)?),
+            "--timeout" => {
+                let secs: u64 = value(arg)?.parse().context("--timeout takes seconds")?;
+                opts.timeout = Duration::from_secs(secs);
+            }
+            "--expect-failure" => opts.expect_failure = true,
+            "--tools-only" => opts.tools_only = true,
+            other => bail!("unknown option {other:?} (see cargo xtask --help)"),
+        }
+    }
+    Ok(opts)
+}
+
+/// Wall-clock time of each phase, printed at the end.
+#[derive(Debug, Default)]
+struct Timings(Vec<(&'static str, Duration)>);
+
+impl Timings {
+    fn time<T>(
+        &mut self,
+        phase: &'static str,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let result = f();
+        self.0.push((phase, started.elapsed()));
+        result
+    }
+
+    fn print(&self) {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(phase, d)| format!("{phase} {:.1}s", d.as_secs_f64()))
+            .collect();
+        eprintln!("==> timings: {}", parts.join(", "));
+    }
+}
+
+pub fn e2e(args: &[String]) -> anyhow::Result<()> {
+    let opts = parse_options(args)?;
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    // Set once the operator runs: only a failure after that is the one --expect-failure
+    // expects (not a build or cluster failure).
+    let mut operator_started = false;
+    let result = scenario_install(&opts, &mut timings, &mut operator_started);
+    timings.0.push(("total", started.elapsed()));
+    timings.print();
+    match (result, opts.expect_failure) {
+        (Ok(()), _) if opts.tools_only => Ok(()),
+        (Ok(()), false) => {
+            eprintln!("==> e2e passed");
+            Ok(())
+        }
+        (Err(e), true) if operator_started => {
+            eprintln!("==> e2e failed as expected (--expect-failure): {e:#}");
+            Ok(())
+        }
+        (Err(e), true) => Err(e.context("e2e failed before the operator ran (--expect-failure expects the scenario itself to fail)")),
+        (Ok(()), true) => {
+            bail!("e2e passed, but --expect-failure was given: the scenario cannot fail this way")
+        }
+        (Err(e), false) => Err(e),
+    }
+}
+
+fn scenario_install(
+    opts: &Options,
+    timings: &mut Timings,
+    operator_started: &mut bool,
+) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let out = root.join("target").join("e2e");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let kube = timings.time("tools", || tools::ensure(&root))?;
+    if opts.tools_only {
+        eprintln!("==> tools ready in {}", tools::cache_root()?.display());
+        return Ok(());
+    }
+    let helm_tools = timings.time("helm", || packaging::Tools::ensure(&root))?;
+    let operator_bin = timings.time("operator build", || operator_binary(&root, opts))?;
+
+    // Declared before the operator so it is dropped after it: operator first, then cluster.
+    let plane = timings.time("control plane", || {
+        cluster::ControlPlane::start(&kube, &out)
+    })?;
+    let kubectl = &plane.kubectl;
+    let scenario_started = Instant::now();
+    timings.time("node and volumes", || {
+        plane.add_node()?;
+        plane.add_volumes(4)
+    })?;
+
+    eprintln!("==> helm install {} charts/cacheme", scenario::RELEASE);
+    timings.time("helm install", || {
+        scenario::helm_install(helm_tools.helm_cmd(), &root, kubectl)
+    })?;
+    let chart = operator::ChartOperator::read(kubectl, scenario::RELEASE_NAMESPACE)?;
+    let service_account = opts
+        .operator_sa
+        .clone()
+        .unwrap_or_else(|| chart.service_account.clone());
+    let user = format!(
+        "system:serviceaccount:{}:{service_account}",
+        chart.namespace
+    );
+    let sample = scenario::apply_minimal_sample(&root, kubectl)?;
+    eprintln!(
+        "==> k8s/samples/minimal.yaml applied as {}/{sample}",
+        scenario::SAMPLE_NAMESPACE
+    );
+
+    if opts.operator_sa.is_some() {
+        // Another ServiceAccount, created without any binding when missing.
+        let exists = kubectl.run(&[
+            "get",
+            "serviceaccount",
+            &service_account,
+            "--namespace",
+            &chart.namespace,
+        ]);
+        if exists.is_err() {
+            kubectl.run(&[
+                "create",
+                "serviceaccount",
+                &service_account,
+                "--namespace",
+                &chart.namespace,
+            ])?;
+        }
+    }
+    eprintln!("==> the operator authenticates as {user} (TokenRequest API)");
+    let operator_kubeconfig = out.join("operator.kubeconfig");
+    operator::service_account_kubeconfig(
+        kubectl,
+        &chart.namespace,
+        &service_account,
+        &operator_kubeconfig,
+    )?;
+    let mut op = operator::OperatorProcess::start(
+        &operator_bin,
+        &chart,
+        &operator_kubeconfig,
+        "e2e-local-0",
+        &out.join("operator.log"),
+    )?;
+    *operator_started = true;
+
+    let ready = timings.time("CacheMes ready", || {
+        let mut ready = Vec::new();
+        for (namespace, name) in [
+            (scenario::SAMPLE_NAMESPACE, sample.as_str()),
+            (scenario::RELEASE_NAMESPACE, scenario::RELEASE),
+        ] {
+            let cacheme =
+                scenario::wait_ready(kubectl, namespace, name, opts.timeout, || op.check_alive());
+            let cacheme = match cacheme {
+                Ok(c) => c,
+                Err(e) => {
+                    let refused = scenario::check_no_refusals(&plane.audit_log(), &user).err();
+                    let refused = refused.map(|r| format!("\n{r:#}")).unwrap_or_default();
+                    return Err(anyhow::anyhow!(
+                        "{e:#}\noperator log tail ({}):\n{}{refused}\ncomponent logs: {}",
+                        op.log.display(),
+                        cluster::tail(&op.log, 15),
+                        plane.logs_dir().display()
+                    ));
+                }
+            };
+            eprintln!("    CacheMe {namespace}/{name} is Ready");
+            ready.push(cacheme);
+        }
+        Ok(ready)
+    })?;
+    for cacheme in &ready {
+        scenario::check_status(cacheme)?;
+    }
+    let table = scenario::check_printer_columns(kubectl, &ready[0])?;
+    eprintln!("    status and printer columns right:\n{}", indent(&table));
+    scenario::check_no_refusals(&plane.audit_log(), &user)?;
+    let stopped = op.stop();
+    if !matches!(stopped, Some(s) if s.success()) {
+        bail!(
+            "the operator did not stop cleanly on SIGTERM ({stopped:?}); log:\n{}",
+            cluster::tail(&op.log, 20)
+        );
+    }
+    eprintln!(
+        "==> scenario install passed in {:.1}s",
+        scenario_started.elapsed().as_secs_f64()
+    );
+    drop(op);
+    timings.time("teardown", || {
+        drop(plane);
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `--operator-bin`, else a debug build of the operator (honouring CARGO_TARGET_DIR).
+fn operator_binary(root: &Path, opts: &Options) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = &opts.operator_bin {
+        anyhow::ensure!(
+            bin.is_file(),
+            "--operator-bin {} is not a file",
+            bin.display()
+        );
+        return Ok(bin.clone());
+    }
+    let mut build = cargo();
+    build.args(["build", "--package", "cacheme-operator"]);
+    run("cargo build --package cacheme-operator", build)?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target_dir.join("debug").join("cacheme-operator"))
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
