@@ -81,7 +81,7 @@ impl ControlPlane {
             cluster_dir,
             deleted: false,
         };
-        plane.watch_this_process();
+        plane.watch_this_process()?;
         let log = out.join("kwokctl-create.log");
         let started = Instant::now();
         eprintln!(
@@ -120,8 +120,8 @@ impl ControlPlane {
                 "--secure-port=true",
                 "--kube-authorization=true",
                 "--kube-admission=true",
-                "--wait=2m",
-                "--timeout=4m",
+                "--wait=90s",
+                "--timeout=2m",
             ])
             // Never touch the user's ~/.kube/config: kwokctl adds its context here instead.
             .arg(format!("--kubeconfig={}", plane.contexts().display()))
@@ -269,6 +269,11 @@ impl ControlPlane {
         self.deleted = true;
         let pids = self.component_pids();
         self.keep_logs();
+        // Deleted here: this run's watchdog has nothing left to do.
+        let owner_file = self.workdir.join("owner");
+        if fs::read_to_string(&owner_file).is_ok_and(|o| o == std::process::id().to_string()) {
+            let _ = fs::remove_file(&owner_file);
+        }
         let status = self
             .kwokctl_cmd()
             .args(["delete", "cluster", "--name", CLUSTER_NAME])
@@ -306,11 +311,19 @@ impl ControlPlane {
     }
 
     /// If this process dies without dropping the handle, delete the cluster anyway.
-    fn watch_this_process(&self) {
+    /// The cluster name is fixed, so the watchdog of a finished run must not delete the
+    /// cluster of the next one: each run writes its pid to `owner`, and a watchdog deletes
+    /// the cluster only while its own run is still recorded there.
+    fn watch_this_process(&self) -> anyhow::Result<()> {
         let owner = std::process::id();
+        let owner_file = self.workdir.join("owner");
+        fs::write(&owner_file, owner.to_string())
+            .with_context(|| format!("cannot write {}", owner_file.display()))?;
         let script = format!(
             "while kill -0 {owner} 2>/dev/null; do sleep 1; done; \
+             [ \"$(cat '{}' 2>/dev/null)\" = {owner} ] || exit 0; \
              KWOK_WORKDIR='{}' '{}' delete cluster --name {CLUSTER_NAME} --kubeconfig='{}' >/dev/null 2>&1",
+            owner_file.display(),
             self.workdir.display(),
             self.kwokctl.display(),
             self.contexts().display()
@@ -322,6 +335,7 @@ impl ControlPlane {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
+        Ok(())
     }
 }
 
