@@ -15,32 +15,18 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestApp, TestDatabase, eventually, spawn_app_with, start, start_with_hooks, stores, test_config,
+    TestApp, TestDatabase, eventually, pause_once, spawn_app_with, start, start_with_hooks, stores,
+    test_config,
 };
 
 /// A hook that stops the first fill of `id` until released, and says when it got there.
 fn pause_first_fill(id: i32) -> (Hooks, oneshot::Receiver<()>, oneshot::Sender<()>) {
-    let (reached_tx, reached_rx) = oneshot::channel();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let slot = Arc::new(Mutex::new(Some((reached_tx, release_rx))));
+    let (hook, reached, release) = pause_once(id);
     let hooks = Hooks {
-        before_fill: Some(Arc::new(move |filled: i32| {
-            let taken = if filled == id {
-                slot.lock().ok().and_then(|mut s| s.take())
-            } else {
-                None
-            };
-            async move {
-                if let Some((reached, release)) = taken {
-                    let _ = reached.send(());
-                    let _ = release.await;
-                }
-            }
-            .boxed()
-        })),
+        before_fill: Some(hook),
         ..Hooks::default()
     };
-    (hooks, reached_rx, release_tx)
+    (hooks, reached, release)
 }
 
 async fn stale_fill_is_refused(l1_enabled: bool) {

@@ -4,7 +4,7 @@
 //! the service had, and was seen failing before its fix.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -14,11 +14,10 @@ use futures::FutureExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestApp, TestDatabase, eventually, http_client, spawn_app_with, start, start_with_hooks,
-    stores, test_config,
+    TestApp, TestDatabase, eventually, http_client, pause_once, spawn_app_with, start,
+    start_with_hooks, stores, test_config,
 };
 
 /// A client that gives up after `ms` milliseconds, as a load balancer or a user would.
@@ -58,35 +57,6 @@ async fn name_in_database(app: &TestApp, id: i32) -> String {
         .fetch_one(app.state.catalog.db().pool())
         .await
         .expect("read the row")
-}
-
-/// A one-shot pause of the first call of a hook for `id`: says when it got there, waits
-/// for the release.
-fn pause_once(
-    id: i32,
-) -> (
-    cacheme_api::catalog::Hook,
-    oneshot::Receiver<()>,
-    oneshot::Sender<()>,
-) {
-    let (reached_tx, reached_rx) = oneshot::channel();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let slot = Arc::new(Mutex::new(Some((reached_tx, release_rx))));
-    let hook: cacheme_api::catalog::Hook = Arc::new(move |called: i32| {
-        let taken = if called == id {
-            slot.lock().ok().and_then(|mut s| s.take())
-        } else {
-            None
-        };
-        async move {
-            if let Some((reached, release)) = taken {
-                let _ = reached.send(());
-                let _ = release.await;
-            }
-        }
-        .boxed()
-    });
-    (hook, reached_rx, release_tx)
 }
 
 #[tokio::test]

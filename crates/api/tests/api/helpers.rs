@@ -10,6 +10,7 @@ use std::{
 
 use cacheme_api::{app::App, catalog::Hooks, config::Config, state::AppState};
 use cacheme_testsupport::{Stores, with_database};
+use futures::FutureExt as _;
 use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -383,4 +384,33 @@ pub async fn wait_until_listening(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("nothing listened on port {port} within 10 s");
+}
+
+/// A one-shot pause of the first call of a hook for `id`: says when it got there, waits
+/// for the release.
+pub fn pause_once(
+    id: i32,
+) -> (
+    cacheme_api::catalog::Hook,
+    oneshot::Receiver<()>,
+    oneshot::Sender<()>,
+) {
+    let (reached_tx, reached_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, release_rx))));
+    let hook: cacheme_api::catalog::Hook = std::sync::Arc::new(move |called: i32| {
+        let taken = if called == id {
+            slot.lock().ok().and_then(|mut s| s.take())
+        } else {
+            None
+        };
+        async move {
+            if let Some((reached, release)) = taken {
+                let _ = reached.send(());
+                let _ = release.await;
+            }
+        }
+        .boxed()
+    });
+    (hook, reached_rx, release_tx)
 }
