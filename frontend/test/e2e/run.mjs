@@ -397,7 +397,9 @@ test('product fields are shown as text, never as HTML', async () => {
     headers: { 'Content-Type': 'application/json', ...(TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {}) },
     body: JSON.stringify({ name: evil, description: '<script>window.__xss=2</script>', price: 1.5, category: '<i>x</i>' }),
   });
-  if (res.status === 401) skip('writes need a token: set CACHEME_TOKEN');
+  // Writes need the admin token where the service is deployed: a 401 or 403 here is a
+  // failure (set CACHEME_TOKEN to the API's ADMIN_TOKEN), never a skip.
+  assert(res.status !== 401 && res.status !== 403, `writes refused (${res.status}): set CACHEME_TOKEN to the API's ADMIN_TOKEN`);
   assert(res.status === 201 || res.status === 200, `created (${res.status})`);
   const { id } = await res.json();
   try {
