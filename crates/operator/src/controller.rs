@@ -17,19 +17,18 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tracing::{info, instrument, warn};
 
+use crate::apply::{apply_each, collected, delete_absent};
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
-use crate::resources::{Absent, ChildKind, Component, MANAGED_BY, SecretPlan, Stack};
+use crate::resources::{Component, MANAGED_BY, SecretPlan, Stack};
 use crate::secrets::Password;
 use crate::status::{self, Rollout};
 use crate::{Error, FIELD_MANAGER, Result, metrics};
@@ -210,79 +209,6 @@ async fn patch_status(ctx: &Context, cm: &CacheMe, status: &CacheMeStatus) -> Re
     Ok(())
 }
 
-/// Server-side apply of one child under the operator's field manager.
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let name = object.meta().name.clone().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-    .map_err(|e| Error::Apply {
-        kind: K::kind(&()).to_string(),
-        name,
-        source: Box::new(e),
-    })
-}
-
-async fn apply_each<K>(client: &Client, namespace: &str, objects: &[K]) -> Result<Vec<K>>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let mut applied = Vec::with_capacity(objects.len());
-    for object in objects {
-        applied.push(apply(client, namespace, object).await?);
-    }
-    Ok(applied)
-}
-
-/// Deletes one object; `Ok(false)` when it was already gone.
-async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<bool>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
-        Err(e) => Err(Error::Delete {
-            kind: K::kind(&()).to_string(),
-            name: name.to_string(),
-            source: Box::new(e),
-        }),
-    }
-}
-
-async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) -> Result<bool> {
-    let name = absent.name.as_str();
-    match absent.kind {
-        ChildKind::Deployment => delete::<Deployment>(client, namespace, name).await,
-        ChildKind::Service => delete::<Service>(client, namespace, name).await,
-        ChildKind::ConfigMap => delete::<ConfigMap>(client, namespace, name).await,
-        ChildKind::NetworkPolicy => delete::<NetworkPolicy>(client, namespace, name).await,
-        ChildKind::PodDisruptionBudget => {
-            delete::<PodDisruptionBudget>(client, namespace, name).await
-        }
-        ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
-    }
-}
-
 /// Creates a generated Secret unless it exists. Only its metadata is read, so
 /// existing credentials never enter the operator; it is never updated.
 async fn ensure_secret(client: &Client, namespace: &str, plan: &SecretPlan) -> Result<bool> {
@@ -390,16 +316,27 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
             .await;
         }
     }
-    apply_each(client, &namespace, &desired.config_maps).await?;
-    apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs).await?;
-    apply_each(client, &namespace, &desired.services).await?;
-    let deployments = apply_each(client, &namespace, &desired.deployments).await?;
-    apply_each(client, &namespace, &desired.network_policies).await?;
-    apply_each(client, &namespace, &desired.pod_disruption_budgets).await?;
-    apply_each(client, &namespace, &desired.ingresses).await?;
+    // A refused child (an immutable claim field, say) must not block the others: each
+    // is tried, and the failures are reported together afterwards.
+    let mut failures = Vec::new();
+    let f = &mut failures;
+    apply_each(client, &namespace, &desired.config_maps, f).await;
+    apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs, f).await;
+    apply_each(client, &namespace, &desired.services, f).await;
+    let deployments = apply_each(client, &namespace, &desired.deployments, f).await;
+    apply_each(client, &namespace, &desired.network_policies, f).await;
+    apply_each(client, &namespace, &desired.pod_disruption_budgets, f).await;
+    apply_each(client, &namespace, &desired.ingresses, f).await;
 
     for absent in &desired.absent {
-        if delete_absent(client, &namespace, absent).await? {
+        let deleted = match delete_absent(client, &namespace, absent).await {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                failures.push(e);
+                false
+            }
+        };
+        if deleted {
             info!(kind = absent.kind.as_str(), name = %absent.name, "deleted");
             publish(
                 ctx,
@@ -422,6 +359,8 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
             .await;
         }
     }
+
+    collected(failures)?;
 
     let rollouts: Vec<Rollout> = deployments.iter().map(Rollout::of).collect();
     let api_name = stack.child_name(Component::Api);

@@ -592,29 +592,28 @@ async fn apply_error_sets_degraded_records_an_event_and_backs_off() {
     let mut cm = cacheme("demo", json!({}));
     cm.status = Some(ready_status(&cm));
     let mut script = existing_secrets();
-    script.push(call(
-        Method::PATCH,
-        core("persistentvolumeclaims", "demo-postgres-data"),
-        Reply::Echo,
-    ));
-    for svc in ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"] {
-        script.push(call(Method::PATCH, core("services", svc), Reply::Echo));
-    }
-    // The API server rejects the API Deployment: the reconcile stops there.
-    script.push(call(
-        Method::PATCH,
-        group("apps/v1", "deployments", "demo-api"),
-        Reply::Fail(422, "Invalid"),
-    ));
+    // The API server refuses the claim (an immutable field): every later child is still
+    // applied and every switched-off one still deleted, then the failure is reported.
+    let mut children = default_stack_calls(Reply::Echo);
+    children[0].reply = Reply::Fail(422, "Invalid");
+    script.extend(children);
+    script.extend(default_absent_calls());
     script.push(event());
     script.push(status_patch("demo"));
 
     let (result, recorded, ctx) = run(cm.clone(), script).await;
     let error = result.expect_err("reconcile fails");
     assert!(
-        matches!(error, Error::Apply { ref kind, ref name, .. } if kind == "Deployment" && name == "demo-api")
+        matches!(error, Error::Apply { ref kind, ref name, .. } if kind == "PersistentVolumeClaim" && name == "demo-postgres-data")
     );
     assert_eq!(error.metric_label(), "apply");
+    for deploy in ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"] {
+        find(
+            &recorded,
+            Method::PATCH,
+            &group("apps/v1", "deployments", deploy),
+        );
+    }
 
     let warning = &find(
         &recorded,
@@ -628,7 +627,7 @@ async fn apply_error_sets_degraded_records_an_event_and_backs_off() {
     assert!(
         warning["note"]
             .as_str()
-            .is_some_and(|n| n.contains("Deployment demo-api")),
+            .is_some_and(|n| n.contains("PersistentVolumeClaim demo-postgres-data")),
         "{warning}"
     );
 

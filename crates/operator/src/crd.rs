@@ -43,6 +43,7 @@ pub const DEFAULT_SEED_KEY: &str = "products.json";
     derive = "PartialEq",
     doc = "A CacheMe stack: product API, Redis cache, PostgreSQL, page and admin tools.",
     validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child object names add a suffix"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names the Services"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -161,8 +162,8 @@ pub struct SeedData {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
-    /// Product id (primary key).
-    #[schemars(range(min = 1))]
+    /// Product id (primary key, a 32-bit integer in the API).
+    #[schemars(range(min = 1, max = 2147483647))]
     pub id: i64,
     /// Name.
     #[schemars(length(min = 1, max = 255))]

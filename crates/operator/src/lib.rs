@@ -7,6 +7,7 @@
 //! - [`controller`]: the reconcile loop (server-side apply, events, backoff).
 //! - [`metrics`], [`server`], [`run`]: running it; [`render`]: offline rendering.
 
+pub mod apply;
 pub mod controller;
 pub mod crd;
 pub mod metrics;
@@ -81,6 +82,10 @@ pub enum Error {
     #[error("leader election: {0}")]
     Lease(String),
 
+    /// Several children could not be applied or deleted; every other child was.
+    #[error("{}", join_errors(.0))]
+    Children(Vec<Error>),
+
     /// A CacheMe file could not be rendered.
     #[error("render: {0}")]
     Render(String),
@@ -106,6 +111,7 @@ impl Error {
             Error::Serialize(_) => "serialize",
             Error::Lease(_) => "lease",
             Error::Render(_) => "render",
+            Error::Children(all) => all.first().map_or("apply", Error::metric_label),
             Error::Io(_) => "io",
         }
     }
@@ -125,9 +131,17 @@ impl Error {
             Error::Serialize(_) => "SerializeFailed",
             Error::Lease(_) => "LeaderElectionFailed",
             Error::Render(_) => "RenderFailed",
+            Error::Children(all) => all.first().map_or("ApplyFailed", Error::reason),
             Error::Io(_) => "IoFailed",
         }
     }
+}
+
+fn join_errors(all: &[Error]) -> String {
+    all.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Result with the operator's [`Error`].

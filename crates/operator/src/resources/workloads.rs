@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, ExecAction, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource,
@@ -179,6 +181,27 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
+/// The strategy, always explicit. With the RollingUpdate defaults spelled out, server-side
+/// apply makes the operator own `rollingUpdate`, so switching to `Recreate` (Redis storage
+/// on) drops it; left to the API server's defaulting, it stays and `Recreate` is refused
+/// with 422 ("may not be specified when strategy `type` is 'Recreate'").
+fn strategy(recreate: bool) -> DeploymentStrategy {
+    if recreate {
+        DeploymentStrategy {
+            type_: Some("Recreate".to_string()),
+            rolling_update: None,
+        }
+    } else {
+        DeploymentStrategy {
+            type_: Some("RollingUpdate".to_string()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::String("25%".to_string())),
+                max_unavailable: Some(IntOrString::String("25%".to_string())),
+            }),
+        }
+    }
+}
+
 /// What differs between the Deployments.
 struct Workload {
     component: Component,
@@ -205,10 +228,7 @@ impl Stack<'_> {
                     match_labels: Some(self.selector_labels(w.component)),
                     ..LabelSelector::default()
                 },
-                strategy: w.recreate.then(|| DeploymentStrategy {
-                    type_: Some("Recreate".to_string()),
-                    ..DeploymentStrategy::default()
-                }),
+                strategy: Some(strategy(w.recreate)),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(self.labels(w.component)),

@@ -7,11 +7,14 @@
 //! user would see (`scenario`) and the audit log shows any request the server refused
 //! (`audit`). Everything started is stopped when the run ends, however it ends.
 
+mod admission;
 mod audit;
 mod cluster;
+mod edits;
 mod kubectl;
 mod operator;
 mod scenario;
+mod stack;
 mod tools;
 
 use std::{
@@ -231,6 +234,38 @@ fn scenario_install(
     let table = scenario::check_printer_columns(kubectl, &ready[0])?;
     eprintln!("    status and printer columns right:\n{}", indent(&table));
     scenario::check_no_refusals(&plane.audit_log(), &user)?;
+
+    let audit = plane.audit_log();
+    let demo = stack::Stack {
+        kubectl,
+        namespace: scenario::SAMPLE_NAMESPACE,
+        name: &sample,
+        timeout: opts.timeout,
+    };
+    let steps = (|| -> anyhow::Result<()> {
+        let mut alive = || op.check_alive();
+        eprintln!("==> edits of {}/{sample}", scenario::SAMPLE_NAMESPACE);
+        timings.time("edits", || edits::api_edits(&demo, &mut alive))?;
+        eprintln!("==> components on and off");
+        timings.time("toggles", || {
+            edits::toggles(&demo, &mut alive, &audit, &user)
+        })?;
+        eprintln!("==> invalid CacheMes refused at admission");
+        timings.time("admission", || admission::rejections(kubectl))?;
+        eprintln!("==> a claim edit the API server refuses");
+        timings.time("refused claim edit", || {
+            edits::refused_claim_edit(&demo, &mut alive)
+        })?;
+        edits::only_claim_refusals(&audit, &user)
+    })();
+    if let Err(e) = steps {
+        bail!(
+            "{e:#}\noperator log tail ({}):\n{}\ncomponent logs: {}",
+            op.log.display(),
+            cluster::tail(&op.log, 15),
+            plane.logs_dir().display()
+        );
+    }
     let stopped = op.stop();
     if !matches!(stopped, Some(s) if s.success()) {
         bail!(

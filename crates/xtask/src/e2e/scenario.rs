@@ -58,7 +58,7 @@ pub fn apply_minimal_sample(root: &Path, kubectl: &Kubectl) -> anyhow::Result<St
 }
 
 /// The condition of `type_` in a CacheMe's status.
-fn condition<'a>(cacheme: &'a Value, type_: &str) -> Option<&'a Value> {
+pub fn condition<'a>(cacheme: &'a Value, type_: &str) -> Option<&'a Value> {
     cacheme["status"]["conditions"]
         .as_array()?
         .iter()
@@ -66,7 +66,7 @@ fn condition<'a>(cacheme: &'a Value, type_: &str) -> Option<&'a Value> {
 }
 
 /// One line about a CacheMe's status, for progress and for failures.
-fn summary(cacheme: &Value) -> String {
+pub fn summary(cacheme: &Value) -> String {
     let status = &cacheme["status"];
     let conditions: Vec<String> = status["conditions"]
         .as_array()

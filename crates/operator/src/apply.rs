@@ -1,0 +1,132 @@
+//! Server-side apply of the children under the operator's field manager, and deletion of
+//! the children a switched-off component left. A refused child does not stop the others:
+//! failures are collected and reported together once every child was tried.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::resources::{Absent, ChildKind};
+use crate::{Error, FIELD_MANAGER, Result};
+
+/// Server-side apply of one child under the operator's field manager.
+pub async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| Error::Apply {
+        kind: K::kind(&()).to_string(),
+        name,
+        source: Box::new(e),
+    })
+}
+
+/// Applies every object; returns those applied and adds each failure to `failures`.
+pub async fn apply_each<K>(
+    client: &Client,
+    namespace: &str,
+    objects: &[K],
+    failures: &mut Vec<Error>,
+) -> Vec<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let mut applied = Vec::with_capacity(objects.len());
+    for object in objects {
+        match apply(client, namespace, object).await {
+            Ok(object) => applied.push(object),
+            Err(e) => failures.push(e),
+        }
+    }
+    applied
+}
+
+/// `Ok(())` without failures, the one failure, or all of them as [`Error::Children`].
+pub fn collected(mut failures: Vec<Error>) -> Result<()> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Children(failures)),
+    }
+}
+
+/// Deletes one object; `Ok(false)` when it was already gone.
+async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<bool>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(e) => Err(Error::Delete {
+            kind: K::kind(&()).to_string(),
+            name: name.to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Deletes the child of a switched-off component; `Ok(false)` when it was already gone.
+pub async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) -> Result<bool> {
+    let name = absent.name.as_str();
+    match absent.kind {
+        ChildKind::Deployment => delete::<Deployment>(client, namespace, name).await,
+        ChildKind::Service => delete::<Service>(client, namespace, name).await,
+        ChildKind::ConfigMap => delete::<ConfigMap>(client, namespace, name).await,
+        ChildKind::NetworkPolicy => delete::<NetworkPolicy>(client, namespace, name).await,
+        ChildKind::PodDisruptionBudget => {
+            delete::<PodDisruptionBudget>(client, namespace, name).await
+        }
+        ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_reported_together() {
+        assert!(collected(Vec::new()).is_ok());
+        let seed = |n: &str| Error::Seed {
+            name: n.to_string(),
+            reason: "missing".to_string(),
+        };
+        let one = collected(vec![seed("a")]).expect_err("fails");
+        assert!(matches!(one, Error::Seed { .. }));
+        let two = collected(vec![seed("a"), seed("b")]).expect_err("fails");
+        assert_eq!(two.reason(), "SeedUnavailable");
+        assert_eq!(
+            two.to_string(),
+            "seed ConfigMap a: missing; seed ConfigMap b: missing"
+        );
+    }
+}
