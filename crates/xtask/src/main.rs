@@ -161,8 +161,10 @@ fn lint() -> anyhow::Result<()> {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
-    // Said before minutes of building: the chaos check drives PostgreSQL with psql.
+    // Said before minutes of building: the chaos check drives PostgreSQL with psql, and
+    // the end-to-end suite builds the Kubernetes control plane with Go.
     cacheme_testsupport::require_binary("psql", "postgresql-client")?;
+    e2e::tools::check_go()?;
     lint()?;
     let stores = find_stores()?;
     // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
@@ -192,6 +194,14 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "12",
         "--unsafe-skip-fill-check",
         "--expect-violations",
+    ]))?;
+    // The chart and the operator against a real control plane, then the same with an
+    // operator whose ServiceAccount has no RBAC, which must fail.
+    e2e::e2e(&[])?;
+    e2e::e2e(&args(&[
+        "--operator-service-account",
+        "e2e-unbound",
+        "--expect-failure",
     ]))?;
     eprintln!("==> every check passed");
     Ok(())

@@ -15,7 +15,7 @@ mod kubectl;
 mod operator;
 mod scenario;
 mod stack;
-mod tools;
+pub mod tools;
 
 use std::{
     path::{Path, PathBuf},

@@ -244,7 +244,7 @@ fn build_recipe(group: &Group, binary: &Binary, version: &str, target: &Path) ->
 }
 
 /// `go` on the PATH, new enough, never fetching another toolchain behind our back.
-fn check_go() -> anyhow::Result<()> {
+pub fn check_go() -> anyhow::Result<()> {
     let out = Command::new("go")
         .arg("version")
         .env("GOTOOLCHAIN", "local")
