@@ -448,6 +448,20 @@ impl Stores {
     }
 }
 
+/// Stops a child: SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps it either way.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    let _ = signal(child.id(), "TERM");
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

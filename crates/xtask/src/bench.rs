@@ -521,18 +521,7 @@ fn active_rate(load: &mut LoadResult, active: Option<Duration>) -> bool {
 
 /// SIGTERM, up to 5 s of grace, then SIGKILL.
 fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    cacheme_testsupport::terminate(child, Duration::from_secs(5));
 }
 
 /// Peak resident set (`VmHWM`) from a `/proc/<pid>/status` text, in KiB.
