@@ -242,7 +242,7 @@ fn default_stack_calls(deployments: Reply) -> Vec<Call> {
             deployments.clone(),
         ));
     }
-    for np in ["demo-postgres", "demo-redis"] {
+    for np in ["demo-api", "demo-postgres", "demo-redis"] {
         calls.push(call(
             Method::PATCH,
             group("networking.k8s.io/v1", "networkpolicies", np),
@@ -529,7 +529,7 @@ async fn switching_a_component_off_deletes_its_objects() {
             Reply::EchoReady,
         ));
     }
-    for np in ["demo-postgres", "demo-redis"] {
+    for np in ["demo-api", "demo-postgres", "demo-redis"] {
         script.push(call(
             Method::PATCH,
             group("networking.k8s.io/v1", "networkpolicies", np),

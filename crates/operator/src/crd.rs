@@ -4,6 +4,7 @@
 //! these types by [`crd_yaml`]; a test fails when the committed file drifts.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
@@ -238,8 +239,9 @@ impl Default for StorageSpec {
 }
 
 /// The product API.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.corsAllowedOrigins) || !('*' in self.corsAllowedOrigins) || size(self.corsAllowedOrigins) == 1").message("corsAllowedOrigins is either [\"*\"] or a list of origins, not both"))]
 pub struct ApiSpec {
     /// Container image (default `cacheme/api:0.1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,7 +253,65 @@ pub struct ApiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub simulated_db_latency_ms: Option<i32>,
+    /// The Secret key holding the bearer token that writes and cache clears
+    /// need. Unset: the operator generates `<name>-api-credentials` (key
+    /// `password`) once. There is no anonymous mode in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_secret_ref: Option<TokenSecretRef>,
+    /// Origins whose pages may call the API from a browser (CORS), e.g.
+    /// `https://shop.example.com`, or `*` for any (no cookies are ever
+    /// allowed, so `*` never meets credentials). Empty: same origin only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^(\*|https?://[^/,\s]+)$")))]
+    pub cors_allowed_origins: Vec<String>,
+    /// Who may open a connection to the API's port (a NetworkPolicy).
+    #[serde(default)]
+    pub network_policy: ApiNetworkPolicy,
 }
+
+/// A key in a Secret holding a token.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key holding the token (default `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: Option<String>,
+}
+
+/// The API's NetworkPolicy: the page's pods of the same CacheMe may always
+/// connect (its web server proxies the API); everyone else only when listed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiNetworkPolicy {
+    /// Create the NetworkPolicy (default true). Without it any pod in the
+    /// cluster can reach the API.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Peers allowed besides the page: by default pods in the namespaces
+    /// `ingress-nginx` (the ingress controller of kind and minikube) and
+    /// `monitoring` (Prometheus). An empty list allows the page only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub allowed_from: Option<Vec<NetworkPolicyPeer>>,
+}
+
+impl Default for ApiNetworkPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed_from: None,
+        }
+    }
+}
+
+/// Namespaces whose pods reach the API when `allowedFrom` is unset.
+pub const DEFAULT_API_CLIENT_NAMESPACES: &[&str] = &["ingress-nginx", "monitoring"];
+/// Default key of the token inside a referenced admin token Secret.
+pub const DEFAULT_TOKEN_KEY: &str = "token";
 
 /// The static page.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

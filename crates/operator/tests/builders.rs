@@ -90,6 +90,7 @@ fn minimal_sample_builds_the_default_stack() -> TestResult {
         "Secret/demo-postgres-credentials",
         "Secret/demo-redis-credentials",
         "PersistentVolumeClaim/demo-postgres-data",
+        "NetworkPolicy/demo-api",
         "NetworkPolicy/demo-postgres",
         "NetworkPolicy/demo-redis",
     ]

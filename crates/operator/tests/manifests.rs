@@ -176,6 +176,26 @@ fn external_and_managed_sample_is_rejected_by_the_cel_rules() -> TestResult {
 }
 
 #[test]
+fn cors_origins_are_checked_by_the_schema_and_cel() -> TestResult {
+    let with_origins = |origins: Value| -> TestResult<String> {
+        let mut object = yaml_file("k8s/samples/minimal.yaml")?;
+        object["spec"]["api"] = serde_json::json!({ "corsAllowedOrigins": origins });
+        Ok(support::schema::validate(&crd_schema()?, &object).join("\n"))
+    };
+    let ok = with_origins(serde_json::json!([
+        "https://a.example",
+        "http://localhost:3000"
+    ]))?;
+    assert!(ok.is_empty(), "{ok}");
+    assert!(with_origins(serde_json::json!(["*"]))?.is_empty());
+    let path = with_origins(serde_json::json!(["https://a.example/app"]))?;
+    assert!(path.contains("spec.api.corsAllowedOrigins[0]"), "{path}");
+    let both = with_origins(serde_json::json!(["*", "https://a.example"]))?;
+    assert!(both.contains("corsAllowedOrigins is either"), "{both}");
+    Ok(())
+}
+
+#[test]
 fn long_names_are_rejected_by_the_cel_rules() -> TestResult {
     let mut object = yaml_file("k8s/samples/minimal.yaml")?;
     object["metadata"]["name"] = Value::from("a".repeat(41));

@@ -263,8 +263,19 @@ impl<'a> Stack<'a> {
             d.absent.push(absent(ChildKind::Service, frontend));
         }
 
-        // The admin token: writes and cache clears need it (the API refuses them without).
-        d.secrets.push(self.secret_plan(Component::Api));
+        // The admin token: writes and cache clears need it (the API refuses them
+        // without). A referenced Secret is the user's; a generated one stays
+        // (owned by the CacheMe) when a reference replaces it.
+        if spec.api.admin_token_secret_ref.is_none() {
+            d.secrets.push(self.secret_plan(Component::Api));
+        }
+        match self.api_network_policy() {
+            Some(np) => d.network_policies.push(np),
+            None => d.absent.push(absent(
+                ChildKind::NetworkPolicy,
+                self.child_name(Component::Api),
+            )),
+        }
 
         // Stores.
         for (component, managed) in [

@@ -7,12 +7,13 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     API_PORT, Component, PGADMIN_PORT, POSTGRES_PORT, REDIS_COMMANDER_PORT, REDIS_PORT, Stack,
 };
+use crate::crd::DEFAULT_API_CLIENT_NAMESPACES;
 
 /// Paths of the API routed by the Ingress; everything else goes to the page.
 pub const API_PATHS: &[&str] = &["/products", "/cache", "/health", "/docs", "/openapi.json"];
@@ -106,6 +107,71 @@ impl Stack<'_> {
                 ..NetworkPolicySpec::default()
             }),
         }
+    }
+
+    /// Who may connect to the API: the page of the same CacheMe (its web
+    /// server proxies the API's paths) and the configured peers — by default
+    /// the ingress controller's and Prometheus's namespaces. `None` when the
+    /// CacheMe turns the policy off.
+    pub fn api_network_policy(&self) -> Option<NetworkPolicy> {
+        let policy = &self.cm.spec.api.network_policy;
+        if !policy.enabled {
+            return None;
+        }
+        let mut from = Vec::new();
+        if self.cm.spec.frontend.enabled {
+            from.push(NetworkPolicyPeer {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(self.selector_labels(Component::Frontend)),
+                    ..LabelSelector::default()
+                }),
+                ..NetworkPolicyPeer::default()
+            });
+        }
+        match &policy.allowed_from {
+            Some(peers) => from.extend(peers.iter().cloned()),
+            None => from.push(NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: "kubernetes.io/metadata.name".to_string(),
+                        operator: "In".to_string(),
+                        values: Some(
+                            DEFAULT_API_CLIENT_NAMESPACES
+                                .iter()
+                                .map(|ns| ns.to_string())
+                                .collect(),
+                        ),
+                    }]),
+                    ..LabelSelector::default()
+                }),
+                ..NetworkPolicyPeer::default()
+            }),
+        }
+        Some(NetworkPolicy {
+            metadata: self.meta(self.child_name(Component::Api), Component::Api),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(self.selector_labels(Component::Api)),
+                    ..LabelSelector::default()
+                }),
+                policy_types: Some(vec!["Ingress".to_string()]),
+                // An empty `from` would mean "from anywhere": with no peer at
+                // all (page off, empty list) the rule goes and nothing may connect.
+                ingress: Some(if from.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![NetworkPolicyIngressRule {
+                        from: Some(from),
+                        ports: Some(vec![NetworkPolicyPort {
+                            port: Some(IntOrString::Int(API_PORT)),
+                            protocol: Some("TCP".to_string()),
+                            ..NetworkPolicyPort::default()
+                        }]),
+                    }]
+                }),
+                ..NetworkPolicySpec::default()
+            }),
+        })
     }
 
     /// Keeps one API pod up during voluntary disruptions, when there are several.

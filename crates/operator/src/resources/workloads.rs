@@ -23,7 +23,8 @@ use super::{
 use crate::Result;
 use crate::crd::{
     DEFAULT_API_IMAGE, DEFAULT_FRONTEND_IMAGE, DEFAULT_PGADMIN_IMAGE, DEFAULT_POSTGRES_IMAGE,
-    DEFAULT_REDIS_COMMANDER_IMAGE, DEFAULT_REDIS_IMAGE, DEFAULT_URL_KEY, ExternalSpec,
+    DEFAULT_REDIS_COMMANDER_IMAGE, DEFAULT_REDIS_IMAGE, DEFAULT_TOKEN_KEY, DEFAULT_URL_KEY,
+    ExternalSpec,
 };
 
 /// The user id containers run as when the image does not fix one.
@@ -289,8 +290,21 @@ impl Stack<'_> {
             env("CACHE_TTL_SECONDS", spec.ttl_seconds.to_string()),
             // Writes and cache clears need this bearer token; read it back with
             // `kubectl get secret <name>-api-credentials -o jsonpath='{.data.password}' | base64 -d`.
-            env_secret("ADMIN_TOKEN", &self.secret_name(Component::Api), "password"),
+            match &spec.api.admin_token_secret_ref {
+                Some(r) => env_secret(
+                    "ADMIN_TOKEN",
+                    &r.name,
+                    r.key.as_deref().unwrap_or(DEFAULT_TOKEN_KEY),
+                ),
+                None => env_secret("ADMIN_TOKEN", &self.secret_name(Component::Api), "password"),
+            },
         ];
+        if !spec.api.cors_allowed_origins.is_empty() {
+            env_vars.push(env(
+                "CORS_ALLOWED_ORIGINS",
+                spec.api.cors_allowed_origins.join(","),
+            ));
+        }
         if let Some(ms) = spec.api.simulated_db_latency_ms {
             env_vars.push(env("SIMULATED_DB_LATENCY_MS", ms.to_string()));
         }

@@ -64,6 +64,18 @@ fn cases() -> Vec<Case> {
             expect: &["spec.seedData.products[0].id", "2147483647"],
         },
         Case {
+            what: "a CORS origin with a path",
+            name: "cors-path".into(),
+            spec: json!({"api": {"corsAllowedOrigins": ["https://shop.example.com/app"]}}),
+            expect: &["spec.api.corsAllowedOrigins[0]"],
+        },
+        Case {
+            what: "CORS `*` together with origins",
+            name: "cors-star-and-list".into(),
+            spec: json!({"api": {"corsAllowedOrigins": ["*", "https://shop.example.com"]}}),
+            expect: &["corsAllowedOrigins is either"],
+        },
+        Case {
             what: "a name longer than 40 characters",
             name: "a".repeat(41),
             spec: json!({}),

@@ -87,6 +87,60 @@ pub fn api_edits(stack: &Stack, alive: Alive) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The API's security settings: the NetworkPolicy exists by default (port 8000, the page
+/// and the default namespaces as peers); CORS origins and an own admin token Secret reach
+/// the API's environment; turning the policy off deletes it.
+pub fn security_settings(stack: &Stack, alive: Alive) -> anyhow::Result<()> {
+    let policy = stack
+        .child("networkpolicy", "api")?
+        .context("default CacheMe: no NetworkPolicy for the API")?;
+    let rule = &policy["spec"]["ingress"][0];
+    ensure!(
+        rule["ports"][0]["port"] == 8000 && rule["from"].as_array().map(Vec::len) == Some(2),
+        "the API's NetworkPolicy does not allow port 8000 from the page and the default namespaces: {rule}"
+    );
+
+    let secret = format!("{}-own-token", stack.name);
+    stack.kubectl.run(&[
+        "create",
+        "secret",
+        "generic",
+        &secret,
+        "--namespace",
+        stack.namespace,
+        "--from-literal=token=e2e-token",
+    ])?;
+    let generation = stack.patch(&json!({"spec": {"api": {
+        "corsAllowedOrigins": ["https://shop.example.com"],
+        "adminTokenSecretRef": {"name": secret},
+        "networkPolicy": {"enabled": false},
+    }}}))?;
+    stack.wait_ready(generation, alive)?;
+    let api = stack.deployment("api")?;
+    ensure!(
+        env_value(&api, "CORS_ALLOWED_ORIGINS") == Some("https://shop.example.com"),
+        "corsAllowedOrigins: the API has CORS_ALLOWED_ORIGINS {:?}",
+        env_value(&api, "CORS_ALLOWED_ORIGINS")
+    );
+    let token = api["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .and_then(|vars| vars.iter().find(|v| v["name"] == "ADMIN_TOKEN"))
+        .map(|v| v["valueFrom"]["secretKeyRef"].clone())
+        .unwrap_or_default();
+    ensure!(
+        token["name"] == secret.as_str() && token["key"] == "token",
+        "adminTokenSecretRef: ADMIN_TOKEN comes from {token}"
+    );
+    ensure!(
+        stack.child("networkpolicy", "api")?.is_none(),
+        "networkPolicy.enabled false: the API's NetworkPolicy is still there"
+    );
+    eprintln!(
+        "    API NetworkPolicy by default; CORS origins, own token Secret, policy off: applied"
+    );
+    Ok(())
+}
+
 /// pgAdmin on then off, Redis Commander on then off, Redis storage on then off; after
 /// each, the CacheMe is Ready and the audit log shows no refused request of `user`.
 pub fn toggles(stack: &Stack, alive: Alive, audit: &Path, user: &str) -> anyhow::Result<()> {

@@ -246,6 +246,8 @@ fn scenario_install(
         let mut alive = || op.check_alive();
         eprintln!("==> edits of {}/{sample}", scenario::SAMPLE_NAMESPACE);
         timings.time("edits", || edits::api_edits(&demo, &mut alive))?;
+        eprintln!("==> the API's security settings");
+        timings.time("security", || edits::security_settings(&demo, &mut alive))?;
         eprintln!("==> components on and off");
         timings.time("toggles", || {
             edits::toggles(&demo, &mut alive, &audit, &user)
