@@ -475,7 +475,13 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(cacheme = %object, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+                // Reconcile failures were logged (warn) and reported by `reconcile`;
+                // watch and queue errors (a missing RBAC verb, a CRD that went away)
+                // surface only here, so they must be visible at the default level.
+                Err(e @ kube::runtime::controller::Error::ReconcilerFailed(..)) => {
+                    tracing::debug!(error = %e, "reconcile error")
+                }
+                Err(e) => tracing::warn!(error = %e, "watch or queue error"),
             }
         })
         .await;

@@ -37,7 +37,8 @@ pub const DEFAULT_SEED_KEY: &str = "products.json";
     kind = "CacheMe",
     plural = "cachemes",
     singular = "cacheme",
-    shortname = "cm",
+    // Not `cm`: that is ConfigMap's, and kubectl warns on every ambiguous `get cm`.
+    shortname = "cme",
     category = "cacheme",
     namespaced,
     status = "CacheMeStatus",

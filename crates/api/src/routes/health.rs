@@ -111,24 +111,38 @@ pub async fn livez() -> Json<ProbeResponse> {
     })
 }
 
-/// Readiness: PostgreSQL is reachable. Redis being down leaves the service ready (degraded).
+/// Whether a replica should receive traffic, from the two store checks. Pure.
+/// With PostgreSQL down it still serves every cached product, so it stays ready
+/// as long as Redis answers: taking every replica out of the Service while
+/// PostgreSQL restarts would turn "cached products are still served" into
+/// "nothing is served". `None` when neither store answers.
+pub fn readiness(database_ok: bool, redis_ok: bool) -> Option<&'static str> {
+    match (database_ok, redis_ok) {
+        (true, _) => Some("ok"),
+        (false, true) => Some("cache-only"),
+        (false, false) => None,
+    }
+}
+
+/// Readiness: PostgreSQL or Redis is reachable (`ok`, or `cache-only` when only
+/// Redis answers and misses are refused with 503).
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses(
         (status = 200, body = ProbeResponse),
-        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Neither PostgreSQL nor Redis is reachable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>, ApiError> {
-    state
-        .catalog
-        .db()
-        .ping()
-        .await
-        .map_err(ApiError::DatabaseUnavailable)?;
-    Ok(Json(ProbeResponse {
-        status: "ok".into(),
-    }))
+    let catalog = &state.catalog;
+    let (db, redis) = tokio::join!(catalog.db().ping(), catalog.redis().ping());
+    match (readiness(db.is_ok(), redis.is_ok()), db) {
+        (None, Err(e)) => Err(ApiError::DatabaseUnavailable(e)),
+        // `readiness` is `Some` whenever PostgreSQL answered.
+        (status, _) => Ok(Json(ProbeResponse {
+            status: status.unwrap_or("ok").into(),
+        })),
+    }
 }
 
 /// Prometheus text format: request, cache and database metrics of this process.
@@ -156,6 +170,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replica_is_ready_while_either_store_answers() {
+        assert_eq!(readiness(true, true), Some("ok"));
+        assert_eq!(readiness(true, false), Some("ok"));
+        assert_eq!(readiness(false, true), Some("cache-only"));
+        assert_eq!(readiness(false, false), None);
+    }
 
     #[test]
     fn redis_down_is_degraded_and_database_down_is_unhealthy() {

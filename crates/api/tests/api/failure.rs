@@ -118,7 +118,10 @@ async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
     assert_eq!(health.status, 503);
     assert_eq!(health.body["status"], "unhealthy");
     assert_eq!(health.body["database"], "disconnected");
-    assert_eq!(app.get("/readyz").await.status, 503);
+    // Cached products are still served, so the replica stays in the Service.
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "cache-only");
 
     let mut redis = working.redis().await;
     let _: () = redis.del(working.product_key(9)).await.expect("del");

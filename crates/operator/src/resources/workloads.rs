@@ -123,12 +123,12 @@ fn container_security(read_only_root: bool) -> Option<SecurityContext> {
     })
 }
 
-fn pod_security(uid: i64) -> Option<PodSecurityContext> {
+fn pod_security(uid: i64, gid: i64) -> Option<PodSecurityContext> {
     Some(PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(uid),
-        run_as_group: Some(uid),
-        fs_group: Some(uid),
+        run_as_group: Some(gid),
+        fs_group: Some(gid),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".to_string(),
             ..SeccompProfile::default()
@@ -209,6 +209,8 @@ struct Workload {
     replicas: i32,
     recreate: bool,
     uid: i64,
+    /// Primary group and fsGroup; the uid's own group unless the image needs another.
+    gid: i64,
     annotations: BTreeMap<String, String>,
     container: Container,
     volumes: Vec<Volume>,
@@ -239,7 +241,7 @@ impl Stack<'_> {
                     spec: Some(PodSpec {
                         automount_service_account_token: Some(false),
                         enable_service_links: Some(false),
-                        security_context: pod_security(w.uid),
+                        security_context: pod_security(w.uid, w.gid),
                         containers: vec![container],
                         volumes: (!w.volumes.is_empty()).then_some(w.volumes),
                         ..PodSpec::default()
@@ -288,6 +290,7 @@ impl Stack<'_> {
             env("BIND_ADDR", format!("0.0.0.0:{API_PORT}")),
             env("LOG_FORMAT", "json"),
             env("CACHE_TTL_SECONDS", spec.ttl_seconds.to_string()),
+            env("DB_STARTUP_TIMEOUT_SECONDS", "300"),
             // Writes and cache clears need this bearer token; read it back with
             // `kubectl get secret <name>-api-credentials -o jsonpath='{.data.password}' | base64 -d`.
             match &spec.api.admin_token_secret_ref {
@@ -382,12 +385,17 @@ impl Stack<'_> {
             replicas: spec.replicas,
             recreate: false,
             uid: NON_ROOT_UID,
+            gid: NON_ROOT_UID,
             annotations,
             container: Container {
                 image: self.image(&spec.api.image, DEFAULT_API_IMAGE),
                 ports: port("http", API_PORT),
                 env: Some(env_vars),
                 resources: self.resources(&spec.api.resources),
+                // The API waits for PostgreSQL at start (DB_STARTUP_TIMEOUT_SECONDS,
+                // raised below so a first install's image pull and initdb do not
+                // crash-loop it); the startup probe holds liveness off meanwhile.
+                startup_probe: http_probe("/livez", 5, 60),
                 readiness_probe: http_probe("/readyz", 5, 3),
                 liveness_probe: http_probe("/livez", 10, 6),
                 security_context: container_security(true),
@@ -406,6 +414,7 @@ impl Stack<'_> {
             replicas: 1,
             recreate: false,
             uid: NON_ROOT_UID,
+            gid: NON_ROOT_UID,
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_FRONTEND_IMAGE),
@@ -442,6 +451,7 @@ impl Stack<'_> {
             replicas: 1,
             recreate: persistent,
             uid: 999,
+            gid: 999,
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_REDIS_IMAGE),
@@ -497,6 +507,7 @@ impl Stack<'_> {
             recreate: true,
             // The postgres user of the Alpine images.
             uid: 70,
+            gid: 70,
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_POSTGRES_IMAGE),
@@ -536,6 +547,7 @@ impl Stack<'_> {
             recreate: false,
             // The pgadmin user of the official image.
             uid: 5050,
+            gid: 5050,
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_PGADMIN_IMAGE),
@@ -545,13 +557,24 @@ impl Stack<'_> {
                     env("PGADMIN_LISTEN_PORT", PGADMIN_PORT.to_string()),
                     env("PGADMIN_SERVER_JSON_FILE", "/pgadmin4/config/servers.json"),
                     env("PGADMIN_CONFIG_UPGRADE_CHECK_ENABLED", "False"),
+                    // No mail server in the pod (and no root to start one).
+                    env("PGADMIN_DISABLE_POSTFIX", "true"),
                 ]),
                 ports: port("http", PGADMIN_PORT),
                 resources: self.resources(&spec.resources),
                 readiness_probe: http_probe("/misc/ping", 10, 3),
                 liveness_probe: http_probe("/misc/ping", 20, 6),
-                // pgAdmin writes below its install directory at start.
-                security_context: container_security(false),
+                // pgAdmin writes below its install directory at start. Its python has
+                // the file capability NET_BIND_SERVICE: with every capability dropped
+                // the kernel refuses to exec it ("Operation not permitted"), so that
+                // one is kept (the restricted profile allows it).
+                security_context: container_security(false).map(|mut security| {
+                    security.capabilities = Some(Capabilities {
+                        drop: Some(vec!["ALL".to_string()]),
+                        add: Some(vec!["NET_BIND_SERVICE".to_string()]),
+                    });
+                    security
+                }),
                 volume_mounts: Some(vec![
                     mount("data", "/var/lib/pgadmin", false),
                     mount("servers", "/pgadmin4/config", true),
@@ -587,7 +610,10 @@ impl Stack<'_> {
             component: Component::RedisCommander,
             replicas: 1,
             recreate: false,
-            uid: NON_ROOT_UID,
+            // The image's user (10000) with group root: its config files are
+            // `ug+r,o-rwx`, owned by 10000:0, so any other uid/gid gets EACCES.
+            uid: 10000,
+            gid: 0,
             annotations: BTreeMap::new(),
             container: Container {
                 image: self.image(&spec.image, DEFAULT_REDIS_COMMANDER_IMAGE),

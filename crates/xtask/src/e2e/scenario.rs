@@ -15,9 +15,26 @@ pub const RELEASE_NAMESPACE: &str = "cacheme";
 pub const SAMPLE_NAMESPACE: &str = "e2e-minimal";
 const CRD: &str = "cachemes.cacheme.dev";
 
+/// Creates `namespace` with the Pod Security Standard `restricted` enforced, so the real
+/// PodSecurity admission checks every pod the Deployments create (a refused pod leaves its
+/// Deployment unready and the scenario fails).
+pub fn restricted_namespace(kubectl: &Kubectl, namespace: &str) -> anyhow::Result<()> {
+    kubectl.run(&["create", "namespace", namespace])?;
+    kubectl.run(&[
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    ])?;
+    Ok(())
+}
+
 /// `helm install` of `charts/cacheme` with the real Helm, default values except the
-/// operator Deployment (0 replicas: the operator runs as a local process instead).
+/// operator Deployment (0 replicas: the operator runs as a local process instead), into
+/// a namespace that enforces the `restricted` Pod Security Standard.
 pub fn helm_install(helm: Command, root: &Path, kubectl: &Kubectl) -> anyhow::Result<()> {
+    restricted_namespace(kubectl, RELEASE_NAMESPACE)?;
     let mut helm = helm;
     helm.args(["install", RELEASE])
         .arg(root.join("charts").join("cacheme"))
@@ -37,12 +54,12 @@ pub fn helm_install(helm: Command, root: &Path, kubectl: &Kubectl) -> anyhow::Re
     Ok(())
 }
 
-/// Creates the sample namespace and applies `k8s/samples/minimal.yaml` into it.
+/// Creates the sample namespace (restricted, like the release's) and applies `k8s/samples/minimal.yaml` into it.
 pub fn apply_minimal_sample(root: &Path, kubectl: &Kubectl) -> anyhow::Result<String> {
     let file = root.join("k8s").join("samples").join("minimal.yaml");
     let yaml = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
-    kubectl.run(&["create", "namespace", SAMPLE_NAMESPACE])?;
+    restricted_namespace(kubectl, SAMPLE_NAMESPACE)?;
     kubectl.apply(&yaml, Some(SAMPLE_NAMESPACE))?;
     let name = kubectl.json(&[
         "get",
