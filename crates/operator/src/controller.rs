@@ -7,28 +7,19 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
-};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use crate::apply::{apply_each, collected, delete_absent};
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
-use crate::resources::{Component, MANAGED_BY, SecretPlan, Stack};
+use crate::resources::{APP_NAME, Component, SecretPlan, Stack};
 use crate::secrets::Password;
 use crate::status::{self, Rollout};
 use crate::{Error, FIELD_MANAGER, Result, metrics};
@@ -362,7 +353,16 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
 
     collected(failures)?;
 
-    let rollouts: Vec<Rollout> = deployments.iter().map(Rollout::of).collect();
+    // Pods are read only while something rolls out, to tell "wait" from "stuck".
+    let pods = if deployments.iter().all(|d| Rollout::of(d).complete) {
+        Vec::new()
+    } else {
+        stack_pods(client, &namespace, &stack.name).await
+    };
+    let rollouts: Vec<Rollout> = deployments
+        .iter()
+        .map(|d| Rollout::with_pods(d, &pods))
+        .collect();
     let api_name = stack.child_name(Component::Api);
     let api = rollouts.iter().find(|r| r.name == api_name);
     let new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
@@ -371,20 +371,17 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     if cm.status.as_ref() != Some(&new_status) {
         patch_status(ctx, cm, &new_status).await?;
     }
-    if old_phase != Some(phase) && matches!(phase, Phase::Ready | Phase::Progressing) {
-        publish(
-            ctx,
-            cm,
-            EventType::Normal,
-            phase.as_str(),
-            "Reconcile",
-            match phase {
-                Phase::Ready => "Every component is available".to_string(),
-                _ => "Rolling out".to_string(),
-            },
-            None,
-        )
-        .await;
+    if old_phase != Some(phase) {
+        let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
+        let (type_, message) = match phase {
+            Phase::Ready => (
+                EventType::Normal,
+                "Every component is available".to_string(),
+            ),
+            Phase::Degraded => (EventType::Warning, stuck.join("; ")),
+            _ => (EventType::Normal, "Rolling out".to_string()),
+        };
+        publish(ctx, cm, type_, phase.as_str(), "Reconcile", message, None).await;
     }
     Ok(Action::requeue(if phase == Phase::Ready {
         READY_REQUEUE
@@ -393,99 +390,18 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     }))
 }
 
-/// Runs the controller until `stop` resolves; in-flight reconciles finish first.
-pub async fn run(
-    client: Client,
-    namespace: Option<String>,
-    instance: Option<String>,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<()> {
-    let cachemes: Api<CacheMe> = match &namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // Fail fast, with a hint, when the CRD is missing.
-    cachemes
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(|e| {
-            warn!(error = %e, "cannot list CacheMes: is the CRD installed (k8s/crd.yaml)?");
-            Error::Kube(Box::new(e))
-        })?;
-
-    fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
+/// The pods of the stack `name`. A failed list is logged and read as "no pods":
+/// the status then rests on the Deployments' own conditions.
+async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={name}");
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            warn!(error = %e, "cannot list the stack's pods");
+            Vec::new()
         }
     }
-    let owned_config =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
-
-    let (reader, writer) = reflector::store();
-    // The user's seed ConfigMaps are not owned (and not labelled): watch every
-    // ConfigMap, metadata only (the reconcile reads the referenced one), and
-    // map a change to the CacheMes that reference it.
-    let cachemes_store = reader.clone();
-    let seed_config_maps = watcher(
-        scoped::<PartialObjectMeta<ConfigMap>>(&client, &namespace),
-        watcher::Config::default(),
-    )
-    .touched_objects();
-    // Only spec changes of a CacheMe (its generation) trigger; our status
-    // writes do not.
-    let cachemes = watcher(cachemes, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
-
-    let ctx = Arc::new(Context::new(client.clone(), instance));
-    Controller::for_stream(cachemes, reader)
-        .owns(
-            scoped::<Deployment>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(scoped::<Service>(&client, &namespace), owned_config.clone())
-        .owns(
-            scoped::<ConfigMap>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<PersistentVolumeClaim>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<NetworkPolicy>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<PodDisruptionBudget>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(scoped::<Ingress>(&client, &namespace), owned_config)
-        .watches_stream(seed_config_maps, move |config_map| {
-            seed_config_map_users(&cachemes_store, &config_map)
-        })
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(cacheme = %object, "reconciled"),
-                // Reconcile failures were logged (warn) and reported by `reconcile`;
-                // watch and queue errors (a missing RBAC verb, a CRD that went away)
-                // surface only here, so they must be visible at the default level.
-                Err(e @ kube::runtime::controller::Error::ReconcilerFailed(..)) => {
-                    tracing::debug!(error = %e, "reconcile error")
-                }
-                Err(e) => tracing::warn!(error = %e, "watch or queue error"),
-            }
-        })
-        .await;
-    Ok(())
 }
 
 #[cfg(test)]

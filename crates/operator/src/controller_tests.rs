@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::crd::CacheMeSpec;
+use kube::runtime::{reflector, watcher};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -82,6 +83,15 @@ fn status_patch(name: &str) -> Call {
             &format!("{name}/status"),
         ),
         Reply::EchoCacheMe,
+    )
+}
+
+/// The list of the stack's pods the operator reads while something rolls out.
+fn pods_list(items: Vec<Value>) -> Call {
+    call(
+        Method::GET,
+        format!("/api/v1/namespaces/{NS}/pods"),
+        Reply::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})),
     )
 }
 
@@ -330,6 +340,7 @@ fn ready_status(cm: &CacheMe) -> CacheMeStatus {
             desired: 1,
             ready: 1,
             complete: true,
+            stuck: None,
         })
         .collect();
     status::reconciled(cm, rollouts.first(), &rollouts, stack.endpoints(), &now())
@@ -375,6 +386,7 @@ async fn create_generates_secrets_applies_everything_and_reports_progress() {
     ];
     script.extend(default_stack_calls(Reply::Echo));
     script.extend(default_absent_calls());
+    script.push(pods_list(Vec::new()));
     script.push(status_patch("demo"));
     script.push(event());
 
@@ -445,6 +457,57 @@ async fn create_generates_secrets_applies_everything_and_reports_progress() {
 }
 
 #[tokio::test]
+async fn a_crash_looping_pod_turns_the_stack_degraded_with_its_reason() {
+    let mut cm = cacheme("demo", json!({}));
+    cm.status = Some(ready_status(&cm));
+    let crashing = json!({
+        "metadata": {"name": "demo-api-7d9f-x2x", "labels": {
+            "app.kubernetes.io/name": "cacheme",
+            "app.kubernetes.io/instance": "demo",
+            "app.kubernetes.io/component": "api",
+        }},
+        "status": {"containerStatuses": [{
+            "name": "api", "image": "cacheme/api:0.1.0", "imageID": "", "ready": false,
+            "restartCount": 4,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=api"}},
+        }]},
+    });
+    let mut script = existing_secrets();
+    script.extend(default_stack_calls(Reply::Echo));
+    script.extend(default_absent_calls());
+    script.push(pods_list(vec![crashing]));
+    script.push(status_patch("demo"));
+    script.push(event());
+
+    let (result, recorded, _) = run(cm, script).await;
+    assert!(result.is_ok(), "{result:?}");
+    let status = &find(
+        &recorded,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"];
+    assert_eq!(status["phase"], "Degraded");
+    let degraded = condition(status, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "ComponentFailing");
+    let message = degraded["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("demo-api-7d9f-x2x container api: CrashLoopBackOff"),
+        "{message}"
+    );
+    let event = recorded
+        .iter()
+        .rfind(|r| r.path.ends_with("/events"))
+        .map(|r| r.body.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Warning"), &json!("Degraded"))
+    );
+}
+
+#[tokio::test]
 async fn reconcile_of_a_ready_stack_changes_nothing() {
     let mut cm = cacheme("demo", json!({}));
     cm.status = Some(ready_status(&cm));
@@ -490,6 +553,7 @@ async fn ttl_change_rolls_the_api_out() {
     // The API Deployment's new generation is not rolled out yet.
     script.extend(default_stack_calls(Reply::Echo));
     script.extend(default_absent_calls());
+    script.push(pods_list(Vec::new()));
     script.push(status_patch("demo"));
     script.push(event());
     let (result, second, _) = run(after, script).await;

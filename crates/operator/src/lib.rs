@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod controller;
 pub mod crd;
+pub mod failures;
 pub mod metrics;
 pub mod render;
 pub mod resources;
@@ -17,6 +18,7 @@ pub mod run;
 pub mod secrets;
 pub mod server;
 pub mod status;
+pub mod watches;
 
 /// The single field manager of every server-side apply made by the operator.
 pub const FIELD_MANAGER: &str = "cacheme-operator";

@@ -10,8 +10,8 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::metrics;
 use crate::server::{Health, router};
-use crate::{controller, metrics};
 
 /// Options of `cacheme-operator run` (each also read from the environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -170,7 +170,7 @@ async fn lead_and_reconcile(
         metrics::leader(true);
 
         let (ctl_stop_tx, mut ctl_stop_rx) = watch::channel(false);
-        let controller = tokio::spawn(controller::run(
+        let controller = tokio::spawn(crate::watches::run(
             client.clone(),
             args.watch_namespace.clone(),
             Some(identity.clone()),

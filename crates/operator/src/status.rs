@@ -1,6 +1,7 @@
 //! Pure computation of a `CacheMe` status from what the cluster reported.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{CacheMe, CacheMeStatus, Endpoints, Phase};
@@ -18,9 +19,21 @@ pub struct Rollout {
     pub ready: i32,
     /// The Deployment controller has seen the latest spec and every replica is updated and available.
     pub complete: bool,
+    /// Why it will not complete by waiting (see [`crate::failures::stuck`]).
+    pub stuck: Option<String>,
 }
 
 impl Rollout {
+    /// Reads a Deployment as returned by the API server, and the pods of the
+    /// stack when it is not complete.
+    pub fn with_pods(deployment: &Deployment, pods: &[Pod]) -> Self {
+        let mut rollout = Self::of(deployment);
+        if !rollout.complete {
+            rollout.stuck = crate::failures::stuck(deployment, pods);
+        }
+        rollout
+    }
+
     /// Reads a Deployment as returned by the API server.
     pub fn of(deployment: &Deployment) -> Self {
         let desired = deployment.spec.replicas.unwrap_or(1);
@@ -36,6 +49,7 @@ impl Rollout {
             desired,
             ready,
             complete,
+            stuck: None,
         }
     }
 }
@@ -87,6 +101,7 @@ pub fn reconciled(
         .map(|r| format!("{} ({}/{} ready)", r.name, r.ready, r.desired))
         .collect();
     let ready = waiting.is_empty();
+    let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
     let conditions = vec![
         if ready {
             condition(
@@ -130,22 +145,37 @@ pub fn reconciled(
                 now,
             )
         },
-        condition(
-            previous,
-            DEGRADED,
-            false,
-            "ReconcileSucceeded",
-            "every object applied".to_string(),
-            generation,
-            now,
-        ),
+        if stuck.is_empty() {
+            condition(
+                previous,
+                DEGRADED,
+                false,
+                "ReconcileSucceeded",
+                "every object applied".to_string(),
+                generation,
+                now,
+            )
+        } else {
+            // Applied, but a component will not become available by waiting.
+            condition(
+                previous,
+                DEGRADED,
+                true,
+                "ComponentFailing",
+                stuck.join("; "),
+                generation,
+                now,
+            )
+        },
     ];
     CacheMeStatus {
         observed_generation: generation,
         phase: Some(if ready {
             Phase::Ready
-        } else {
+        } else if stuck.is_empty() {
             Phase::Progressing
+        } else {
+            Phase::Degraded
         }),
         conditions,
         replicas: Some(cm.spec.replicas),
@@ -239,6 +269,31 @@ mod tests {
         let mut stale = deployment(1, 1);
         stale.metadata.generation = Some(3);
         assert!(!Rollout::of(&stale).complete, "status of an older spec");
+    }
+
+    #[test]
+    fn a_stuck_rollout_is_degraded_with_its_reason() -> Result<(), Box<dyn std::error::Error>> {
+        let mut api = Rollout::of(&deployment(1, 0));
+        api.stuck = Some("pod demo-api-1 container api: CrashLoopBackOff: back-off".into());
+        let status = reconciled(
+            &cacheme(None)?,
+            Some(&api),
+            std::slice::from_ref(&api),
+            Endpoints::default(),
+            &time(10)?,
+        );
+        assert_eq!(status.phase, Some(Phase::Degraded));
+        let degraded = get(&status, DEGRADED).ok_or("no Degraded")?;
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ComponentFailing")
+        );
+        assert!(degraded.message.contains("CrashLoopBackOff"));
+        assert_eq!(
+            get(&status, READY).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        Ok(())
     }
 
     #[test]

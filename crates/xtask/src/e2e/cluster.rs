@@ -33,12 +33,16 @@ rules:
   - level: None
 ";
 
-const KWOKCTL_CONFIG: &str = "\
-apiVersion: config.kwok.x-k8s.io/v1alpha1
+/// kwokctl's settings and the Stages kwok plays for pods and nodes (kwok-stages.yaml says
+/// why they are spelled out).
+const KWOKCTL_CONFIG: &str = concat!(
+    "apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
-";
+",
+    include_str!("kwok-stages.yaml")
+);
 
 #[derive(Debug)]
 pub struct ControlPlane {

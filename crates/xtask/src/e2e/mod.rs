@@ -15,6 +15,7 @@ mod kubectl;
 mod operator;
 mod scenario;
 mod stack;
+mod stuck;
 pub mod tools;
 
 use std::{
@@ -252,6 +253,8 @@ fn scenario_install(
         timings.time("toggles", || {
             edits::toggles(&demo, &mut alive, &audit, &user)
         })?;
+        eprintln!("==> pods that crash-loop or cannot pull their image");
+        timings.time("stuck pods", || stuck::stuck_pods(&demo, &mut alive))?;
         eprintln!("==> invalid CacheMes refused at admission");
         timings.time("admission", || admission::rejections(kubectl))?;
         eprintln!("==> a claim edit the API server refuses");
