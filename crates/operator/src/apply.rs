@@ -6,6 +6,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -106,6 +107,9 @@ pub async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) ->
             delete::<PodDisruptionBudget>(client, namespace, name).await
         }
         ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
+        ChildKind::HorizontalPodAutoscaler => {
+            delete::<HorizontalPodAutoscaler>(client, namespace, name).await
+        }
     }
 }
 

@@ -318,6 +318,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     apply_each(client, &namespace, &desired.network_policies, f).await;
     apply_each(client, &namespace, &desired.pod_disruption_budgets, f).await;
     apply_each(client, &namespace, &desired.ingresses, f).await;
+    apply_each(client, &namespace, &desired.hpas, f).await;
 
     for absent in &desired.absent {
         let deleted = match delete_absent(client, &namespace, absent).await {
@@ -365,7 +366,8 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
         .collect();
     let api_name = stack.child_name(Component::Api);
     let api = rollouts.iter().find(|r| r.name == api_name);
-    let new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
+    let mut new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
+    new_status.selector = Some(stack.api_selector());
     let old_phase = cm.status.as_ref().and_then(|s| s.phase);
     let phase = new_status.phase.unwrap_or_default();
     if cm.status.as_ref() != Some(&new_status) {

@@ -301,6 +301,11 @@ fn default_absent_calls() -> Vec<Call> {
             group("networking.k8s.io/v1", "ingresses", "demo"),
             not_found(),
         ),
+        call(
+            Method::DELETE,
+            group("autoscaling/v2", "horizontalpodautoscalers", "demo-api"),
+            not_found(),
+        ),
     ]
 }
 
@@ -338,12 +343,15 @@ fn ready_status(cm: &CacheMe) -> CacheMeStatus {
         .map(|name| Rollout {
             name: name.to_string(),
             desired: 1,
+            replicas: 1,
             ready: 1,
             complete: true,
             stuck: None,
         })
         .collect();
-    status::reconciled(cm, rollouts.first(), &rollouts, stack.endpoints(), &now())
+    let mut status = status::reconciled(cm, rollouts.first(), &rollouts, stack.endpoints(), &now());
+    status.selector = Some(stack.api_selector());
+    status
 }
 
 #[tokio::test]

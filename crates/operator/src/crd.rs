@@ -46,6 +46,14 @@ pub const DEFAULT_SEED_KEY: &str = "products.json";
     doc = "A CacheMe stack: product API, Redis cache, PostgreSQL, page and admin tools.",
     validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child object names add a suffix"),
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter): it names the Services"),
+    // `kubectl scale cacheme/<name> --replicas=N` (and an HPA that targets the CacheMe).
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    validation = Rule::new("!has(self.spec.autoscaling) || self.spec.autoscaling.minReplicas <= self.spec.autoscaling.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
+    validation = Rule::new("!has(self.spec.autoscaling) || (has(self.spec.api) && has(self.spec.api.resources) && has(self.spec.api.resources.requests) && 'cpu' in self.spec.api.resources.requests)").message("autoscaling needs api.resources.requests.cpu: CPU utilization is measured against the request"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -91,9 +99,16 @@ pub struct CacheMeSpec {
     pub ttl_seconds: i32,
 
     /// Number of API replicas. A PodDisruptionBudget is created when > 1.
+    /// Ignored while `autoscaling` is set (the HorizontalPodAutoscaler decides).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 50))]
     pub replicas: i32,
+
+    /// Let a HorizontalPodAutoscaler scale the API on CPU (needs
+    /// `api.resources.requests.cpu`); the operator then leaves the API
+    /// Deployment's `replicas` to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
 
     /// Products upserted by the API at start: inline, or from a ConfigMap.
     /// Without it the API keeps the products of its migrations.
@@ -143,6 +158,34 @@ fn default_replicas() -> i32 {
 
 fn default_true() -> bool {
     true
+}
+
+/// Bounds and target of the API's HorizontalPodAutoscaler.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    /// Fewest API replicas (default 1).
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 50))]
+    pub min_replicas: i32,
+    /// Most API replicas.
+    #[schemars(range(min = 1, max = 50))]
+    pub max_replicas: i32,
+    /// Average CPU use, in percent of the request, the autoscaler aims at (default 80).
+    #[serde(
+        default = "default_cpu_target",
+        rename = "targetCPUUtilizationPercentage"
+    )]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+
+fn default_cpu_target() -> i32 {
+    80
 }
 
 /// Seed products: exactly one of `products` and `configMapRef`.
@@ -495,9 +538,12 @@ pub struct CacheMeStatus {
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
-    /// Desired API replicas.
+    /// API replicas (pods) the API Deployment has now; the scale subresource's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// Label selector of the API pods, for the scale subresource (and so an HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// Ready API replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,

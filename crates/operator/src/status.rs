@@ -16,6 +16,8 @@ pub const DEGRADED: &str = "Degraded";
 pub struct Rollout {
     pub name: String,
     pub desired: i32,
+    /// Pods the Deployment has now (`status.replicas`).
+    pub replicas: i32,
     pub ready: i32,
     /// The Deployment controller has seen the latest spec and every replica is updated and available.
     pub complete: bool,
@@ -47,6 +49,7 @@ impl Rollout {
         Self {
             name: deployment.metadata.name.clone().unwrap_or_default(),
             desired,
+            replicas: status.replicas.unwrap_or(0),
             ready,
             complete,
             stuck: None,
@@ -178,7 +181,8 @@ pub fn reconciled(
             Phase::Degraded
         }),
         conditions,
-        replicas: Some(cm.spec.replicas),
+        replicas: Some(api.map(|r| r.replicas).unwrap_or(0)),
+        selector: None,
         ready_replicas: Some(api.map(|r| r.ready).unwrap_or(0)),
         endpoints: Some(endpoints),
     }
@@ -211,7 +215,6 @@ pub fn degraded(cm: &CacheMe, reason: &str, message: String, now: &Time) -> Cach
     }
     status.conditions.push(degraded);
     status.phase = Some(Phase::Degraded);
-    status.replicas = Some(cm.spec.replicas);
     status
 }
 

@@ -4,6 +4,7 @@
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -104,7 +105,11 @@ pub async fn run(
             scoped::<PodDisruptionBudget>(&client, &namespace),
             owned_config.clone(),
         )
-        .owns(scoped::<Ingress>(&client, &namespace), owned_config)
+        .owns(scoped::<Ingress>(&client, &namespace), owned_config.clone())
+        .owns(
+            scoped::<HorizontalPodAutoscaler>(&client, &namespace),
+            owned_config,
+        )
         // A pod that starts crash-looping changes no Deployment status.
         .watches_stream(stack_pods_changes, pod_owner)
         .watches_stream(seed_config_maps, move |config_map| {

@@ -188,7 +188,8 @@ fn api_deployment_follows_the_container_contract() -> TestResult {
         .ok_or("no securityContext")?;
     assert_eq!(security.read_only_root_filesystem, Some(true));
     assert_eq!(security.allow_privilege_escalation, Some(false));
-    assert_eq!(api.spec.replicas, Some(3));
+    // The full sample has an autoscaler: `replicas` is left to it.
+    assert_eq!(api.spec.replicas, None);
     Ok(())
 }
 
@@ -228,6 +229,22 @@ fn ttl_and_seed_changes_change_the_api_rollout_hash() -> TestResult {
 }
 
 #[test]
+fn replicas_are_applied_only_without_an_autoscaler() -> TestResult {
+    let mut cm = sample("full")?;
+    let stack = Stack::new(&cm, None)?;
+    let hpa = stack.api_hpa().ok_or("no HorizontalPodAutoscaler")?;
+    assert_eq!((hpa.spec.min_replicas, hpa.spec.max_replicas), (Some(2), 6));
+    assert_eq!(hpa.spec.scale_target_ref.name, "shop-api");
+    assert_eq!(stack.api_deployment()?.spec.replicas, None);
+
+    cm.spec.autoscaling = None;
+    let stack = Stack::new(&cm, None)?;
+    assert!(stack.api_hpa().is_none());
+    assert_eq!(stack.api_deployment()?.spec.replicas, Some(3));
+    Ok(())
+}
+
+#[test]
 fn referenced_seed_content_is_part_of_the_hash() -> TestResult {
     let cm = sample("external")?;
     let a = config_hash(&Stack::new(&cm, Some("[1]"))?.api_deployment()?);
@@ -247,6 +264,7 @@ fn switched_off_components_are_listed_for_deletion() -> TestResult {
     cm.spec.frontend.enabled = false;
     cm.spec.ingress = None;
     cm.spec.replicas = 1;
+    cm.spec.autoscaling = None;
     let off = desired(&cm)?;
     let absent: BTreeSet<String> = off
         .absent
@@ -263,6 +281,7 @@ fn switched_off_components_are_listed_for_deletion() -> TestResult {
         "Service/shop-frontend",
         "Ingress/shop",
         "PodDisruptionBudget/shop-api",
+        "HorizontalPodAutoscaler/shop-api",
     ] {
         assert!(
             absent.contains(expected),

@@ -5,6 +5,7 @@
 //! components to delete. Nothing here does IO, so every object is unit-tested
 //! and snapshotted.
 
+mod autoscaling;
 mod config;
 mod network;
 mod workloads;
@@ -12,6 +13,7 @@ mod workloads;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -84,6 +86,7 @@ pub enum ChildKind {
     NetworkPolicy,
     PodDisruptionBudget,
     Ingress,
+    HorizontalPodAutoscaler,
 }
 
 /// A child object that must not exist (its component is switched off).
@@ -104,6 +107,7 @@ pub struct Desired {
     pub network_policies: Vec<NetworkPolicy>,
     pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
     pub ingresses: Vec<Ingress>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
     pub absent: Vec<Absent>,
 }
 
@@ -330,6 +334,13 @@ impl<'a> Stack<'a> {
             Some(ingress) => d.ingresses.push(ingress),
             None => d.absent.push(absent(ChildKind::Ingress, self.name.clone())),
         }
+        match self.api_hpa() {
+            Some(hpa) => d.hpas.push(hpa),
+            None => d.absent.push(absent(
+                ChildKind::HorizontalPodAutoscaler,
+                self.child_name(Component::Api),
+            )),
+        }
         Ok(d)
     }
 
@@ -386,6 +397,7 @@ impl ChildKind {
             ChildKind::Service | ChildKind::ConfigMap => "v1",
             ChildKind::NetworkPolicy | ChildKind::Ingress => "networking.k8s.io/v1",
             ChildKind::PodDisruptionBudget => "policy/v1",
+            ChildKind::HorizontalPodAutoscaler => "autoscaling/v2",
         }
     }
 
@@ -398,6 +410,7 @@ impl ChildKind {
             ChildKind::NetworkPolicy => "NetworkPolicy",
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
             ChildKind::Ingress => "Ingress",
+            ChildKind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
         }
     }
 }
@@ -435,6 +448,9 @@ impl Desired {
         }
         for ingress in &self.ingresses {
             out.push(serde_json::to_value(ingress)?);
+        }
+        for hpa in &self.hpas {
+            out.push(serde_json::to_value(hpa)?);
         }
         Ok(out)
     }

@@ -174,9 +174,9 @@ impl Stack<'_> {
         })
     }
 
-    /// Keeps one API pod up during voluntary disruptions, when there are several.
+    /// Keeps one API pod up during voluntary disruptions, when there can be several.
     pub fn api_pdb(&self) -> Option<PodDisruptionBudget> {
-        (self.cm.spec.replicas > 1).then(|| PodDisruptionBudget {
+        (self.max_api_replicas() > 1).then(|| PodDisruptionBudget {
             metadata: self.meta(self.child_name(Component::Api), Component::Api),
             spec: Some(PodDisruptionBudgetSpec {
                 max_unavailable: Some(IntOrString::Int(1)),

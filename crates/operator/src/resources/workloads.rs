@@ -206,7 +206,8 @@ fn strategy(recreate: bool) -> DeploymentStrategy {
 /// What differs between the Deployments.
 struct Workload {
     component: Component,
-    replicas: i32,
+    /// `None` leaves `replicas` to someone else (the HorizontalPodAutoscaler).
+    replicas: Option<i32>,
     recreate: bool,
     uid: i64,
     /// Primary group and fsGroup; the uid's own group unless the image needs another.
@@ -225,7 +226,7 @@ impl Stack<'_> {
         Deployment {
             metadata: self.meta(name, w.component),
             spec: DeploymentSpec {
-                replicas: Some(w.replicas),
+                replicas: w.replicas,
                 revision_history_limit: Some(3),
                 selector: LabelSelector {
                     match_labels: Some(self.selector_labels(w.component)),
@@ -382,7 +383,9 @@ impl Stack<'_> {
         ]);
         Ok(self.deployment(Workload {
             component: Component::Api,
-            replicas: spec.replicas,
+            // Not applied at all under an autoscaler, so server-side apply leaves the
+            // field to it instead of fighting over it.
+            replicas: spec.autoscaling.is_none().then_some(spec.replicas),
             recreate: false,
             uid: NON_ROOT_UID,
             gid: NON_ROOT_UID,
@@ -411,7 +414,7 @@ impl Stack<'_> {
         let spec = &self.cm.spec.frontend;
         self.deployment(Workload {
             component: Component::Frontend,
-            replicas: 1,
+            replicas: Some(1),
             recreate: false,
             uid: NON_ROOT_UID,
             gid: NON_ROOT_UID,
@@ -448,7 +451,7 @@ impl Stack<'_> {
         };
         self.deployment(Workload {
             component: Component::Redis,
-            replicas: 1,
+            replicas: Some(1),
             recreate: persistent,
             uid: 999,
             gid: 999,
@@ -503,7 +506,7 @@ impl Stack<'_> {
         ];
         self.deployment(Workload {
             component: Component::Postgres,
-            replicas: 1,
+            replicas: Some(1),
             recreate: true,
             // The postgres user of the Alpine images.
             uid: 70,
@@ -543,7 +546,7 @@ impl Stack<'_> {
         let secret = self.secret_name(Component::PgAdmin);
         self.deployment(Workload {
             component: Component::PgAdmin,
-            replicas: 1,
+            replicas: Some(1),
             recreate: false,
             // The pgadmin user of the official image.
             uid: 5050,
@@ -608,7 +611,7 @@ impl Stack<'_> {
         }
         self.deployment(Workload {
             component: Component::RedisCommander,
-            replicas: 1,
+            replicas: Some(1),
             recreate: false,
             // The image's user (10000) with group root: its config files are
             // `ug+r,o-rwx`, owned by 10000:0, so any other uid/gid gets EACCES.

@@ -76,6 +76,21 @@ fn cases() -> Vec<Case> {
             expect: &["corsAllowedOrigins is either"],
         },
         Case {
+            what: "autoscaling with minReplicas above maxReplicas",
+            name: "hpa-bounds".into(),
+            spec: json!({
+                "autoscaling": {"minReplicas": 5, "maxReplicas": 2},
+                "api": {"resources": {"requests": {"cpu": "100m"}}},
+            }),
+            expect: &["minReplicas must not exceed"],
+        },
+        Case {
+            what: "autoscaling without a CPU request",
+            name: "hpa-no-request".into(),
+            spec: json!({"autoscaling": {"maxReplicas": 3}}),
+            expect: &["autoscaling needs api.resources.requests.cpu"],
+        },
+        Case {
             what: "a name longer than 40 characters",
             name: "a".repeat(41),
             spec: json!({}),

@@ -13,6 +13,7 @@ mod cluster;
 mod edits;
 mod kubectl;
 mod operator;
+mod scaling;
 mod scenario;
 mod stack;
 mod stuck;
@@ -247,6 +248,8 @@ fn scenario_install(
         let mut alive = || op.check_alive();
         eprintln!("==> edits of {}/{sample}", scenario::SAMPLE_NAMESPACE);
         timings.time("edits", || edits::api_edits(&demo, &mut alive))?;
+        eprintln!("==> scaling: kubectl scale and an autoscaler");
+        timings.time("scaling", || scaling::scaling(&demo, &mut alive))?;
         eprintln!("==> the API's security settings");
         timings.time("security", || edits::security_settings(&demo, &mut alive))?;
         eprintln!("==> components on and off");

@@ -212,11 +212,16 @@ pub fn check_status(cacheme: &Value) -> anyhow::Result<()> {
         "{name}: phase {}",
         status["phase"]
     );
+    // Under an autoscaler the HPA decides how many; otherwise spec.replicas does.
+    let expected = if cacheme["spec"]["autoscaling"].is_object() {
+        &status["replicas"]
+    } else {
+        &cacheme["spec"]["replicas"]
+    };
     ensure!(
-        status["readyReplicas"] == cacheme["spec"]["replicas"],
-        "{name}: readyReplicas {} != spec.replicas {}",
+        &status["readyReplicas"] == expected,
+        "{name}: readyReplicas {} != {expected} (spec.replicas, or status.replicas under autoscaling)",
         status["readyReplicas"],
-        cacheme["spec"]["replicas"]
     );
     Ok(())
 }
