@@ -46,6 +46,7 @@ export function svg(tag, attrs = {}, ...children) {
 }
 
 /**
+ * An element of the page by id (main.js uses it to find each panel's root).
  * @param {string} id
  * @returns {HTMLElement}
  */
@@ -56,11 +57,34 @@ export function byId(id) {
 }
 
 /**
- * @param {string} id
- * @param {string} text
+ * The elements of one panel, looked up by id inside the panel's root only, so a panel's
+ * script cannot reach into another panel's markup by accident.
+ * @param {ParentNode} root
  */
-export function setText(id, text) {
-  byId(id).textContent = text;
+export function scope(root) {
+  /** @param {string} id @returns {HTMLElement} */
+  const get = (id) => {
+    const node = root.querySelector(`#${id}`);
+    if (!(node instanceof HTMLElement)) throw new Error(`missing element #${id}`);
+    return node;
+  };
+  return {
+    get,
+    /** @param {string} id */
+    input: (id) => /** @type {HTMLInputElement} */ (get(id)),
+    /** @param {string} id */
+    button: (id) => /** @type {HTMLButtonElement} */ (get(id)),
+    /** An `<svg>` of the panel. @param {string} id */
+    chart: (id) => {
+      const node = root.querySelector(`#${id}`);
+      if (!(node instanceof SVGSVGElement)) throw new Error(`missing chart #${id}`);
+      return node;
+    },
+    /** @param {string} id @param {string} text */
+    setText: (id, text) => {
+      get(id).textContent = text;
+    },
+  };
 }
 
 /**
@@ -71,4 +95,20 @@ export function setText(id, text) {
 export function say(region, message) {
   region.textContent = message;
   region.hidden = !message;
+}
+
+/** @param {HTMLElement} button @param {boolean} busy */
+export function setBusy(button, busy) {
+  /** @type {HTMLButtonElement} */ (button).disabled = busy;
+  button.setAttribute('aria-busy', String(busy));
+}
+
+/**
+ * The drawn width of a chart in CSS pixels (fallback before layout).
+ * @param {Element} chart
+ * @param {number} fallback
+ */
+export function chartWidth(chart, fallback) {
+  const w = Math.round(chart.getBoundingClientRect().width);
+  return w >= 200 ? w : fallback;
 }
