@@ -418,6 +418,24 @@ pub struct PostgresSpec {
     /// Use an external PostgreSQL instead of a managed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
+    /// What happens to the data claim `<name>-postgres-data` and its password
+    /// `<name>-postgres-credentials` when the CacheMe is deleted (also by
+    /// `helm uninstall`): `Retain` (default) keeps both, so a CacheMe of the
+    /// same name finds its products again; `Delete` lets garbage collection
+    /// remove them. Fixed at creation.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("postgres.retainPolicy cannot change after creation: the credentials Secret's ownership is decided when it is created"))]
+    pub retain_policy: RetainPolicy,
+}
+
+/// Fate of a managed store's data when its CacheMe goes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RetainPolicy {
+    /// Kept: no owner reference, so garbage collection leaves it.
+    #[default]
+    Retain,
+    /// Owned by the CacheMe and deleted with it.
+    Delete,
 }
 
 /// An optional admin tool.

@@ -101,12 +101,21 @@ fn minimal_sample_builds_the_default_stack() -> TestResult {
     Ok(())
 }
 
+/// PostgreSQL's claim and password, which the default `retainPolicy: Retain` keeps.
+fn retained(name: &str) -> bool {
+    name.ends_with("-postgres-data") || name.ends_with("-postgres-credentials")
+}
+
 #[test]
 fn every_child_is_owned_labelled_and_namespaced() -> TestResult {
     for name in SAMPLES {
         let cm = sample(name)?;
         for object in desired(&cm)?.manifests()? {
             let meta = &object["metadata"];
+            if retained(meta["name"].as_str().unwrap_or_default()) {
+                assert!(meta["ownerReferences"].is_null(), "{object}");
+                continue;
+            }
             let owner = &meta["ownerReferences"][0];
             assert_eq!(owner["kind"], "CacheMe", "{object}");
             assert_eq!(owner["controller"], true, "{object}");
@@ -117,6 +126,22 @@ fn every_child_is_owned_labelled_and_namespaced() -> TestResult {
                 "cacheme-operator"
             );
         }
+    }
+    Ok(())
+}
+
+#[test]
+fn retain_policy_delete_lets_the_cacheme_own_the_database_claim_and_password() -> TestResult {
+    let mut cm = sample("minimal")?;
+    cm.spec.postgres.retain_policy = cacheme_operator::crd::RetainPolicy::Delete;
+    let objects = desired(&cm)?.manifests()?;
+    let owned: Vec<&Value> = objects
+        .iter()
+        .filter(|o| retained(o["metadata"]["name"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(owned.len(), 2, "{owned:?}");
+    for object in owned {
+        assert_eq!(object["metadata"]["ownerReferences"][0]["kind"], "CacheMe");
     }
     Ok(())
 }

@@ -70,8 +70,13 @@ impl Stack<'_> {
             Component::Api => "admin".to_string(),
             _ => POSTGRES_DB.to_string(),
         };
+        // PostgreSQL's password must live as long as its data directory.
+        let meta = match component {
+            Component::Postgres => self.retained_meta(name.clone(), component),
+            _ => self.meta(name.clone(), component),
+        };
         SecretPlan {
-            meta: self.meta(name.clone(), component),
+            meta,
             name,
             component,
             username,
@@ -134,8 +139,12 @@ impl Stack<'_> {
             size,
             storage_class_name,
         } = storage;
+        let metadata = match component {
+            Component::Postgres => self.retained_meta(self.pvc_name(component), component),
+            _ => self.meta(self.pvc_name(component), component),
+        };
         Some(PersistentVolumeClaim {
-            metadata: self.meta(self.pvc_name(component), component),
+            metadata,
             spec: Some(PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".to_string()]),
                 storage_class_name,

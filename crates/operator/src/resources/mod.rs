@@ -22,6 +22,7 @@ use kube::{Resource, ResourceExt};
 
 use sha2::{Digest, Sha256};
 
+use crate::crd::RetainPolicy;
 use crate::crd::{CacheMe, Endpoints};
 use crate::{Error, Result};
 
@@ -221,6 +222,17 @@ impl<'a> Stack<'a> {
             owner_references: Some(vec![self.owner.clone()]),
             ..ObjectMeta::default()
         }
+    }
+
+    /// Metadata of a child that outlives the CacheMe under `RetainPolicy::Retain`:
+    /// no owner reference, so garbage collection leaves it; the labels stay, so a
+    /// CacheMe of the same name applies to it again.
+    pub fn retained_meta(&self, name: String, component: Component) -> ObjectMeta {
+        let mut meta = self.meta(name, component);
+        if self.cm.spec.postgres.retain_policy == RetainPolicy::Retain {
+            meta.owner_references = None;
+        }
+        meta
     }
 
     /// Whether PostgreSQL is run by the operator.

@@ -12,6 +12,7 @@ mod audit;
 mod cluster;
 mod edits;
 mod kubectl;
+mod lifecycle;
 mod operator;
 mod scaling;
 mod scenario;
@@ -264,6 +265,23 @@ fn scenario_install(
         timings.time("refused claim edit", || {
             edits::refused_claim_edit(&demo, &mut alive)
         })?;
+        edits::only_claim_refusals(&audit, &user)?;
+        eprintln!("==> helm upgrade, and a CacheMe that takes its data with it");
+        timings.time("upgrade", || {
+            let release = stack::Stack {
+                kubectl,
+                namespace: scenario::RELEASE_NAMESPACE,
+                name: scenario::RELEASE,
+                timeout: opts.timeout,
+            };
+            lifecycle::upgrade(helm_tools.helm_cmd(), &root, &release, &mut alive)?;
+            lifecycle::delete_policy(
+                kubectl,
+                scenario::SAMPLE_NAMESPACE,
+                opts.timeout,
+                &mut alive,
+            )
+        })?;
         edits::only_claim_refusals(&audit, &user)
     })();
     if let Err(e) = steps {
@@ -281,6 +299,11 @@ fn scenario_install(
             cluster::tail(&op.log, 20)
         );
     }
+    // After the operator: uninstalling removes the RBAC it runs with.
+    eprintln!("==> helm uninstall");
+    timings.time("uninstall", || {
+        lifecycle::uninstall(helm_tools.helm_cmd(), kubectl, opts.timeout)
+    })?;
     eprintln!(
         "==> scenario install passed in {:.1}s",
         scenario_started.elapsed().as_secs_f64()
