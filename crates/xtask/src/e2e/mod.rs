@@ -11,6 +11,7 @@ mod admission;
 mod audit;
 mod cluster;
 mod edits;
+mod failover;
 mod kubectl;
 mod lifecycle;
 mod operator;
@@ -292,11 +293,35 @@ fn scenario_install(
             plane.logs_dir().display()
         );
     }
-    let stopped = op.stop();
+    eprintln!("==> two operators: the leader crashes, the other takes over");
+    let mut second = operator::OperatorProcess::start(
+        &operator_bin,
+        &chart,
+        &operator_kubeconfig,
+        "e2e-local-1",
+        &out.join("operator-1.log"),
+    )?;
+    timings
+        .time("failover", || {
+            failover::failover(
+                &demo,
+                &chart.namespace,
+                (&mut op, "e2e-local-0"),
+                (&mut second, "e2e-local-1"),
+            )
+        })
+        .with_context(|| {
+            format!(
+                "operator logs: {} and {}",
+                op.log.display(),
+                second.log.display()
+            )
+        })?;
+    let stopped = second.stop();
     if !matches!(stopped, Some(s) if s.success()) {
         bail!(
             "the operator did not stop cleanly on SIGTERM ({stopped:?}); log:\n{}",
-            cluster::tail(&op.log, 20)
+            cluster::tail(&second.log, 20)
         );
     }
     // After the operator: uninstalling removes the RBAC it runs with.

@@ -160,6 +160,14 @@ impl OperatorProcess {
         Ok(())
     }
 
+    /// SIGKILL: a crash, the lease is not released.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, up to 10 s for a graceful stop (the lease is released), then SIGKILL.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
