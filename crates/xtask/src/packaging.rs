@@ -1054,6 +1054,9 @@ def validate_custom(doc, schema, where):
     cel_rules(schema, defaulted, "", rules)
     env = celpy.Environment()
     for path, rule, message, value in rules:
+        # Transition rules (oldSelf) run on updates only; these objects are created.
+        if re.search(r"\boldSelf\b", rule):
+            continue
         try:
             program = env.program(env.compile(rule))
             result = program.evaluate({"self": celpy.json_to_cel(value)})
