@@ -475,7 +475,7 @@ async fn a_crash_looping_pod_turns_the_stack_degraded_with_its_reason() {
             "app.kubernetes.io/component": "api",
         }},
         "status": {"containerStatuses": [{
-            "name": "api", "image": "cacheme/api:0.1.0", "imageID": "", "ready": false,
+            "name": "api", "image": "localhost/cacheme/api:0.1.0", "imageID": "", "ready": false,
             "restartCount": 4,
             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=api"}},
         }]},

@@ -12,9 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Default image of the product API.
-pub const DEFAULT_API_IMAGE: &str = "cacheme/api:0.1.0";
+pub const DEFAULT_API_IMAGE: &str = "localhost/cacheme/api:0.1.0";
 /// Default image of the static page.
-pub const DEFAULT_FRONTEND_IMAGE: &str = "cacheme/frontend:0.1.0";
+pub const DEFAULT_FRONTEND_IMAGE: &str = "localhost/cacheme/frontend:0.1.0";
 /// Default image of the managed Redis.
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
 /// Default image of the managed PostgreSQL.
@@ -287,7 +287,7 @@ impl Default for StorageSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.corsAllowedOrigins) || !('*' in self.corsAllowedOrigins) || size(self.corsAllowedOrigins) == 1").message("corsAllowedOrigins is either [\"*\"] or a list of origins, not both"))]
 pub struct ApiSpec {
-    /// Container image (default `cacheme/api:0.1.0`).
+    /// Container image (default `localhost/cacheme/api:0.1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Compute resources of the container.
@@ -364,7 +364,7 @@ pub struct FrontendSpec {
     /// Run the page (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Container image (default `cacheme/frontend:0.1.0`).
+    /// Container image (default `localhost/cacheme/frontend:0.1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Compute resources of the container.

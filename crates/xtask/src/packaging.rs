@@ -2009,10 +2009,10 @@ mod tests {
     #[test]
     fn tiltfile_building_an_unused_image_fails() -> TestResult {
         let (tools, dir) = (tools()?, scratch("tilt-image")?);
-        let copy = broken_copy(&dir, "Tiltfile", "'cacheme/api',", "'cacheme/api-dev',")?;
+        let copy = broken_copy(&dir, "Tiltfile", "'localhost/cacheme/api',", "'localhost/cacheme/api-dev',")?;
         expect_failure(
             check_tiltfile(&tools, &copy, &root()),
-            "docker_build('cacheme/api-dev') is used by no deployed object",
+            "docker_build('localhost/cacheme/api-dev') is used by no deployed object",
         )
     }
 }
