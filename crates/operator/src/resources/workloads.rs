@@ -522,6 +522,9 @@ impl Stack<'_> {
                 ]),
                 ports: port("postgres", POSTGRES_PORT),
                 resources: self.resources(&spec.resources),
+                // The first boot runs initdb with a server on no TCP socket: the startup
+                // probe gives it five minutes before liveness may restart it.
+                startup_probe: exec_probe(&ready, 5, 60),
                 readiness_probe: exec_probe(&ready, 5, 3),
                 liveness_probe: exec_probe(&ready, 10, 6),
                 security_context: container_security(true),
