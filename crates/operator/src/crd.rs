@@ -193,9 +193,11 @@ fn default_cpu_target() -> i32 {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.products) != has(self.configMapRef)").message("seedData needs exactly one of products and configMapRef"))]
 pub struct SeedData {
-    /// Products inline; the operator writes them to a ConfigMap.
+    /// Products inline; the operator writes them to a ConfigMap. Keyed by
+    /// `id`: the API server refuses two products with one id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1000))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["id".into()]))]
     pub products: Option<Vec<Product>>,
 
     /// A ConfigMap key holding a JSON array of products.
@@ -213,14 +215,16 @@ pub struct Product {
     /// Name.
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
-    /// Description.
+    /// Description (the API's limit: 10 000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10000))]
     pub description: Option<String>,
     /// Price, two decimals.
     #[schemars(range(min = 0.0, max = 99999999.99))]
     pub price: f64,
-    /// Category.
+    /// Category (the API's limit: 100 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
     pub category: Option<String>,
 }
 

@@ -64,6 +64,15 @@ fn cases() -> Vec<Case> {
             expect: &["spec.seedData.products[0].id", "2147483647"],
         },
         Case {
+            what: "two seed products with one id",
+            name: "dup-seed-id".into(),
+            spec: json!({"seedData": {"products": [
+                {"id": 7, "name": "Pen", "price": 1.5},
+                {"id": 7, "name": "Ink", "price": 2.5},
+            ]}}),
+            expect: &["Duplicate value", "spec.seedData.products[1]"],
+        },
+        Case {
             what: "a CORS origin with a path",
             name: "cors-path".into(),
             spec: json!({"api": {"corsAllowedOrigins": ["https://shop.example.com/app"]}}),
