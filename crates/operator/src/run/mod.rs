@@ -221,5 +221,4 @@ async fn lead_and_reconcile(
 }
 
 #[cfg(test)]
-#[path = "run_tests.rs"]
 mod tests;

@@ -407,5 +407,4 @@ async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
 }
 
 #[cfg(test)]
-#[path = "controller_tests.rs"]
 mod tests;
