@@ -3,95 +3,27 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    handler::HandlerWithoutStateExt,
-    http::{Method, header},
-    middleware,
-};
+use axum::Router;
+use cacheme_runtime::Background;
 use tokio::net::TcpListener;
-use tower_http::{
-    cors::{AllowOrigin, Any, CorsLayer},
-    services::ServeDir,
-};
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    access::WritePolicy,
     cache::{
         listener::listen_for_invalidations,
         memory::MemoryTier,
         redis_tier::{RedisTier, RedisTierSettings},
     },
-    catalog::{Catalog, Hooks},
-    config::{Config, CorsOrigins},
-    db::{self, Database},
-    error::ApiError,
-    http_trace::trace_requests,
-    metrics::Metrics,
-    openapi, routes, seed,
-    state::{AppState, SharedState},
+    config::Config,
+    domain::{Catalog, Hooks},
+    http::{
+        self,
+        access::{ClearGate, WritePolicy},
+        state::{AppState, SharedState},
+    },
+    observability::metrics::Metrics,
+    seed,
+    store::{self, Database},
 };
-
-async fn not_found() -> ApiError {
-    ApiError::RouteNotFound
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
-}
-
-/// `None` for same-origin only. Credentials (cookies) are never allowed, so `*` never
-/// meets them; the bearer token is a header the page sends itself.
-fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
-    let allow_origin = match origins {
-        CorsOrigins::None => return None,
-        CorsOrigins::Any => AllowOrigin::from(Any),
-        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
-    };
-    let layer = CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([
-            header::RETRY_AFTER,
-            header::LOCATION,
-            header::HeaderName::from_static("server-timing"),
-            header::HeaderName::from_static("traceparent"),
-        ]);
-    Some(layer)
-}
-
-/// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
-pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
-    let static_dir = state.static_dir.clone();
-    let metrics = state.metrics.clone();
-    let mut app = routes::router()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
-        .method_not_allowed_fallback(method_not_allowed);
-    app = match static_dir {
-        Some(dir) => {
-            app.fallback_service(ServeDir::new(dir.as_ref()).fallback(not_found.into_service()))
-        }
-        None => app.fallback(not_found),
-    };
-    let request_timeout = state.request_timeout;
-    // Added with `layer` on the router, so the middleware sees the matched route.
-    app.layer(middleware::from_fn(move |request, next| {
-        crate::http_trace::deadline(request_timeout, request, next)
-    }))
-    .layer(DefaultBodyLimit::max(crate::input::BODY_LIMIT_BYTES))
-    .layer(middleware::from_fn_with_state(metrics, trace_requests))
-    .with_state(state)
-    .layer(tower::util::option_layer(cors_layer(cors)))
-}
 
 /// A bound, ready-to-run service.
 #[derive(Debug)]
@@ -99,7 +31,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 impl App {
@@ -119,7 +51,7 @@ impl App {
             .transpose()?;
         if config.migrate_on_start {
             let patience = std::time::Duration::from_secs(config.db_startup_timeout_seconds);
-            db::migrate_with_retry(&config.database_url, patience)
+            store::migrate_with_retry(&config.database_url, patience)
                 .await
                 .context("database migration at start-up failed")?;
         }
@@ -142,19 +74,21 @@ impl App {
         // Learn which invalidations are still owed (a crash or a stop may have left some)
         // before serving the first read.
         state.catalog.relay_once().await;
-        let background = vec![
-            tokio::spawn(listen_for_invalidations(state.catalog.clone())),
-            tokio::spawn(
-                state
-                    .catalog
-                    .clone()
-                    .relay_invalidations(config.invalidation_poll()),
-            ),
-        ];
+        let background = Background::new();
+        background.spawn(listen_for_invalidations(
+            state.catalog.redis().clone(),
+            state.catalog.clone(),
+        ));
+        background.spawn(
+            state
+                .catalog
+                .clone()
+                .relay_invalidations(config.invalidation_poll()),
+        );
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
-        let router = router(state.clone(), &config.cors_allowed_origins);
+        let router = http::router(state.clone(), &config.cors_allowed_origins);
         Ok(Self {
             listener,
             router,
@@ -167,8 +101,9 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The app's own pool, for tests that change rows behind its back.
+    pub fn db_pool(&self) -> sqlx::PgPool {
+        self.state.catalog.db().pool().clone()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -180,16 +115,14 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
-        for task in &self.background {
-            task.abort();
-        }
+        self.background.stop().await;
         self.state.catalog.db().close().await;
         Ok(())
     }
 }
 
 /// Connections (lazy) and settings the handlers need.
-pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
+fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
     let metrics = Arc::new(Metrics::default());
     let db = Database::connect_lazy(&config.database_url, &config.db_settings(), metrics.clone())
         .context("invalid DATABASE_URL")?;
@@ -217,7 +150,7 @@ pub fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppSta
         metrics,
         static_dir,
         write_policy: write_policy(config),
-        clear_gate: crate::access::ClearGate::new(std::time::Duration::from_millis(
+        clear_gate: ClearGate::new(std::time::Duration::from_millis(
             config.cache_clear_interval_ms,
         )),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
@@ -250,33 +183,4 @@ fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
         dir.display()
     );
     Ok(dir.to_path_buf())
-}
-
-/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received; draining in-flight requests");
 }

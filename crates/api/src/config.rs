@@ -168,8 +168,8 @@ impl Config {
     pub fn cache_ttl(&self) -> Duration {
         Duration::from_secs(self.cache_ttl_seconds)
     }
-    pub fn expiry(&self) -> crate::cache::keys::ExpiryPolicy {
-        crate::cache::keys::ExpiryPolicy {
+    pub fn expiry(&self) -> crate::cache::expiry::ExpiryPolicy {
+        crate::cache::expiry::ExpiryPolicy {
             ttl: self.cache_ttl(),
             jitter_percent: self.cache_ttl_jitter_percent,
             stale_while_revalidate: Duration::from_secs(self.cache_stale_while_revalidate_seconds),
@@ -186,8 +186,8 @@ impl Config {
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.db_acquire_timeout_ms)
     }
-    pub fn db_settings(&self) -> crate::db::DatabaseSettings {
-        crate::db::DatabaseSettings {
+    pub fn db_settings(&self) -> crate::store::DatabaseSettings {
+        crate::store::DatabaseSettings {
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout(),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),

@@ -1,20 +1,27 @@
 //! CacheMe product service: Redis cache-aside in front of PostgreSQL.
 //!
-//! `main.rs` only parses settings and calls [`app::App`]; everything else lives here.
+//! Layers, each using only those below it:
+//! - `http`: routes, extractors, problem+json errors, the OpenAPI document;
+//! - `domain`: the product catalog, reads through the cache tiers and writes that
+//!   invalidate them;
+//! - `cache` (L1, L2 and what keeps them correct) and `store` (PostgreSQL);
+//! - `model` (the product and its validated inputs) and `observability` (metrics,
+//!   `Server-Timing`, request tracing).
+//!
+//! `app` wires them from the `config`; `main.rs` only parses settings and runs [`App`].
 
-pub mod access;
-pub mod app;
-pub mod cache;
-pub mod catalog;
-pub mod config;
-pub mod db;
-pub mod error;
-pub mod http_trace;
-pub mod input;
-pub mod metrics;
-pub mod openapi;
-pub mod routes;
-pub mod seed;
-pub mod state;
-pub mod stats;
-pub mod timing;
+mod app;
+mod cache;
+mod config;
+mod domain;
+mod http;
+mod model;
+mod observability;
+mod seed;
+mod store;
+
+pub use app::App;
+pub use cache::KeyScheme;
+pub use config::{Cli, Command, Config, CorsOrigins};
+pub use domain::{Hook, Hooks};
+pub use store::{MIGRATOR, migrate};

@@ -1,8 +1,4 @@
-use cacheme_api::{
-    app::{App, shutdown_signal},
-    config::{Cli, Command},
-    db,
-};
+use cacheme_api::{App, Cli, Command};
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -46,7 +42,7 @@ async fn serve_or_migrate(cli: Cli) -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            db::migrate(&cli.config.database_url).await?;
+            cacheme_api::migrate(&cli.config.database_url).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -57,7 +53,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
                 "cacheme-api listening"
             );
-            app.run_until(shutdown_signal()).await
+            app.run_until(async {
+                cacheme_runtime::shutdown_signal().await;
+                tracing::info!("shutdown signal received; draining in-flight requests");
+            })
+            .await
         }
     }
 }

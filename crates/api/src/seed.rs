@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::input::{ProductInput, ValidProduct};
+use crate::model::input::{ProductInput, ValidProduct};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

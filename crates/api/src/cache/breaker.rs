@@ -6,10 +6,9 @@
 //! never reports back, so [`Probe`] reports a failure when dropped unreported, and a probe
 //! out for longer than `probe_patience` is presumed lost and another one is allowed.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -92,16 +91,10 @@ impl CircuitBreaker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding this lock cannot leave Inner half-updated (every
-        // update is a single assignment), so a poisoned lock is still consistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether a call may go to Redis now: `None` when it may not, else a [`Call`] whose
     /// outcome must be reported.
     pub fn allow(&self, now: Instant) -> Option<Call<'_>> {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let probe = match *inner {
             Inner::Closed { .. } => return Some(Call::Plain),
             Inner::Open { until } if now >= until => true,
@@ -124,11 +117,11 @@ impl CircuitBreaker {
     }
 
     pub fn record_success(&self) {
-        *self.lock() = Inner::Closed { failures: 0 };
+        *self.inner.lock() = Inner::Closed { failures: 0 };
     }
 
     pub fn record_failure(&self, now: Instant) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock();
         let failures = match *inner {
             Inner::Closed { failures } => failures + 1,
             Inner::Open { .. } | Inner::HalfOpen { .. } => self.failure_threshold,
@@ -143,7 +136,7 @@ impl CircuitBreaker {
     }
 
     pub fn state(&self, now: Instant) -> BreakerState {
-        match *self.lock() {
+        match *self.inner.lock() {
             Inner::Closed { .. } => BreakerState::Closed,
             Inner::Open { until } if now >= until => BreakerState::HalfOpen,
             Inner::Open { .. } => BreakerState::Open,

@@ -8,16 +8,26 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::{cache::redis_tier::eviction_policy_supported, catalog::Catalog};
+use super::redis_tier::{RedisTier, admin::eviction_policy_supported};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle subscription is pinged this often, so a frozen server is noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// What the subscription keeps in step: the owner of L1 and of the loads in flight.
+pub trait InvalidationTarget {
+    /// The subscription is up: L1 may be trusted again.
+    fn subscribed(&self);
+    /// What another replica (or this one) announced: `*` for everything, else one id.
+    fn apply(&self, message: &str) -> impl Future<Output = ()> + Send;
+    /// The subscription was lost: announcements may have been missed.
+    fn lost(&self);
+}
+
 /// Says so loudly when Redis may evict the keys that keep fills honest.
-async fn warn_about_eviction_policy(catalog: &Catalog) {
-    if let Ok(info) = catalog.redis().info().await
+async fn warn_about_eviction_policy(redis: &RedisTier) {
+    if let Ok(info) = redis.info().await
         && let Some(policy) = info.get("maxmemory_policy")
         && !eviction_policy_supported(policy)
     {
@@ -30,9 +40,9 @@ async fn warn_about_eviction_policy(catalog: &Catalog) {
 }
 
 /// Runs for the life of the app.
-pub async fn listen_for_invalidations(catalog: Catalog) {
-    let client = catalog.redis().client().clone();
-    let channel = catalog.redis().keys().invalidation_channel();
+pub async fn listen_for_invalidations(redis: RedisTier, target: impl InvalidationTarget) {
+    let client = redis.client().clone();
+    let channel = redis.keys().invalidation_channel();
     let mut backoff = Duration::from_millis(100);
     loop {
         let subscribed = async {
@@ -50,15 +60,15 @@ pub async fn listen_for_invalidations(catalog: Catalog) {
         .await;
 
         if let Some((mut sink, mut stream)) = subscribed {
-            catalog.memory().set_trusted(true);
+            target.subscribed();
             backoff = Duration::from_millis(100);
             tracing::info!(%channel, "subscribed to cache invalidations; L1 in use");
-            warn_about_eviction_policy(&catalog).await;
+            warn_about_eviction_policy(&redis).await;
             loop {
                 tokio::select! {
                     message = stream.next() => match message {
                         Some(message) => match message.get_payload::<String>() {
-                            Ok(payload) => catalog.apply_remote_invalidation(&payload).await,
+                            Ok(payload) => target.apply(&payload).await,
                             Err(e) => tracing::warn!(error = %e, "undecodable invalidation message"),
                         },
                         None => break,
@@ -72,7 +82,7 @@ pub async fn listen_for_invalidations(catalog: Catalog) {
                     }
                 }
             }
-            catalog.invalidation_channel_lost();
+            target.lost();
             tracing::warn!(
                 "cache invalidation channel lost; L1 flushed and bypassed until it is back"
             );

@@ -36,10 +36,6 @@ impl PendingSet {
         self.ids.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// Marks `id` (its invalidation failed here). Returns whether it is new.
     pub fn mark(&mut self, id: i32) -> bool {
         self.ids.insert(id, self.round).is_none()
@@ -87,8 +83,9 @@ mod tests {
         let round = set.begin_round();
         let added = set.replace(round, []);
         assert!(added.is_empty());
-        assert!(
-            set.is_empty(),
+        assert_eq!(
+            set.len(),
+            0,
             "rows gone from the table and older marks are dropped"
         );
     }

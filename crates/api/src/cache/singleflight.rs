@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     hash::Hash,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
@@ -22,6 +22,7 @@ use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
+use parking_lot::Mutex;
 
 /// `None` when the load task panicked.
 type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
@@ -93,11 +94,6 @@ where
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<T, V>>> {
-        // Entries are inserted and removed whole; a poisoned map is still consistent.
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Runs `load` as a task of its own unless a load of `key` with the same `tag` is
     /// already in flight, in which case it waits for that one. Returns the value (`None`
     /// if the load panicked) and whether this call joined another's flight.
@@ -110,7 +106,7 @@ where
         load: impl FnOnce() -> BoxFuture<'static, V>,
     ) -> (Option<V>, bool) {
         let (flight, joined) = {
-            let mut map = self.lock();
+            let mut map = self.inflight.lock();
             match map.get(&key) {
                 Some(entry) if entry.tag == tag => (entry.flight.clone(), true),
                 // Absent, or started under another generation: a new flight replaces it
@@ -153,7 +149,7 @@ where
     }
 
     fn remove_if(&self, key: &K, id: u64) {
-        let mut map = self.lock();
+        let mut map = self.inflight.lock();
         if map.get(key).is_some_and(|e| e.id == id) {
             map.remove(key);
         }
@@ -162,22 +158,24 @@ where
     /// Lets later callers start a new flight for `key` (after a write: the running one may
     /// have read the old row).
     pub fn forget(&self, key: &K) {
-        self.lock().remove(key);
+        self.inflight.lock().remove(key);
     }
 
     /// Forgets every flight (the invalidation channel was lost: writes may have been missed).
     pub fn forget_all(&self) {
-        self.lock().clear();
+        self.inflight.lock().clear();
     }
 
     /// Drops finished, lingering loads (after a cache clear: the next read should load
     /// afresh); loads still running are kept, as they read the database now anyway.
     pub fn forget_finished(&self) {
-        self.lock().retain(|_, e| !e.done.load(Ordering::Acquire));
+        self.inflight
+            .lock()
+            .retain(|_, e| !e.done.load(Ordering::Acquire));
     }
 
     pub fn in_flight(&self) -> usize {
-        self.lock().len()
+        self.inflight.lock().len()
     }
 }
 

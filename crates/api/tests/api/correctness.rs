@@ -1,12 +1,13 @@
-//! Cache correctness under concurrency and failure (issue: stale fills, single flight,
-//! expiry windows, L1 across replicas, the breaker, delayed invalidations).
+//! Cache correctness under concurrency and failure: stale fills, single flight, the
+//! breaker, delayed invalidations. Expiry windows are in `expiry.rs`, L1 across replicas
+//! in `memory_tier.rs`.
 
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use cacheme_api::catalog::Hooks;
+use cacheme_api::Hooks;
 use cacheme_testsupport::RedisServer;
 use futures::FutureExt;
 use redis::AsyncCommands;
@@ -15,8 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestApp, TestDatabase, eventually, pause_once, spawn_app_with, start, start_with_hooks, stores,
-    test_config,
+    TestDatabase, eventually, pause_once, spawn_app_with, start_with_hooks, stores, test_config,
 };
 
 /// A hook that stops the first fill of `id` until released, and says when it got there.
@@ -208,246 +208,6 @@ async fn two_hundred_concurrent_misses_cost_one_query() {
         stats["coalesced"].as_u64().is_some_and(|c| c >= 1),
         "{stats}"
     );
-}
-
-#[tokio::test]
-async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
-    let app = spawn_app_with(|c| c.negative_ttl_seconds = 40).await;
-    app.get("/products/4242").await.assert_problem(404);
-    app.get("/products/4242").await.assert_problem(404);
-    app.get("/products/4242").await.assert_problem(404);
-    let stats = app.stats().await;
-    assert_eq!(stats["db_queries"], 1, "{stats}");
-    assert_eq!(stats["negative_hits"], 2, "{stats}");
-    let entry = app.get("/cache/entries/4242").await;
-    assert_eq!(entry.body["negative"], true);
-    let ttl = entry.body["ttl_seconds"].as_f64().expect("ttl");
-    assert!(ttl > 0.0 && ttl <= 40.0, "{ttl}");
-}
-
-#[tokio::test]
-async fn negative_caching_can_be_turned_off() {
-    let app = spawn_app_with(|c| c.negative_ttl_seconds = 0).await;
-    app.get("/products/4242").await.assert_problem(404);
-    app.get("/products/4242").await.assert_problem(404);
-    assert_eq!(app.stats().await["db_queries"], 2);
-}
-
-#[tokio::test]
-async fn ttls_are_jittered_within_the_band() {
-    let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1000;
-        c.cache_ttl_jitter_percent = 10;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 0;
-    })
-    .await;
-    let mut redis = app.redis().await;
-    let mut ttls = Vec::new();
-    for id in 1..=12 {
-        app.get(&format!("/products/{id}")).await;
-        let ttl: i64 = redis.ttl(app.product_key(id)).await.expect("ttl");
-        assert!((895..=1100).contains(&ttl), "{ttl}");
-        ttls.push(ttl);
-    }
-    ttls.sort_unstable();
-    ttls.dedup();
-    assert!(ttls.len() > 3, "TTLs are not spread: {ttls:?}");
-}
-
-async fn rename_behind_the_cache(app: &TestApp, id: i32, name: &str) {
-    sqlx::query("UPDATE products SET name = $2 WHERE id = $1")
-        .bind(id)
-        .bind(name)
-        .execute(app.state.catalog.db().pool())
-        .await
-        .expect("update");
-}
-
-#[tokio::test]
-async fn a_soft_expired_entry_is_served_while_one_refresh_runs() {
-    let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 60;
-        c.cache_stale_if_error_seconds = 0;
-        c.l1_enabled = false;
-    })
-    .await;
-    assert_eq!(app.get("/products/5").await.body["source"], "database");
-    rename_behind_the_cache(&app, 5, "Renamed TV").await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-
-    let stale = app.get("/products/5").await;
-    assert_eq!(stale.body["source"], "cache");
-    assert_eq!(
-        stale.body["name"], "Samsung 65\" QLED TV",
-        "served stale, not waited for the refresh"
-    );
-    assert_eq!(app.stats().await["stale_served"], 1);
-    eventually("the background refresh", || async {
-        app.get("/products/5").await.body["name"] == "Renamed TV"
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn without_a_stale_window_an_expired_entry_is_read_again() {
-    let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 0;
-        c.l1_enabled = false;
-    })
-    .await;
-    app.get("/products/5").await;
-    rename_behind_the_cache(&app, 5, "Renamed TV").await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let fresh = app.get("/products/5").await;
-    assert_eq!(fresh.body["source"], "database");
-    assert_eq!(fresh.body["name"], "Renamed TV");
-}
-
-#[tokio::test]
-async fn stale_if_error_serves_an_expired_entry_when_postgres_is_down() {
-    let tune = |c: &mut cacheme_api::config::Config| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 120;
-        c.l1_enabled = false;
-    };
-    let working = spawn_app_with(tune).await;
-    assert_eq!(working.get("/products/6").await.body["source"], "database");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-
-    let dead_db = format!(
-        "postgres://postgres@127.0.0.1:{}/x",
-        cacheme_testsupport::free_port().expect("port")
-    );
-    let mut config = test_config(&dead_db, &stores().redis_url);
-    tune(&mut config);
-    config.cache_key_prefix = working.config.cache_key_prefix.clone();
-    config.db_acquire_timeout_ms = 300;
-    let broken = start(config, None).await;
-    let answer = broken.get("/products/6").await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(answer.body["source"], "cache");
-    assert_eq!(broken.stats().await["stale_if_error_served"], 1);
-    broken.get("/products/7").await.assert_problem(503);
-
-    // With PostgreSQL up, the expired entry is not served: the row is read again.
-    assert_eq!(working.get("/products/6").await.body["source"], "database");
-}
-
-#[tokio::test]
-async fn the_memory_tier_answers_repeat_reads() {
-    let app = spawn_app_with(|_| {}).await;
-    app.wait_for_memory_tier(true).await;
-    assert!(
-        app.get("/products/8")
-            .await
-            .body
-            .get("cache_tier")
-            .is_none()
-    );
-    assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
-    let stats = app.stats().await;
-    assert_eq!(stats["tiers"]["memory"]["hits"], 1, "{stats}");
-}
-
-#[tokio::test]
-async fn the_memory_tier_stays_in_use_while_nothing_changes() {
-    let app = spawn_app_with(|c| c.l1_ttl_ms = 600_000).await;
-    app.wait_for_memory_tier(true).await;
-    app.get("/products/8").await;
-    assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
-    // Several idle pings of the invalidation channel later, the entry must still be there.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
-    assert_eq!(app.get("/health").await.body["memory_tier"], true);
-}
-
-#[tokio::test]
-async fn a_stampede_right_after_a_clear_still_costs_one_query() {
-    let app = Arc::new(spawn_app_with(|c| c.simulated_db_latency_ms = 300).await);
-    app.wait_for_memory_tier(true).await;
-    app.get("/products/12").await;
-    assert_eq!(app.delete("/cache/clear").await.status, 200);
-    let before = app.stats().await["db_queries"].as_u64().expect("count");
-    let requests: Vec<_> = (0..100)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move { app.get("/products/12").await.status })
-        })
-        .collect();
-    for request in requests {
-        assert_eq!(request.await.expect("task"), 200);
-    }
-    let after = app.stats().await["db_queries"].as_u64().expect("count");
-    assert_eq!(after - before, 1);
-}
-
-#[tokio::test]
-async fn a_write_on_one_replica_reaches_the_other_replicas_memory_tier() {
-    let db = TestDatabase::create().await;
-    let mut config = test_config(&db.url, &stores().redis_url);
-    // A long L1 TTL: only the invalidation message can explain a quick convergence.
-    config.l1_ttl_ms = 600_000;
-    let a = start(config.clone(), Some(db)).await;
-    let b = start(config, None).await;
-    a.wait_for_memory_tier(true).await;
-    b.wait_for_memory_tier(true).await;
-
-    for app in [&a, &b] {
-        app.get("/products/9").await;
-        assert_eq!(app.get("/products/9").await.body["cache_tier"], "memory");
-    }
-    let write = a
-        .send(
-            Method::PATCH,
-            "/products/9",
-            Some(json!({"name": "Dell XPS 14"})),
-        )
-        .await;
-    assert_eq!(write.status, 200);
-    assert_eq!(
-        a.get("/products/9").await.body["name"],
-        "Dell XPS 14",
-        "the writer never reads its old value"
-    );
-
-    let started = std::time::Instant::now();
-    eventually("replica B drops its L1 entry", || async {
-        b.get("/products/9").await.body["name"] == "Dell XPS 14"
-    })
-    .await;
-    eprintln!("replica B converged in {:?}", started.elapsed());
-}
-
-#[tokio::test]
-async fn losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier() {
-    let mut redis = RedisServer::start().expect("own redis-server");
-    let redis_url = redis.url();
-    let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
-        c.redis_timeout_ms = 300;
-        c.l1_ttl_ms = 600_000;
-    })
-    .await;
-    app.wait_for_memory_tier(true).await;
-    app.get("/products/10").await;
-    assert_eq!(app.get("/products/10").await.body["cache_tier"], "memory");
-
-    redis.kill().expect("kill");
-    app.wait_for_memory_tier(false).await;
-    let stats = app.get("/cache/stats").await.body;
-    assert_eq!(stats["memory_tier"]["entries"], 0, "{stats}");
-    assert_eq!(app.get("/products/10").await.body["source"], "database");
-
-    redis.restart().expect("restart");
-    app.wait_for_memory_tier(true).await;
 }
 
 #[tokio::test]

@@ -1,14 +1,15 @@
 //! Behaviour under disorder (issue: consistency under disorder): clients that give up
 //! mid-request, Redis losing keys or its counters, a pool that is busy or restarted, and
-//! invalidations that outlive the process that owed them. Each test reproduces a bug that
-//! the service had, and was seen failing before its fix.
+//! invalidations that outlive the process that owed them (PostgreSQL's own disorder is in
+//! `database_disorder.rs`). Each test reproduces a bug that the service had, and was seen
+//! failing before its fix.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use cacheme_api::catalog::Hooks;
+use cacheme_api::Hooks;
 use cacheme_testsupport::RedisServer;
 use futures::FutureExt;
 use reqwest::Method;
@@ -21,7 +22,7 @@ use crate::helpers::{
 };
 
 /// A client that gives up after `ms` milliseconds, as a load balancer or a user would.
-fn impatient_client(ms: u64) -> reqwest::Client {
+pub(crate) fn impatient_client(ms: u64) -> reqwest::Client {
     let _ = http_client();
     reqwest::Client::builder()
         .timeout(Duration::from_millis(ms))
@@ -54,7 +55,7 @@ async fn abandon(app: &TestApp, method: Method, path: &str, body: Option<Value>,
 async fn name_in_database(app: &TestApp, id: i32) -> String {
     sqlx::query_scalar("SELECT name FROM products WHERE id = $1")
         .bind(id)
-        .fetch_one(app.state.catalog.db().pool())
+        .fetch_one(&app.pool)
         .await
         .expect("read the row")
 }
@@ -160,35 +161,6 @@ async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
     })
     .await;
     assert_eq!(app.get("/health").await.body["redis_breaker"], "closed");
-}
-
-#[tokio::test]
-async fn readiness_does_not_wait_behind_requests_for_a_connection() {
-    let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.db_max_connections = 1;
-        c.simulated_db_latency_ms = 3000;
-    })
-    .await;
-    let busy = {
-        let client = app.client.clone();
-        let url = app.url("/products/8");
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    assert_eq!(
-        app.get("/readyz").await.status,
-        200,
-        "PostgreSQL is healthy, only busy"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(app.get("/health").await.body["database"], "connected");
-    assert_eq!(busy.await.expect("task").expect("answered"), 200);
 }
 
 #[tokio::test]
@@ -366,77 +338,6 @@ async fn every_replica_bypasses_redis_for_an_id_whose_invalidation_is_pending() 
 }
 
 #[tokio::test]
-async fn a_statement_stuck_on_a_lock_answers_503_within_its_deadline() {
-    let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.db_statement_timeout_ms = 500;
-    })
-    .await;
-    let mut locker = PgConnection::connect(&app.config.database_url)
-        .await
-        .expect("connect");
-    sqlx::raw_sql("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut locker)
-        .await
-        .expect("lock the table");
-    let started = Instant::now();
-    let answer = crate::helpers::Answer::from(
-        impatient_client(5000)
-            .get(app.url("/products/9"))
-            .send()
-            .await
-            .expect("an answer before the client gives up"),
-    )
-    .await;
-    answer.assert_problem(503);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut locker)
-        .await
-        .expect("unlock");
-    assert_eq!(app.get("/products/9").await.status, 200);
-}
-
-#[tokio::test]
-async fn terminated_database_connections_are_replaced_not_answered_with_500() {
-    let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.simulated_db_latency_ms = 200;
-    })
-    .await;
-    // Four concurrent misses leave four connections kept for reuse.
-    let misses: Vec<_> = (1..=4)
-        .map(|id| {
-            let client = app.client.clone();
-            let url = app.url(&format!("/products/{id}"));
-            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-        })
-        .collect();
-    for miss in misses {
-        assert_eq!(miss.await.expect("task").expect("answer"), 200);
-    }
-    let mut admin = PgConnection::connect(&app.config.database_url)
-        .await
-        .expect("connect");
-    let terminated: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'cacheme-api' AND datname = current_database()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .expect("terminate");
-    assert!(terminated.len() >= 4, "{terminated:?}");
-    for id in 5..=8 {
-        let answer = app.get(&format!("/products/{id}")).await;
-        assert_eq!(answer.status, 200, "{}", answer.body);
-    }
-}
-
-#[tokio::test]
 async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_open() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
@@ -490,60 +391,4 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
         app.get("/products/6").await.body["source"] == "cache"
     })
     .await;
-}
-
-#[tokio::test]
-async fn a_write_whose_outcome_is_unknown_still_invalidates() {
-    let app = Arc::new(spawn_app_with(|c| c.l1_enabled = false).await);
-    app.get("/products/4").await;
-    assert_eq!(app.get("/products/4").await.body["source"], "cache");
-    let before = app.get("/cache/entries/4").await.body["generation"].clone();
-
-    let mut locker = PgConnection::connect(&app.config.database_url)
-        .await
-        .expect("connect");
-    sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 4 FOR UPDATE")
-        .execute(&mut locker)
-        .await
-        .expect("lock the row");
-    let write = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            app.send(Method::PATCH, "/products/4", Some(json!({"name": "Lost?"})))
-                .await
-        })
-    };
-    // The statement has been sent and waits on the lock; then its connection dies.
-    let mut admin = PgConnection::connect(&app.config.database_url)
-        .await
-        .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let killed: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'cacheme-api' AND wait_event_type = 'Lock' \
-             AND datname = current_database()",
-        )
-        .fetch_all(&mut admin)
-        .await
-        .expect("terminate");
-        if !killed.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the write never waited on the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let answer = write.await.expect("task");
-    answer.assert_problem(503);
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut locker)
-        .await
-        .expect("unlock");
-
-    let entry = app.get("/cache/entries/4").await.body;
-    assert_eq!(entry["cached"], false, "{entry}");
-    assert_ne!(entry["generation"], before, "{entry}");
 }

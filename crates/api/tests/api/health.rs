@@ -47,7 +47,7 @@ async fn root_describes_the_api() {
 async fn cors_lets_the_original_page_call_the_api_when_its_origin_is_listed() {
     let app = spawn_app_with(|c| {
         c.cors_allowed_origins =
-            cacheme_api::config::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
+            cacheme_api::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
                 "http://localhost:3000",
             )]);
     })
@@ -110,7 +110,7 @@ async fn by_default_no_other_origin_may_call_the_api() {
 async fn cors_allows_only_configured_origins_when_set() {
     let app = spawn_app_with(|c| {
         c.cors_allowed_origins =
-            cacheme_api::config::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
+            cacheme_api::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
                 "http://localhost:3000",
             )]);
     })

@@ -1,4 +1,5 @@
 //! `spawn_app()`: the real service on port 0, a fresh database per test, its own Redis key prefix.
+//! (Just over 400 lines: every helper a test file imports lives here, so there is one place to look.)
 
 use std::{
     sync::{
@@ -8,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use cacheme_api::{app::App, catalog::Hooks, config::Config, state::AppState};
+use cacheme_api::{App, Config, Hooks};
 use cacheme_testsupport::{Stores, with_database};
 use futures::FutureExt as _;
 use reqwest::{Response, StatusCode, header::HeaderMap};
@@ -75,7 +76,7 @@ impl TestDatabase {
             admin_url,
         };
         let pool = db.pool().await;
-        cacheme_api::db::MIGRATOR
+        cacheme_api::MIGRATOR
             .run(&pool)
             .await
             .expect("migrations apply");
@@ -130,8 +131,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     pub redis: redis::Client,
-    /// The app's shared state, to reach its pool or catalog directly.
-    pub state: AppState,
+    /// The app's own pool, to change rows behind its back.
+    pub pool: PgPool,
     /// Kept so the database lives (and is dropped) with the app; `None` when the test
     /// pointed the app at an unreachable or self-managed database.
     _database: Option<TestDatabase>,
@@ -177,7 +178,7 @@ pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: H
     let app = App::build_with_hooks(&config, hooks)
         .await
         .expect("app builds");
-    let state = app.state().clone();
+    let pool = app.db_pool();
     let addr = app.local_addr().expect("bound address");
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -188,7 +189,7 @@ pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: H
         client: http_client(),
         redis: redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
         config,
-        state,
+        pool,
         _database: db,
         shutdown: Some(tx),
         server: Some(server),
@@ -301,7 +302,7 @@ impl TestApp {
     }
 
     pub fn product_key(&self, id: i32) -> String {
-        cacheme_api::cache::KeyScheme::new(self.config.cache_key_prefix.clone()).product(id)
+        cacheme_api::KeyScheme::new(self.config.cache_key_prefix.clone()).product(id)
     }
 
     /// Stops the server gracefully and waits for it.
@@ -391,14 +392,14 @@ pub async fn wait_until_listening(port: u16) {
 pub fn pause_once(
     id: i32,
 ) -> (
-    cacheme_api::catalog::Hook,
+    cacheme_api::Hook,
     oneshot::Receiver<()>,
     oneshot::Sender<()>,
 ) {
     let (reached_tx, reached_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, release_rx))));
-    let hook: cacheme_api::catalog::Hook = std::sync::Arc::new(move |called: i32| {
+    let hook: cacheme_api::Hook = std::sync::Arc::new(move |called: i32| {
         let taken = if called == id {
             slot.lock().ok().and_then(|mut s| s.take())
         } else {

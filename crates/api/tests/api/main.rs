@@ -3,12 +3,16 @@
 mod binary;
 mod cache;
 mod correctness;
+mod database_disorder;
 mod disorder;
 mod docs;
+mod expiry;
 mod failure;
 mod health;
 mod helpers;
+mod memory_tier;
 mod products;
 mod security;
 mod telemetry;
+mod timing;
 mod writes;

@@ -14,7 +14,7 @@
 //! every fill read before it is refused. Under an `allkeys-*` policy a single counter can
 //! still be evicted; that policy is not supported (README, "Cache patterns").
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use redis::{
     AsyncCommands, Client, Script,
@@ -24,55 +24,21 @@ use tokio::time::Instant;
 
 use super::{
     breaker::{BreakerState, Call, CircuitBreaker},
-    keys::{ExpiryPolicy, Freshness, KeyScheme, random_u64, random_unit},
-    memory::{CachedValue, EncodedProduct},
+    expiry::{ExpiryPolicy, Freshness, random_u64, random_unit},
+    keys::KeyScheme,
+    value::{CachedValue, EncodedProduct},
 };
 
-/// Keys per SCAN page and per UNLINK batch when clearing.
-const CLEAR_BATCH: usize = 500;
+pub mod admin;
+mod scripts;
+
+use scripts::{ENSURE_EPOCH_SCRIPT, FILL_SCRIPT, INVALIDATE_SCRIPT};
 
 /// Administrative calls (clear, INFO) may scan many keys, so they get more time than a lookup.
 const ADMIN_TIMEOUT_FLOOR: Duration = Duration::from_secs(5);
 
 /// The JSON stored for a known-absent id.
 const ABSENT: &str = "null";
-
-/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] expected generation,
-/// ARGV[2] expected epoch, ARGV[3] value, ARGV[4] TTL ms, ARGV[5] `1` to skip both checks
-/// (`UNSAFE_SKIP_FILL_CHECK`, for proving the chaos checker can fail).
-const FILL_SCRIPT: &str = r"
-if ARGV[5] ~= '1' then
-  if redis.call('GET', KEYS[3]) ~= ARGV[2] then
-    return 0
-  end
-  local current = redis.call('GET', KEYS[2]) or '0'
-  if current ~= ARGV[1] then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-return 1
-";
-
-/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] channel, ARGV[2] id,
-/// ARGV[3] a fresh epoch, stored only if the key is missing.
-const INVALIDATE_SCRIPT: &str = r"
-redis.call('SET', KEYS[3], ARGV[3], 'NX')
-redis.call('INCR', KEYS[2])
-redis.call('UNLINK', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return 1
-";
-
-/// KEYS[1] epoch; ARGV[1] a fresh epoch. Returns the epoch, stored first if missing.
-const ENSURE_EPOCH_SCRIPT: &str = r"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  redis.call('SET', KEYS[1], ARGV[1])
-  epoch = ARGV[1]
-end
-return epoch
-";
 
 /// Server errors that mean Redis cannot serve now (loading its data, blocked by a script,
 /// out of memory, a read-only replica after a failover, ...): outages for the breaker.
@@ -125,16 +91,6 @@ pub struct Lookup {
     pub entry: Option<(CachedValue, Freshness)>,
     /// Generation and epoch when it was read; a later fill must match both.
     pub ticket: FillTicket,
-}
-
-/// What `GET /cache/entries/{id}` shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EntryInfo {
-    pub key: String,
-    pub cached: bool,
-    pub absent_marker: bool,
-    pub ttl: Option<Duration>,
-    pub generation: u64,
 }
 
 /// How the Redis tier is set up.
@@ -262,10 +218,6 @@ impl RedisTier {
         result
     }
 
-    fn admin_timeout(&self) -> Duration {
-        self.timeout.max(ADMIN_TIMEOUT_FLOOR)
-    }
-
     /// Value, generation, epoch and remaining TTL in one round trip of two commands
     /// (`MGET` of the entry, its generation and the epoch, `PTTL`). A missing epoch (a new
     /// or flushed Redis) costs one more round trip, to create it.
@@ -375,129 +327,12 @@ impl RedisTier {
         .await?;
         Ok(())
     }
-
-    /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or FLUSHALL).
-    pub async fn clear(&self) -> Result<u64, CacheError> {
-        let pattern = self.keys.all_keys_pattern();
-        let generation_prefix = self.keys.generation_prefix();
-        let mut conn = self.conn.clone();
-        let work = async move {
-            let mut cursor: u64 = 0;
-            let mut cleared: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(CLEAR_BATCH)
-                    .query_async(&mut conn)
-                    .await?;
-                // Generation counters stay, so a fill that was in flight still compares
-                // against the right number; only entries are cleared and counted.
-                let values: Vec<&String> = keys
-                    .iter()
-                    .filter(|k| !k.starts_with(&generation_prefix))
-                    .collect();
-                for batch in values.chunks(CLEAR_BATCH) {
-                    let removed: u64 = conn.unlink(batch).await?;
-                    cleared += removed;
-                }
-                if next == 0 {
-                    return Ok(cleared);
-                }
-                cursor = next;
-            }
-        };
-        Self::bounded(self.admin_timeout(), work).await
-    }
-
-    /// The server's `INFO` fields, name → value.
-    pub async fn info(&self) -> Result<BTreeMap<String, String>, CacheError> {
-        let mut conn = self.conn.clone();
-        let text: String = Self::bounded(
-            self.admin_timeout(),
-            redis::cmd("INFO").query_async(&mut conn),
-        )
-        .await?;
-        Ok(parse_info(&text))
-    }
-
-    pub async fn ping(&self) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
-        let _: String = Self::bounded(
-            self.timeout.max(Duration::from_millis(500)),
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// What Redis holds for a product right now.
-    pub async fn entry(&self, id: i32) -> Result<EntryInfo, CacheError> {
-        let key = self.keys.product(id);
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.get(&key).pttl(&key).get(self.keys.generation(id));
-        let (raw, pttl, generation): (Option<String>, i64, Option<u64>) =
-            Self::bounded(self.admin_timeout(), pipe.query_async(&mut conn)).await?;
-        Ok(EntryInfo {
-            cached: raw.is_some(),
-            absent_marker: raw.as_deref() == Some(ABSENT),
-            ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
-            generation: generation.unwrap_or(0),
-            key,
-        })
-    }
-}
-
-/// Whether CacheMe's consistency holds under this `maxmemory-policy`: eviction may only
-/// pick keys with a TTL (entries), never the generation counters or the epoch, which
-/// have none.
-pub fn eviction_policy_supported(policy: &str) -> bool {
-    !policy.starts_with("allkeys")
-}
-
-/// Parses `INFO` output (`# Section` headers and `name:value` lines).
-pub fn parse_info(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Product;
-
-    #[test]
-    fn info_parsing_skips_sections_and_keeps_values_with_colons() {
-        let info = parse_info(
-            "# Stats\r\nkeyspace_hits:42\r\n\r\nrole:master\r\nexecutable:/usr/bin/redis-server\r\n",
-        );
-        assert_eq!(info["keyspace_hits"], "42");
-        assert_eq!(info["executable"], "/usr/bin/redis-server");
-        assert!(!info.contains_key("# Stats"));
-    }
-
-    #[test]
-    fn only_policies_that_spare_keys_without_ttl_are_supported() {
-        for ok in [
-            "noeviction",
-            "volatile-lru",
-            "volatile-lfu",
-            "volatile-ttl",
-            "volatile-random",
-        ] {
-            assert!(eviction_policy_supported(ok), "{ok}");
-        }
-        for bad in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
-            assert!(!eviction_policy_supported(bad), "{bad}");
-        }
-    }
+    use crate::model::Product;
 
     #[test]
     fn absent_and_present_values_round_trip() {

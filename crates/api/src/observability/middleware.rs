@@ -1,21 +1,17 @@
 //! The per-request middleware: a server span (continuing the caller's W3C trace),
 //! `traceparent` and `Server-Timing` on every response, and the request histogram.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, Method},
     middleware::Next,
-    response::{IntoResponse as _, Response},
+    response::Response,
 };
 use tracing::Instrument as _;
 
-use crate::{
-    error::ApiError,
+use super::{
     metrics::Metrics,
     timing::{self, RequestTimings},
 };
@@ -37,15 +33,8 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Answers 503 when a request takes longer than `limit`. Dropping the handler only stops
-/// the wait: writes and loads run as tasks of their own and finish.
-pub async fn deadline(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout.into_response(),
-    }
-}
-
+/// Wraps every request: a server span that continues the caller's trace, the
+/// `Server-Timing` and `traceparent` headers, a log line and the request histogram.
 pub async fn trace_requests(
     State(metrics): State<Arc<Metrics>>,
     request: Request,

@@ -1,21 +1,22 @@
-//! One module per group of endpoints; [`router`] merges them.
+//! One module per group of endpoints, each registering its handlers once, for routing
+//! and for the OpenAPI document alike; [`router`] merges them.
 
 pub mod cache;
 pub mod health;
 pub mod products;
 pub mod root;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
+use super::state::AppState;
 
 /// Timestamps on the wire: RFC 3339, UTC.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(root::router())
         .merge(products::router())
         .merge(cache::router())

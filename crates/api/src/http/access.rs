@@ -2,15 +2,13 @@
 //! operator of the service chose anonymous writes explicitly (`ALLOW_ANONYMOUS_WRITES`,
 //! for a local demo). With neither, writes are refused: closed by default.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{extract::FromRequestParts, http::header, http::request::Parts};
+use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, state::AppState};
+use super::{error::ApiError, state::AppState};
 
 /// How writes are allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +100,7 @@ impl ClearGate {
             return Err(ApiError::TooManyRequests(1));
         };
         {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last.lock();
             let now = Instant::now();
             if let Some(wait) = last
                 .map(|at| self.interval.saturating_sub(now.duration_since(at)))

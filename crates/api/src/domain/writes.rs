@@ -1,6 +1,6 @@
 //! Writes and the invalidations they owe.
 //!
-//! A write's statement and its outbox row commit together (`db/writes.rs`); the
+//! A write's statement and its outbox row commit together (`store/products.rs`); the
 //! invalidation then runs, and the whole runs as a task of its own that the handler awaits,
 //! so a client that gives up cannot split the write from its invalidation. A write whose
 //! outcome is unknown (the connection died after the statement was sent) is invalidated
@@ -12,12 +12,11 @@ use std::{collections::BTreeMap, time::Duration};
 
 use tracing::Instrument as _;
 
-use super::Catalog;
+use super::{Catalog, CatalogError};
 use crate::{
-    db::{Product, Written, outcome_unknown},
-    error::ApiError,
-    input::{ValidPatch, ValidProduct},
-    stats::bump,
+    model::{Product, ValidPatch, ValidProduct},
+    observability::stats::bump,
+    store::{Written, outcome_unknown},
 };
 
 /// How old an outbox row must be before other replicas relay it: its writer deletes it
@@ -32,12 +31,12 @@ impl Catalog {
     /// request) does not stop it.
     async fn detached<T: Send + 'static>(
         &self,
-        work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
-    ) -> Result<T, ApiError> {
+        work: impl Future<Output = Result<T, CatalogError>> + Send + 'static,
+    ) -> Result<T, CatalogError> {
         tokio::spawn(work.instrument(tracing::Span::current()))
             .await
             .map_err(|e| {
-                ApiError::Internal(anyhow::Error::new(e).context("the write task failed"))
+                CatalogError::internal(anyhow::Error::new(e).context("the write task failed"))
             })?
     }
 
@@ -47,23 +46,23 @@ impl Catalog {
         &self,
         id: i32,
         result: Result<Option<Written<T>>, sqlx::Error>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, CatalogError> {
         match result {
             Ok(Some(written)) => {
                 self.invalidate(id, Some(written.outbox_id)).await;
                 Ok(written.value)
             }
-            Ok(None) => Err(ApiError::ProductNotFound),
+            Ok(None) => Err(CatalogError::NotFound),
             Err(e) => {
                 if outcome_unknown(&e) {
                     self.invalidate(id, None).await;
                 }
-                Err(ApiError::from_db(e))
+                Err(CatalogError::from_db(e))
             }
         }
     }
 
-    pub async fn create(&self, input: ValidProduct) -> Result<Product, ApiError> {
+    pub async fn create(&self, input: ValidProduct) -> Result<Product, CatalogError> {
         let this = self.clone();
         self.detached(async move {
             // The new id may be remembered as absent. An insert whose outcome is unknown
@@ -72,7 +71,7 @@ impl Catalog {
                 .db
                 .insert_product(&input)
                 .await
-                .map_err(ApiError::from_db)?;
+                .map_err(CatalogError::from_db)?;
             this.invalidate(written.value.id, Some(written.outbox_id))
                 .await;
             Ok(written.value)
@@ -80,7 +79,7 @@ impl Catalog {
         .await
     }
 
-    pub async fn replace(&self, id: i32, input: ValidProduct) -> Result<Product, ApiError> {
+    pub async fn replace(&self, id: i32, input: ValidProduct) -> Result<Product, CatalogError> {
         let this = self.clone();
         self.detached(async move {
             let result = this.db.replace_product(id, &input).await;
@@ -89,7 +88,7 @@ impl Catalog {
         .await
     }
 
-    pub async fn patch(&self, id: i32, patch: ValidPatch) -> Result<Product, ApiError> {
+    pub async fn patch(&self, id: i32, patch: ValidPatch) -> Result<Product, CatalogError> {
         let this = self.clone();
         self.detached(async move {
             let result = this.db.patch_product(id, &patch).await;
@@ -98,7 +97,7 @@ impl Catalog {
         .await
     }
 
-    pub async fn delete(&self, id: i32) -> Result<(), ApiError> {
+    pub async fn delete(&self, id: i32) -> Result<(), CatalogError> {
         let this = self.clone();
         self.detached(async move {
             let result = this.db.delete_product(id).await;

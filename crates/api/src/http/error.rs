@@ -12,6 +12,11 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::CatalogError;
+
+/// A cause kept for the log: the answer never shows it.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Seconds a client should wait before retrying when a backing store is down.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
@@ -26,17 +31,14 @@ pub enum ApiError {
     #[error("Method not allowed on this resource")]
     MethodNotAllowed,
     #[error("The database is unavailable; try again shortly")]
-    DatabaseUnavailable(#[source] sqlx::Error),
-    /// The same, when the cause was shared by several waiting requests.
-    #[error("The database is unavailable; try again shortly")]
-    DatabaseUnavailableMsg(String),
+    DatabaseUnavailable(#[source] Cause),
     #[error("Missing or wrong bearer token")]
     Unauthorized,
     #[error(
         "Writes are disabled on this instance: it has no ADMIN_TOKEN (and ALLOW_ANONYMOUS_WRITES is off)"
     )]
     WritesDisabled,
-    #[error("The body is larger than any valid product ({} KiB at most)", crate::input::BODY_LIMIT_BYTES / 1024)]
+    #[error("The body is larger than any valid product ({} KiB at most)", crate::model::input::BODY_LIMIT_BYTES / 1024)]
     PayloadTooLarge,
     #[error("Too many requests; retry after {0} s")]
     TooManyRequests(u32),
@@ -45,7 +47,7 @@ pub enum ApiError {
     #[error("Expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("The cache is unavailable; try again shortly")]
-    CacheUnavailable(String),
+    CacheUnavailable(#[source] Cause),
     #[error("Internal server error")]
     Internal(#[from] anyhow::Error),
 }
@@ -71,9 +73,9 @@ impl ApiError {
             Self::ProductNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_)
-            | Self::DatabaseUnavailableMsg(_)
-            | Self::CacheUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) | Self::CacheUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::WritesDisabled => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,9 +91,7 @@ impl ApiError {
             Self::ProductNotFound | Self::RouteNotFound => "not-found",
             Self::Validation(_) => "validation",
             Self::MethodNotAllowed => "method-not-allowed",
-            Self::DatabaseUnavailable(_) | Self::DatabaseUnavailableMsg(_) => {
-                "database-unavailable"
-            }
+            Self::DatabaseUnavailable(_) => "database-unavailable",
             Self::Unauthorized => "unauthorized",
             Self::WritesDisabled => "writes-disabled",
             Self::PayloadTooLarge => "payload-too-large",
@@ -112,34 +112,19 @@ impl ApiError {
             detail: self.to_string(),
         }
     }
-
-    /// Maps a database error: connection-level failures, and server states that pass
-    /// (shutting down, out of connections, a statement past its deadline, a deadlock), are
-    /// 503; the rest 500.
-    pub fn from_db(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => Self::DatabaseUnavailable(err),
-            sqlx::Error::Database(ref e) if e.code().is_some_and(|c| unavailable_sqlstate(&c)) => {
-                Self::DatabaseUnavailable(err)
-            }
-            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
-        }
-    }
 }
 
-/// SQLSTATEs that say "not now" rather than "never": class 08 (connection exception),
-/// 53 (insufficient resources: too many connections, disk full), 57P (shutdown, admin
-/// termination, crash recovery), 57014 (cancelled: `statement_timeout`), 40001/40P01
-/// (serialization failure, deadlock).
-pub fn unavailable_sqlstate(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("53")
-        || code.starts_with("57P")
-        || matches!(code, "57014" | "40001" | "40P01")
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::NotFound => Self::ProductNotFound,
+            CatalogError::DatabaseUnavailable(_) | CatalogError::LoadTimedOut(_) => {
+                Self::DatabaseUnavailable(error.into())
+            }
+            CatalogError::CacheUnavailable(_) => Self::CacheUnavailable(error.into()),
+            CatalogError::Internal(_) => Self::Internal(error.into()),
+        }
+    }
 }
 
 impl From<PathRejection> for ApiError {
@@ -166,8 +151,8 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<crate::input::FieldErrors> for ApiError {
-    fn from(errors: crate::input::FieldErrors) -> Self {
+impl From<crate::model::input::FieldErrors> for ApiError {
+    fn from(errors: crate::model::input::FieldErrors) -> Self {
         Self::Validation(errors.to_string())
     }
 }
@@ -176,7 +161,6 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::DatabaseUnavailable(e) => tracing::warn!(error = %e, "database unavailable"),
-            Self::DatabaseUnavailableMsg(e) => tracing::warn!(error = %e, "database unavailable"),
             Self::CacheUnavailable(e) => tracing::warn!(error = %e, "cache unavailable"),
             Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}
@@ -215,28 +199,20 @@ mod tests {
         assert!(p.r#type.ends_with("/not-found"));
     }
 
-    #[test]
-    fn connection_failures_are_503_and_others_500() {
-        assert_eq!(
-            ApiError::from_db(sqlx::Error::PoolTimedOut).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            ApiError::from_db(sqlx::Error::RowNotFound).status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+    fn from_db(error: sqlx::Error) -> ApiError {
+        CatalogError::from_db(error).into()
     }
 
     #[test]
-    fn passing_server_states_are_unavailable_and_the_rest_are_not() {
-        for code in [
-            "08006", "08P01", "57P01", "57P03", "53300", "57014", "40P01",
-        ] {
-            assert!(unavailable_sqlstate(code), "{code}");
-        }
-        for code in ["23505", "22021", "42P01", "22001"] {
-            assert!(!unavailable_sqlstate(code), "{code}");
-        }
+    fn connection_failures_are_503_and_others_500() {
+        assert_eq!(
+            from_db(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            from_db(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -3,19 +3,19 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderMap, header},
     response::{Html, IntoResponse, Response},
-    routing::get,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(root))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(root))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -27,6 +27,8 @@ pub struct RootResponse {
     pub endpoints: BTreeMap<String, String>,
 }
 
+/// The endpoints a person starts from, under the names the original demo's page reads;
+/// `/openapi.json` lists them all.
 pub fn describe() -> RootResponse {
     let endpoints = [
         ("product", "GET /products/{id}"),

@@ -1,21 +1,23 @@
 //! `GET /health` (really checks both stores), `GET /livez`, `GET /readyz`.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::now_rfc3339;
 use crate::{
-    error::{ApiError, Problem},
-    routes::now_rfc3339,
-    state::AppState,
+    cache::breaker::BreakerState,
+    http::{error::ApiError, problems, state::AppState},
+    observability::metrics::Gauges,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -52,7 +54,7 @@ pub struct HealthResponse {
     #[schema(example = "connected")]
     pub redis: String,
     /// Circuit breaker in front of Redis.
-    pub redis_breaker: crate::cache::breaker::BreakerState,
+    pub redis_breaker: BreakerState,
     /// Whether the in-process tier is in use (enabled, and its invalidation channel up).
     pub memory_tier: bool,
     pub timestamp: String,
@@ -130,14 +132,14 @@ pub fn readiness(database_ok: bool, redis_ok: bool) -> Option<&'static str> {
     get, path = "/readyz", tag = "health",
     responses(
         (status = 200, body = ProbeResponse),
-        (status = 503, description = "Neither PostgreSQL nor Redis is reachable", body = Problem, content_type = "application/problem+json"),
+        problems::NoStoreReachable,
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>, ApiError> {
     let catalog = &state.catalog;
     let (db, redis) = tokio::join!(catalog.db().ping(), catalog.redis().ping());
     match (readiness(db.is_ok(), redis.is_ok()), db) {
-        (None, Err(e)) => Err(ApiError::DatabaseUnavailable(e)),
+        (None, Err(e)) => Err(ApiError::DatabaseUnavailable(e.into())),
         // `readiness` is `Some` whenever PostgreSQL answered.
         (status, _) => Ok(Json(ProbeResponse {
             status: status.unwrap_or("ok").into(),
@@ -152,9 +154,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let catalog = &state.catalog;
-    let gauges = crate::metrics::Gauges {
+    let gauges = Gauges {
         memory_entries: catalog.memory().entry_count(),
-        breaker_open: catalog.redis().breaker_state() == crate::cache::breaker::BreakerState::Open,
+        breaker_open: catalog.redis().breaker_state() == BreakerState::Open,
         pending_invalidations: u64::try_from(catalog.pending_invalidations()).unwrap_or(u64::MAX),
     };
     let body = state.metrics.render(&catalog.counters().snapshot(), gauges);

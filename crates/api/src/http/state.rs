@@ -2,7 +2,8 @@
 
 use std::{ops::Deref, path::PathBuf, sync::Arc};
 
-use crate::{catalog::Catalog, metrics::Metrics};
+use super::access::{ClearGate, WritePolicy};
+use crate::{domain::Catalog, observability::metrics::Metrics};
 
 /// The shared state behind one `Arc`: axum clones the state for every request, and
 /// cloning the parts (pool, caches, clients: a score of `Arc`s) showed up in profiles.
@@ -15,9 +16,9 @@ pub struct SharedState {
     pub metrics: Arc<Metrics>,
     pub static_dir: Option<Arc<PathBuf>>,
     /// Who may write.
-    pub write_policy: crate::access::WritePolicy,
+    pub write_policy: WritePolicy,
     /// Spaces out `DELETE /cache/clear`.
-    pub clear_gate: crate::access::ClearGate,
+    pub clear_gate: ClearGate,
     /// Upper bound on one request.
     pub request_timeout: std::time::Duration,
 }

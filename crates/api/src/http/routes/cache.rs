@@ -1,28 +1,29 @@
 //! `GET /cache/stats`, `GET /cache/entries/{id}` and `DELETE /cache/clear`.
 
-use axum::{
-    Json, Router,
-    extract::{Path, State, rejection::PathRejection},
-    routing::{delete, get},
-};
+use axum::{Json, extract::State};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::now_rfc3339;
 use crate::{
-    access::WriteAccess,
     cache::breaker::BreakerState,
-    error::{ApiError, ApiResult, Problem},
-    routes::{now_rfc3339, products::parse_product_id},
-    state::AppState,
-    stats::{AppStats, hit_rate_percent},
+    http::{
+        access::WriteAccess,
+        error::{ApiError, ApiResult},
+        extract::ProductId,
+        problems,
+        state::AppState,
+    },
+    observability::stats::{AppStats, hit_rate_percent},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cache/stats", get(cache_stats))
-        .route("/cache/entries/{id}", get(cache_entry))
-        .route("/cache/clear", delete(clear_cache))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cache_stats))
+        .routes(routes!(cache_entry))
+        .routes(routes!(clear_cache))
 }
 
 /// The `INFO` fields the page shows, in the original's order.
@@ -143,22 +144,19 @@ pub struct CacheEntryResponse {
     params(("id" = i32, Path, minimum = 1)),
     responses(
         (status = 200, body = CacheEntryResponse),
-        (status = 422, description = "Invalid id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable", body = Problem, content_type = "application/problem+json"),
+        problems::InvalidId, problems::RedisDown,
     )
 )]
 pub async fn cache_entry(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    ProductId(id): ProductId,
 ) -> ApiResult<Json<CacheEntryResponse>> {
-    let Path(raw) = id?;
-    let id = parse_product_id(&raw)?;
     let entry = state
         .catalog
         .redis()
         .entry(id)
         .await
-        .map_err(|e| ApiError::CacheUnavailable(e.to_string()))?;
+        .map_err(|e| ApiError::CacheUnavailable(e.into()))?;
     Ok(Json(CacheEntryResponse {
         key: entry.key,
         cached: entry.cached,
@@ -185,17 +183,16 @@ pub struct ClearResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Entries removed", body = ClearResponse),
-        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Writes are disabled: no ADMIN_TOKEN is configured", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Another clear is running, or one ran less than a second ago; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        problems::Unauthorized, problems::ClearDisabled, problems::ClearTooSoon,
+        problems::RedisDownRetry,
     )
 )]
 pub async fn clear_cache(
     _access: WriteAccess,
     State(state): State<AppState>,
 ) -> ApiResult<Json<ClearResponse>> {
-    let cleared_keys = state.clear_gate.run(state.catalog.clear()).await?;
+    let clear = async { Ok(state.catalog.clear().await?) };
+    let cleared_keys = state.clear_gate.run(clear).await?;
     tracing::info!(cleared_keys, "cache cleared");
     Ok(Json(ClearResponse {
         message: "Cache cleared successfully".to_owned(),
@@ -210,7 +207,7 @@ mod tests {
 
     #[test]
     fn info_fields_become_numbers_and_a_hit_rate() {
-        let info = crate::cache::redis_tier::parse_info(
+        let info = crate::cache::redis_tier::admin::parse_info(
             "keyspace_hits:3\r\nkeyspace_misses:1\r\nused_memory_human:1.2M\r\nrole:master\r\n",
         );
         let selected = select_info_fields(&info);

@@ -1,39 +1,42 @@
-//! `GET /products/{id}` (cache-aside) and `GET /products` (paginated, from PostgreSQL).
+//! `/products`: reads (`GET /products/{id}` through the cache, `GET /products` from
+//! PostgreSQL) and the writes that invalidate the cache.
 
 use std::time::Instant;
 
 use axum::{
-    Json, Router,
-    extract::{
-        Path, Query, State,
-        rejection::{JsonRejection, PathRejection, QueryRejection},
-    },
+    Json,
+    extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    access::WriteAccess,
-    catalog::Tier,
-    db::Product,
-    error::{ApiError, ApiResult, Problem},
-    input::{ProductInput, ProductPatch},
-    state::AppState,
+    domain::Tier,
+    http::{
+        access::WriteAccess,
+        error::{ApiError, ApiResult},
+        extract::{AppJson, AppQuery, ProductId},
+        problems,
+        state::AppState,
+    },
+    model::{
+        Product,
+        input::{ProductInput, ProductPatch},
+    },
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products", get(list_products).post(create_product))
-        .route(
-            "/products/{id}",
-            get(get_product)
-                .put(replace_product)
-                .patch(patch_product)
-                .delete(delete_product),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_products, create_product))
+        .routes(routes!(
+            get_product,
+            replace_product,
+            patch_product,
+            delete_product
+        ))
 }
 
 /// Where a product answer came from.
@@ -58,25 +61,6 @@ pub struct ProductResponse {
     pub fetch_time_ms: f64,
 }
 
-/// Parses a product id: a positive 32-bit integer (PostgreSQL `SERIAL`).
-pub fn parse_product_id(raw: &str) -> Result<i32, ApiError> {
-    let value: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::Validation(format!("product id must be an integer, got {raw:?}")))?;
-    if value < 1 {
-        return Err(ApiError::Validation(format!(
-            "product id must be a positive integer, got {value}"
-        )));
-    }
-    i32::try_from(value).map_err(|_| {
-        ApiError::Validation(format!(
-            "product id must be at most {}, got {value}",
-            i32::MAX
-        ))
-    })
-}
-
 fn elapsed_ms(start: Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
@@ -87,19 +71,15 @@ fn elapsed_ms(start: Instant) -> f64 {
     params(("id" = i32, Path, description = "Product id, a positive integer", minimum = 1)),
     responses(
         (status = 200, description = "The product, with `source`, `cache_tier` and `fetch_time_ms`", body = ProductResponse),
-        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a positive 32-bit integer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Not cached and PostgreSQL is unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        problems::ProductNotFound, problems::IdNotPositive, problems::NotCachedDatabaseDown,
     )
 )]
 #[tracing::instrument(name = "products.get", skip(state, id), fields(product.id, cache.hit))]
 pub async fn get_product(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    ProductId(id): ProductId,
 ) -> ApiResult<Response> {
     let start = Instant::now();
-    let Path(raw_id) = id?;
-    let id = parse_product_id(&raw_id)?;
     tracing::Span::current().record("product.id", id);
     let served = state.catalog.get(id).await?;
     tracing::Span::current().record("cache.hit", served.tier.is_some());
@@ -187,29 +167,15 @@ impl Pagination {
     params(PaginationParams),
     responses(
         (status = 200, description = "Products ordered by id", body = Vec<Product>),
-        (status = 422, description = "`limit` or `offset` out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL is unreachable; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        problems::PageOutOfRange, problems::DatabaseDownRetry,
     )
 )]
 pub async fn list_products(
     State(state): State<AppState>,
-    params: Result<Query<PaginationParams>, QueryRejection>,
+    AppQuery(params): AppQuery<PaginationParams>,
 ) -> ApiResult<Json<Vec<Product>>> {
-    let Query(params) = params?;
     let page = Pagination::parse(&params)?;
-    let started = std::time::Instant::now();
-    let products = state
-        .catalog
-        .db()
-        .list_products(page.limit, page.offset)
-        .await;
-    crate::timing::record_db(started.elapsed());
-    let products = products.map_err(ApiError::from_db)?;
-    Ok(Json(products))
-}
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    payload.map(|Json(v)| v).map_err(ApiError::from)
+    Ok(Json(state.catalog.list(page.limit, page.offset).await?))
 }
 
 /// Create a product; its id is assigned by the database.
@@ -219,21 +185,16 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Created; `Location` names the new product", body = Product),
-        (status = 401, description = "`ADMIN_TOKEN` is set and the bearer token is missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid; `detail` names it; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+        problems::UnauthorizedWithToken, problems::WritesDisabled, problems::NotJson,
+        problems::BodyTooLarge, problems::InvalidField, problems::DatabaseDown,
     )
 )]
 pub async fn create_product(
     _access: WriteAccess,
     State(state): State<AppState>,
-    payload: Result<Json<ProductInput>, JsonRejection>,
+    AppJson(input): AppJson<ProductInput>,
 ) -> ApiResult<Response> {
-    let input = body(payload)?.validate()?;
-    let product = state.catalog.create(input).await?;
+    let product = state.catalog.create(input.validate()?).await?;
     let location = format!("/products/{}", product.id);
     Ok((
         StatusCode::CREATED,
@@ -241,11 +202,6 @@ pub async fn create_product(
         Json(product),
     )
         .into_response())
-}
-
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
-    let Path(raw) = id?;
-    parse_product_id(&raw)
 }
 
 /// Replace a product's fields; its cache entries are invalidated on every replica.
@@ -256,24 +212,18 @@ fn path_id(id: Result<Path<String>, PathRejection>) -> Result<i32, ApiError> {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The product as stored", body = Product),
-        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+        problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
+        problems::BodyTooLarge, problems::NotJson, problems::InvalidIdOrField,
+        problems::DatabaseDown,
     )
 )]
 pub async fn replace_product(
     _access: WriteAccess,
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-    payload: Result<Json<ProductInput>, JsonRejection>,
+    ProductId(id): ProductId,
+    AppJson(input): AppJson<ProductInput>,
 ) -> ApiResult<Json<Product>> {
-    let id = path_id(id)?;
-    let input = body(payload)?.validate()?;
-    Ok(Json(state.catalog.replace(id, input).await?))
+    Ok(Json(state.catalog.replace(id, input.validate()?).await?))
 }
 
 /// Change some fields (`null` clears an optional one); cache entries are invalidated.
@@ -284,24 +234,18 @@ pub async fn replace_product(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The product as stored", body = Product),
-        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than any valid product (128 KiB)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid id or field; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+        problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
+        problems::BodyTooLarge, problems::NotJson, problems::InvalidIdOrField,
+        problems::DatabaseDown,
     )
 )]
 pub async fn patch_product(
     _access: WriteAccess,
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-    payload: Result<Json<ProductPatch>, JsonRejection>,
+    ProductId(id): ProductId,
+    AppJson(patch): AppJson<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
-    let id = path_id(id)?;
-    let patch = body(payload)?.validate()?;
-    Ok(Json(state.catalog.patch(id, patch).await?))
+    Ok(Json(state.catalog.patch(id, patch.validate()?).await?))
 }
 
 /// Delete a product; its cache entries are invalidated.
@@ -311,19 +255,15 @@ pub async fn patch_product(
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Bearer token missing or wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No product has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PostgreSQL is unreachable", body = Problem, content_type = "application/problem+json"),
+        problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
+        problems::InvalidId, problems::DatabaseDown,
     )
 )]
 pub async fn delete_product(
     _access: WriteAccess,
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    ProductId(id): ProductId,
 ) -> ApiResult<StatusCode> {
-    let id = path_id(id)?;
     state.catalog.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -331,28 +271,6 @@ pub async fn delete_product(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_must_be_positive_32_bit_integers() {
-        assert_eq!(parse_product_id("1").ok(), Some(1));
-        assert_eq!(parse_product_id("2147483647").ok(), Some(i32::MAX));
-        for bad in [
-            "abc",
-            "1.5",
-            "",
-            "0",
-            "-3",
-            "2147483648",
-            "99999999999999999999",
-        ] {
-            let err = parse_product_id(bad).expect_err(bad);
-            assert_eq!(
-                err.status(),
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "{bad}"
-            );
-        }
-    }
 
     fn params(limit: Option<&str>, offset: Option<&str>) -> PaginationParams {
         PaginationParams {

@@ -4,9 +4,11 @@
 //! instances in one process, as in the tests, never mix their numbers. Counters that the
 //! cache already keeps are read from [`AppStats`] at scrape time.
 
-use std::{collections::BTreeMap, fmt::Write as _, sync::Mutex, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
-use crate::stats::AppStats;
+use parking_lot::Mutex;
+
+use super::stats::AppStats;
 
 /// Upper bounds of the latency buckets, in seconds: from a memory hit to a slow miss.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -79,17 +81,12 @@ pub struct Metrics {
     queries: Mutex<BTreeMap<&'static str, Histogram>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Observations are single updates; a poisoned registry is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Metrics {
     /// `route` is the matched route template (`/products/{id}`), never the raw path,
     /// so the number of series stays bounded.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        let mut requests = lock(&self.requests);
+        let mut requests = self.requests.lock();
         let known = requests
             .iter_mut()
             .find(|((r, m, s), _)| *s == status && r == route && m == method);
@@ -104,7 +101,8 @@ impl Metrics {
     }
 
     pub fn observe_query(&self, operation: &'static str, elapsed: Duration) {
-        lock(&self.queries)
+        self.queries
+            .lock()
             .entry(operation)
             .or_default()
             .observe(elapsed.as_secs_f64());
@@ -122,7 +120,7 @@ impl Metrics {
             "histogram",
             "HTTP request duration by route, method and status.",
         );
-        let mut requests = lock(&self.requests).clone();
+        let mut requests = self.requests.lock().clone();
         requests.sort_by(|a, b| a.0.cmp(&b.0));
         for ((route, method, status), histogram) in &requests {
             let labels = format!(
@@ -133,7 +131,7 @@ impl Metrics {
             histogram.render(&mut out, "cacheme_http_request_duration_seconds", &labels);
         }
 
-        let queries = lock(&self.queries).clone();
+        let queries = self.queries.lock().clone();
         family(
             &mut out,
             "cacheme_db_queries_total",

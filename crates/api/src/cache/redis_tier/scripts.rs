@@ -1,0 +1,38 @@
+//! The Lua scripts that make fills and invalidations atomic in Redis.
+
+/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] expected generation,
+/// ARGV[2] expected epoch, ARGV[3] value, ARGV[4] TTL ms, ARGV[5] `1` to skip both checks
+/// (`UNSAFE_SKIP_FILL_CHECK`, for proving the chaos checker can fail).
+pub(super) const FILL_SCRIPT: &str = r"
+if ARGV[5] ~= '1' then
+  if redis.call('GET', KEYS[3]) ~= ARGV[2] then
+    return 0
+  end
+  local current = redis.call('GET', KEYS[2]) or '0'
+  if current ~= ARGV[1] then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] channel, ARGV[2] id,
+/// ARGV[3] a fresh epoch, stored only if the key is missing.
+pub(super) const INVALIDATE_SCRIPT: &str = r"
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+redis.call('INCR', KEYS[2])
+redis.call('UNLINK', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+";
+
+/// KEYS[1] epoch; ARGV[1] a fresh epoch. Returns the epoch, stored first if missing.
+pub(super) const ENSURE_EPOCH_SCRIPT: &str = r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[1])
+  epoch = ARGV[1]
+end
+return epoch
+";

@@ -1,0 +1,217 @@
+//! The product catalog: reads through both cache tiers (`read.rs`), writes that
+//! invalidate them (`writes.rs`), and what keeps the tiers in step across replicas.
+//!
+//! Read: L1 (memory) → L2 (Redis) → PostgreSQL, with one database query per key at a time
+//! in this process (single flight), unknown ids remembered as absent, stale entries
+//! served while one background refresh runs, and stale-if-error when PostgreSQL fails.
+//!
+//! Write: the statement and its outbox row commit together, then the invalidation runs;
+//! both as one task that a cancelled request cannot split.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::{CatalogError, read::LoadResult};
+use crate::{
+    cache::{
+        listener::InvalidationTarget, memory::MemoryTier, pending::PendingSet,
+        redis_tier::RedisTier, singleflight::SingleFlight, value::EncodedProduct,
+    },
+    model::Product,
+    observability::{stats::CacheCounters, timing::record_db},
+    store::Database,
+};
+
+/// How long a finished database load still answers requests that missed the cache just
+/// before it was filled (writes end it at once).
+const FLIGHT_LINGER: Duration = Duration::from_millis(100);
+
+/// Which cache tier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Memory,
+    Redis,
+}
+
+/// A product and where it came from.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub product: Arc<EncodedProduct>,
+    /// `None`: read from PostgreSQL.
+    pub tier: Option<Tier>,
+}
+
+/// A pause point for tests: called with the product id.
+pub type Hook = Arc<dyn Fn(i32) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Where tests can pause the read and write paths to force an interleaving.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Between a miss's database read and its cache fill.
+    pub before_fill: Option<Hook>,
+    /// Between a write's L1 drop and its Redis invalidation.
+    pub before_redis_invalidate: Option<Hook>,
+    /// Before an invalidation announced on the channel (this process's own included) is applied.
+    pub before_remote_invalidation: Option<Hook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("before_fill", &self.before_fill.is_some())
+            .field(
+                "before_redis_invalidate",
+                &self.before_redis_invalidate.is_some(),
+            )
+            .field(
+                "before_remote_invalidation",
+                &self.before_remote_invalidation.is_some(),
+            )
+            .finish()
+    }
+}
+
+/// Ids with a pending invalidation, and their number, so the read path skips the lock
+/// when there are none (nearly always).
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    set: Mutex<PendingSet>,
+    count: AtomicUsize,
+}
+
+impl Pending {
+    pub(super) fn update<R>(&self, change: impl FnOnce(&mut PendingSet) -> R) -> R {
+        let mut set = self.set.lock();
+        let result = change(&mut set);
+        self.count.store(set.len(), Ordering::Release);
+        result
+    }
+
+    fn contains(&self, id: i32) -> bool {
+        self.count.load(Ordering::Acquire) > 0 && self.set.lock().contains(id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub(super) db: Database,
+    pub(super) redis: RedisTier,
+    pub(super) memory: MemoryTier,
+    pub(super) flights: SingleFlight<i32, Option<crate::cache::redis_tier::FillTicket>, LoadResult>,
+    pub(super) counters: Arc<CacheCounters>,
+    pub(super) pending: Arc<Pending>,
+    pub(super) pending_added: Arc<Notify>,
+    pub(super) hooks: Hooks,
+}
+
+impl Catalog {
+    pub fn new(db: Database, redis: RedisTier, memory: MemoryTier, hooks: Hooks) -> Self {
+        Self {
+            db,
+            redis,
+            memory,
+            // Only what Redis also took lingers: a refused fill may be old, and with
+            // negative caching off an unknown id must be asked again.
+            flights: SingleFlight::with_linger(FLIGHT_LINGER, super::read::lingers),
+            counters: Arc::default(),
+            pending: Arc::default(),
+            pending_added: Arc::default(),
+            hooks,
+        }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn redis(&self) -> &RedisTier {
+        &self.redis
+    }
+
+    pub fn memory(&self) -> &MemoryTier {
+        &self.memory
+    }
+
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
+    }
+
+    pub(super) fn is_pending(&self, id: i32) -> bool {
+        self.pending.contains(id)
+    }
+
+    pub fn pending_invalidations(&self) -> usize {
+        self.pending.count.load(Ordering::Acquire)
+    }
+
+    /// Loads in flight or lingering (for `/cache/stats`: none should outlive its deadline).
+    pub fn flights_in_progress(&self) -> usize {
+        self.flights.in_flight()
+    }
+
+    /// A page of products ordered by id, always from PostgreSQL.
+    pub async fn list(&self, limit: i64, offset: i64) -> Result<Vec<Product>, CatalogError> {
+        let started = Instant::now();
+        let products = self.db.list_products(limit, offset).await;
+        record_db(started.elapsed());
+        products.map_err(CatalogError::from_db)
+    }
+
+    /// Empties both tiers (this service's keys only) and tells the other replicas.
+    pub async fn clear(&self) -> Result<u64, CatalogError> {
+        self.flights.forget_finished();
+        self.memory.flush();
+        let cleared = self
+            .redis
+            .clear()
+            .await
+            .map_err(|e| CatalogError::CacheUnavailable(Arc::new(e)))?;
+        if let Err(e) = self.redis.announce_flush().await {
+            tracing::warn!(error = %e, "could not announce the flush to other replicas");
+        }
+        Ok(cleared)
+    }
+}
+
+/// The invalidation channel drives L1 and the loads in flight.
+impl InvalidationTarget for Catalog {
+    fn subscribed(&self) {
+        self.memory.set_trusted(true);
+    }
+
+    /// `*` for everything, else one id.
+    async fn apply(&self, message: &str) {
+        if message == "*" {
+            // A clear changes no row: loads still running stay valid and are kept (so a
+            // stampede right after a clear still costs one query); finished ones go, so
+            // the next read loads and caches afresh.
+            self.flights.forget_finished();
+            self.memory.flush();
+        } else if let Ok(id) = message.parse::<i32>() {
+            if let Some(hook) = &self.hooks.before_remote_invalidation {
+                hook(id).await;
+            }
+            self.flights.forget(&id);
+            self.memory.invalidate(id).await;
+        } else {
+            tracing::warn!(message, "ignoring a malformed invalidation message");
+        }
+    }
+
+    /// Messages may have been missed, so L1 is flushed and bypassed, and no load started
+    /// before now is joined.
+    fn lost(&self) {
+        self.memory.set_trusted(false);
+        self.flights.forget_all();
+    }
+}

@@ -1,0 +1,10 @@
+//! The product catalog: what a request asks for, in terms of products rather than HTTP,
+//! answered through the cache tiers and the store below.
+
+mod catalog;
+mod error;
+mod read;
+mod writes;
+
+pub use catalog::{Catalog, Hook, Hooks, Served, Tier};
+pub use error::CatalogError;

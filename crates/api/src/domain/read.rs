@@ -1,0 +1,278 @@
+//! The read path, one step per tier: L1, then L2, then one database load per id shared
+//! by every request that missed meanwhile. Each step counts its own outcome.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::FutureExt as _;
+use tracing::Instrument as _;
+
+use super::{Catalog, CatalogError, Served, Tier};
+use crate::{
+    cache::{
+        expiry::Freshness,
+        redis_tier::{CacheError, FillTicket, Lookup},
+        value::{CachedValue, EncodedProduct},
+    },
+    observability::{
+        stats::bump,
+        timing::{record_cache, record_db},
+    },
+};
+
+/// What a load read, and whether Redis took it (only such results answer late joiners).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    product: Option<Arc<EncodedProduct>>,
+    cached: bool,
+}
+
+pub(super) type LoadResult = Result<Loaded, CatalogError>;
+
+/// Which finished loads may answer late joiners: only what Redis also took. A refused
+/// fill may be old, and with negative caching off an unknown id must be asked again.
+pub(super) fn lingers(result: &LoadResult) -> bool {
+    matches!(result, Ok(Loaded { cached: true, .. }))
+}
+
+/// What L2 gave a read.
+enum FromRedis {
+    /// Serve this: fresh, or stale while one refresh runs.
+    Hit(CachedValue),
+    /// Load from PostgreSQL. `ticket` lets the load fill Redis (none when Redis failed);
+    /// `fallback` is an entry past its stale window, served only if PostgreSQL fails.
+    Miss {
+        ticket: Option<FillTicket>,
+        fallback: Option<CachedValue>,
+    },
+}
+
+impl Catalog {
+    /// Looks a product up through both tiers.
+    pub async fn get(&self, id: i32) -> Result<Served, CatalogError> {
+        if self.is_pending(id) {
+            // Redis may still hold what a write replaced: bypass both tiers.
+            let started = Instant::now();
+            let product = self.query(id).await;
+            record_db(started.elapsed());
+            return match product? {
+                Some(product) => Ok(Served {
+                    product,
+                    tier: None,
+                }),
+                None => Err(CatalogError::NotFound),
+            };
+        }
+        let epoch = self.memory.epoch();
+        if let Some(value) = self.lookup_memory(id).await {
+            return self.answer(value, Some(Tier::Memory));
+        }
+        match self.lookup_redis(id, epoch).await {
+            FromRedis::Hit(value) => self.answer(value, Some(Tier::Redis)),
+            FromRedis::Miss { ticket, fallback } => {
+                self.load_from_database(id, ticket, epoch, fallback).await
+            }
+        }
+    }
+
+    async fn lookup_memory(&self, id: i32) -> Option<CachedValue> {
+        if !self.memory.active() {
+            return None;
+        }
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "cache.memory.get",
+            cache.tier = "memory",
+            product.id = id,
+            cache.hit = tracing::field::Empty
+        );
+        let found = self.memory.get(id).instrument(span.clone()).await;
+        span.record("cache.hit", found.is_some());
+        record_cache(started.elapsed());
+        bump(if found.is_some() {
+            &self.counters.memory_hits
+        } else {
+            &self.counters.memory_misses
+        });
+        found
+    }
+
+    async fn lookup_redis(&self, id: i32, epoch: u64) -> FromRedis {
+        let started = Instant::now();
+        let lookup = self.redis.lookup(id).await;
+        record_cache(started.elapsed());
+        let counters = &self.counters;
+        match lookup {
+            Ok(Lookup {
+                entry: Some((value, freshness)),
+                ticket,
+            }) => match freshness {
+                Freshness::Fresh => {
+                    bump(&counters.redis_hits);
+                    self.memory
+                        .insert_if_unchanged(id, value.clone(), epoch)
+                        .await;
+                    FromRedis::Hit(value)
+                }
+                Freshness::Stale => {
+                    bump(&counters.redis_hits);
+                    bump(&counters.stale_served);
+                    self.refresh_in_background(id, ticket, epoch);
+                    FromRedis::Hit(value)
+                }
+                Freshness::ErrorOnly => {
+                    bump(&counters.redis_misses);
+                    FromRedis::Miss {
+                        ticket: Some(ticket),
+                        fallback: Some(value),
+                    }
+                }
+            },
+            Ok(Lookup {
+                entry: None,
+                ticket,
+            }) => {
+                bump(&counters.redis_misses);
+                FromRedis::Miss {
+                    ticket: Some(ticket),
+                    fallback: None,
+                }
+            }
+            Err(e) => {
+                bump(&counters.redis_misses);
+                match e {
+                    CacheError::BreakerOpen => bump(&counters.redis_skipped),
+                    other => {
+                        bump(&counters.redis_errors);
+                        if matches!(other, CacheError::Timeout(_)) {
+                            bump(&counters.redis_timeouts);
+                        }
+                        tracing::warn!(error = %other, "Redis lookup failed; reading from PostgreSQL");
+                    }
+                }
+                FromRedis::Miss {
+                    ticket: None,
+                    fallback: None,
+                }
+            }
+        }
+    }
+
+    async fn load_from_database(
+        &self,
+        id: i32,
+        ticket: Option<FillTicket>,
+        epoch: u64,
+        fallback: Option<CachedValue>,
+    ) -> Result<Served, CatalogError> {
+        let started = Instant::now();
+        let (loaded, joined) = self.load(id, ticket, epoch).await;
+        record_db(started.elapsed());
+        if joined {
+            bump(&self.counters.coalesced);
+        }
+        match (loaded, fallback) {
+            (Ok(Loaded { product, .. }), _) => product
+                .map(|product| Served {
+                    product,
+                    tier: None,
+                })
+                .ok_or(CatalogError::NotFound),
+            (Err(e), Some(stale)) if e.database_unavailable() => {
+                tracing::warn!(error = %e, "PostgreSQL failed; serving a stale entry");
+                bump(&self.counters.stale_if_error_served);
+                self.answer(stale, Some(Tier::Redis))
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn answer(&self, value: CachedValue, tier: Option<Tier>) -> Result<Served, CatalogError> {
+        match value {
+            CachedValue::Present(product) => Ok(Served { product, tier }),
+            CachedValue::Absent => {
+                bump(&self.counters.negative_hits);
+                Err(CatalogError::NotFound)
+            }
+        }
+    }
+
+    async fn query(&self, id: i32) -> Result<Option<Arc<EncodedProduct>>, CatalogError> {
+        bump(&self.counters.db_queries);
+        let row = self
+            .db
+            .get_product(id)
+            .await
+            .map_err(CatalogError::from_db)?;
+        row.map(|p| EncodedProduct::encode(&p).map(Arc::new))
+            .transpose()
+            .map_err(|e| {
+                CatalogError::internal(anyhow::Error::new(e).context("cannot encode a product"))
+            })
+    }
+
+    /// One database query per id and generation at a time; the others wait for it, at
+    /// most as long as a load may take. Returns whether this call waited for another's
+    /// query.
+    async fn load(&self, id: i32, ticket: Option<FillTicket>, epoch: u64) -> (LoadResult, bool) {
+        let this = self.clone();
+        let deadline = self.db.load_deadline();
+        // The load runs as a task of its own, under the span of the request that started it.
+        let span = tracing::Span::current();
+        let flight = self.flights.run(id, ticket, move || {
+            async move { this.load_and_fill(id, ticket, epoch).await }
+                .instrument(span)
+                .boxed()
+        });
+        match tokio::time::timeout(deadline, flight).await {
+            Ok((Some(result), joined)) => (result, joined),
+            Ok((None, joined)) => (
+                Err(CatalogError::internal(anyhow::anyhow!(
+                    "the load task failed"
+                ))),
+                joined,
+            ),
+            Err(_) => (Err(CatalogError::LoadTimedOut(deadline)), false),
+        }
+    }
+
+    async fn load_and_fill(&self, id: i32, ticket: Option<FillTicket>, epoch: u64) -> LoadResult {
+        let product = self.query(id).await?;
+        let value = match &product {
+            Some(p) => CachedValue::Present(p.clone()),
+            None if self.redis.negative_caching() => CachedValue::Absent,
+            None => {
+                return Ok(Loaded {
+                    product,
+                    cached: false,
+                });
+            }
+        };
+        if let Some(hook) = &self.hooks.before_fill {
+            hook(id).await;
+        }
+        let mut cached = false;
+        if let Some(ticket) = ticket {
+            match self.redis.fill(id, &value, ticket).await {
+                Ok(true) => cached = true,
+                Ok(false) => {
+                    // A write invalidated the key (or Redis lost its counters) after we
+                    // read the row: what we hold may be old, so it goes into neither tier.
+                    bump(&self.counters.fills_refused);
+                    return Ok(Loaded { product, cached });
+                }
+                Err(e) => tracing::debug!(error = %e, "cache fill skipped"),
+            }
+        }
+        self.memory.insert_if_unchanged(id, value, epoch).await;
+        Ok(Loaded { product, cached })
+    }
+
+    fn refresh_in_background(&self, id: i32, ticket: FillTicket, epoch: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let (Err(e), _) = this.load(id, Some(ticket), epoch).await {
+                tracing::warn!(error = ?e, product.id = id, "background refresh failed");
+            }
+        });
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP surface: the router and its OpenAPI document (`routes`), the extractors
+//! (`extract`, `access`), one error type answered as problem+json (`error`, documented
+//! through `problems`) and the middleware of this layer.
+
+pub mod access;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod problems;
+pub mod routes;
+pub mod state;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    handler::HandlerWithoutStateExt,
+    http::{Method, header},
+};
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    services::ServeDir,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use self::{error::ApiError, state::AppState};
+use crate::{config::CorsOrigins, observability};
+
+/// What the document says besides its operations, which the routes add.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "CacheMe API",
+        description = "Product service that demonstrates Redis cache-aside in front of PostgreSQL. Errors are application/problem+json (RFC 9457) and always carry `detail`."
+    ),
+    components(schemas(
+        crate::model::Product,
+        error::Problem,
+        crate::observability::stats::TierStats,
+        crate::domain::Tier,
+        routes::products::ProductResponse,
+        routes::products::Source,
+    )),
+    tags(
+        (name = "products", description = "Product reads, cached"),
+        (name = "cache", description = "Cache statistics and management"),
+        (name = "health", description = "Health and Kubernetes probes"),
+        (name = "meta", description = "About the API"),
+    )
+)]
+struct ApiDoc;
+
+/// Every endpoint and the OpenAPI 3.1 document describing them, from one registration.
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::router())
+        .split_for_parts()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// `None` for same-origin only. Credentials (cookies) are never allowed, so `*` never
+/// meets them; the bearer token is a header the page sends itself.
+fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let allow_origin = match origins {
+        CorsOrigins::None => return None,
+        CorsOrigins::Any => AllowOrigin::from(Any),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::HeaderName::from_static("server-timing"),
+            header::HeaderName::from_static("traceparent"),
+        ]);
+    Some(layer)
+}
+
+/// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
+pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
+    let static_dir = state.static_dir.clone();
+    let metrics = state.metrics.clone();
+    let (routes, doc) = documented_routes();
+    let mut app = routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .method_not_allowed_fallback(method_not_allowed);
+    app = match static_dir {
+        Some(dir) => {
+            app.fallback_service(ServeDir::new(dir.as_ref()).fallback(not_found.into_service()))
+        }
+        None => app.fallback(not_found),
+    };
+    let request_timeout = state.request_timeout;
+    // Added with `layer` on the router, so the middleware sees the matched route.
+    app.layer(axum::middleware::from_fn(move |request, next| {
+        middleware::deadline(request_timeout, request, next)
+    }))
+    .layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES))
+    .layer(axum::middleware::from_fn_with_state(
+        metrics,
+        observability::middleware::trace_requests,
+    ))
+    .with_state(state)
+    .layer(tower::util::option_layer(cors_layer(cors)))
+}
