@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret};
@@ -15,6 +15,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
+use parking_lot::Mutex;
 use tracing::{info, instrument, warn};
 
 use crate::apply::{apply_each, collected, delete_absent};
@@ -48,10 +49,7 @@ pub struct Backoffs(Mutex<HashMap<String, u32>>);
 impl Backoffs {
     /// Counts one more failure of `key` and returns the count.
     pub fn failed(&self, key: &str) -> u32 {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self.0.lock();
         let n = map.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         *n
@@ -59,10 +57,7 @@ impl Backoffs {
 
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self.0.lock();
         map.remove(key);
     }
 }

@@ -51,33 +51,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
         .block_on(run(args))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Kept until run returns, so queued spans are flushed on shutdown.
     let _telemetry = cacheme_telemetry::init("cacheme-operator", env!("CARGO_PKG_VERSION"))?;
@@ -102,7 +75,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let signal_tx = stop_tx.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        cacheme_runtime::shutdown_signal().await;
         info!("shutdown requested");
         let _ = signal_tx.send(true);
     });
