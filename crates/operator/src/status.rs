@@ -57,29 +57,75 @@ impl Rollout {
     }
 }
 
-/// A condition, keeping `lastTransitionTime` of `previous` unless the status flips.
-pub fn condition(
-    previous: &[Condition],
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: &Time,
-) -> Condition {
-    let status = if status { "True" } else { "False" };
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.clone());
-    Condition {
-        type_: type_.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time,
+/// Why a condition has its status. Each reason belongs to one condition type
+/// and one status, so a condition is built from its reason alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Ready=True.
+    AllComponentsAvailable,
+    /// Ready=False.
+    ComponentsNotReady,
+    /// Progressing=False.
+    RolloutComplete,
+    /// Progressing=True.
+    RollingOut,
+    /// Degraded=False.
+    ReconcileSucceeded,
+    /// Degraded=True: applied, but a component will not become available by waiting.
+    ComponentFailing,
+    /// Degraded=True (or Ready=False when there was no Ready yet): the reconcile
+    /// failed with the error of this reason (see [`crate::Error::reason`]).
+    ReconcileFailed(&'static str),
+}
+
+impl Reason {
+    /// `(type, status, reason)` as written in the condition.
+    fn parts(self) -> (&'static str, bool, &'static str) {
+        match self {
+            Reason::AllComponentsAvailable => (READY, true, "AllComponentsAvailable"),
+            Reason::ComponentsNotReady => (READY, false, "ComponentsNotReady"),
+            Reason::RolloutComplete => (PROGRESSING, false, "RolloutComplete"),
+            Reason::RollingOut => (PROGRESSING, true, "RollingOut"),
+            Reason::ReconcileSucceeded => (DEGRADED, false, "ReconcileSucceeded"),
+            Reason::ComponentFailing => (DEGRADED, true, "ComponentFailing"),
+            Reason::ReconcileFailed(reason) => (DEGRADED, true, reason),
+        }
+    }
+}
+
+/// What the conditions of one status write share: the previous conditions (for
+/// `lastTransitionTime`), the generation they describe, and the time.
+#[derive(Debug)]
+pub struct Conditions<'a> {
+    pub previous: &'a [Condition],
+    pub generation: Option<i64>,
+    pub now: &'a Time,
+}
+
+impl Conditions<'_> {
+    /// The condition `reason` implies, keeping the previous `lastTransitionTime`
+    /// unless the status flips.
+    pub fn of(&self, reason: Reason, message: String) -> Condition {
+        let (type_, status, reason) = reason.parts();
+        self.build(type_, status, reason, message)
+    }
+
+    fn build(&self, type_: &str, status: bool, reason: &str, message: String) -> Condition {
+        let status = if status { "True" } else { "False" };
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| self.now.clone());
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        }
     }
 }
 
@@ -92,12 +138,16 @@ pub fn reconciled(
     endpoints: Endpoints,
     now: &Time,
 ) -> CacheMeStatus {
-    let previous = cm
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     let generation = cm.metadata.generation;
+    let conditions = Conditions {
+        previous: cm
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        generation,
+        now,
+    };
     let waiting: Vec<String> = rollouts
         .iter()
         .filter(|r| !r.complete)
@@ -107,68 +157,34 @@ pub fn reconciled(
     let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
     let conditions = vec![
         if ready {
-            condition(
-                previous,
-                READY,
-                true,
-                "AllComponentsAvailable",
+            conditions.of(
+                Reason::AllComponentsAvailable,
                 format!("{} deployments available", rollouts.len()),
-                generation,
-                now,
             )
         } else {
-            condition(
-                previous,
-                READY,
-                false,
-                "ComponentsNotReady",
+            conditions.of(
+                Reason::ComponentsNotReady,
                 format!("waiting for {}", waiting.join(", ")),
-                generation,
-                now,
             )
         },
         if ready {
-            condition(
-                previous,
-                PROGRESSING,
-                false,
-                "RolloutComplete",
+            conditions.of(
+                Reason::RolloutComplete,
                 "every deployment is up to date".to_string(),
-                generation,
-                now,
             )
         } else {
-            condition(
-                previous,
-                PROGRESSING,
-                true,
-                "RollingOut",
+            conditions.of(
+                Reason::RollingOut,
                 format!("rolling out {}", waiting.join(", ")),
-                generation,
-                now,
             )
         },
         if stuck.is_empty() {
-            condition(
-                previous,
-                DEGRADED,
-                false,
-                "ReconcileSucceeded",
+            conditions.of(
+                Reason::ReconcileSucceeded,
                 "every object applied".to_string(),
-                generation,
-                now,
             )
         } else {
-            // Applied, but a component will not become available by waiting.
-            condition(
-                previous,
-                DEGRADED,
-                true,
-                "ComponentFailing",
-                stuck.join("; "),
-                generation,
-                now,
-            )
+            conditions.of(Reason::ComponentFailing, stuck.join("; "))
         },
     ];
     CacheMeStatus {
@@ -190,28 +206,23 @@ pub fn reconciled(
 
 /// Status after a failed reconcile: `Degraded` with the error's reason; the
 /// other conditions and fields keep their last known values.
-pub fn degraded(cm: &CacheMe, reason: &str, message: String, now: &Time) -> CacheMeStatus {
+pub fn degraded(cm: &CacheMe, reason: &'static str, message: String, now: &Time) -> CacheMeStatus {
     let mut status = cm.status.clone().unwrap_or_default();
-    let degraded = condition(
-        &status.conditions,
-        DEGRADED,
-        true,
-        reason,
-        message,
-        cm.metadata.generation,
+    let conditions = Conditions {
+        previous: &status.conditions,
+        generation: cm.metadata.generation,
         now,
+    };
+    let degraded = conditions.of(Reason::ReconcileFailed(reason), message);
+    let first_ready = conditions.build(
+        READY,
+        false,
+        reason,
+        "the last reconcile failed".to_string(),
     );
     status.conditions.retain(|c| c.type_ != DEGRADED);
     if !status.conditions.iter().any(|c| c.type_ == READY) {
-        status.conditions.push(condition(
-            &[],
-            READY,
-            false,
-            reason,
-            "the last reconcile failed".to_string(),
-            cm.metadata.generation,
-            now,
-        ));
+        status.conditions.push(first_ready);
     }
     status.conditions.push(degraded);
     status.phase = Some(Phase::Degraded);
