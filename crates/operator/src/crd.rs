@@ -286,17 +286,28 @@ impl Default for StorageSpec {
     }
 }
 
-/// The product API.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+/// The container settings every component shares, flattened into it so each
+/// reads `image` and `resources` at the same place.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.corsAllowedOrigins) || !('*' in self.corsAllowedOrigins) || size(self.corsAllowedOrigins) == 1").message("corsAllowedOrigins is either [\"*\"] or a list of origins, not both"))]
-pub struct ApiSpec {
-    /// Container image (default `localhost/cacheme/api:0.1.0`).
+pub struct ContainerSpec {
+    /// Container image; the operator's default for the component when unset
+    /// (see the README's resource fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Compute resources of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// The product API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.corsAllowedOrigins) || !('*' in self.corsAllowedOrigins) || size(self.corsAllowedOrigins) == 1").message("corsAllowedOrigins is either [\"*\"] or a list of origins, not both"))]
+pub struct ApiSpec {
+    /// Image and compute resources of the container.
+    #[serde(flatten)]
+    pub container: ContainerSpec,
     /// Extra delay on each database read, to show what the cache saves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
@@ -368,20 +379,16 @@ pub struct FrontendSpec {
     /// Run the page (default true).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Container image (default `localhost/cacheme/frontend:0.1.0`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Compute resources of the container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    /// Image and compute resources of the container.
+    #[serde(flatten)]
+    pub container: ContainerSpec,
 }
 
 impl Default for FrontendSpec {
     fn default() -> Self {
         Self {
             enabled: true,
-            image: None,
-            resources: None,
+            container: ContainerSpec::default(),
         }
     }
 }
@@ -391,12 +398,9 @@ impl Default for FrontendSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("redis is either external or managed: drop image, resources and storage when external is set"))]
 pub struct RedisSpec {
-    /// Container image of the managed Redis (default `redis:7.4-alpine`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Compute resources of the managed Redis.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    /// Image and compute resources of the container.
+    #[serde(flatten)]
+    pub container: ContainerSpec,
     /// Persistence (append-only file on a PersistentVolumeClaim); in-memory only when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -410,12 +414,9 @@ pub struct RedisSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("postgres is either external or managed: drop image, resources and storage when external is set"))]
 pub struct PostgresSpec {
-    /// Container image of the managed PostgreSQL (default `postgres:17-alpine`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Compute resources of the managed PostgreSQL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    /// Image and compute resources of the container.
+    #[serde(flatten)]
+    pub container: ContainerSpec,
     /// The data volume (default 1Gi on the default StorageClass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -449,12 +450,9 @@ pub struct ToolSpec {
     /// Run the tool (default false).
     #[serde(default)]
     pub enabled: bool,
-    /// Container image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Compute resources of the container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    /// Image and compute resources of the container.
+    #[serde(flatten)]
+    pub container: ContainerSpec,
 }
 
 /// Ingress settings.

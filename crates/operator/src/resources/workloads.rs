@@ -391,10 +391,10 @@ impl Stack<'_> {
             gid: NON_ROOT_UID,
             annotations,
             container: Container {
-                image: self.image(&spec.api.image, DEFAULT_API_IMAGE),
+                image: self.image(&spec.api.container.image, DEFAULT_API_IMAGE),
                 ports: port("http", API_PORT),
                 env: Some(env_vars),
-                resources: self.resources(&spec.api.resources),
+                resources: self.resources(&spec.api.container.resources),
                 // The API waits for PostgreSQL at start (DB_STARTUP_TIMEOUT_SECONDS,
                 // raised below so a first install's image pull and initdb do not
                 // crash-loop it); the startup probe holds liveness off meanwhile.
@@ -420,7 +420,7 @@ impl Stack<'_> {
             gid: NON_ROOT_UID,
             annotations: BTreeMap::new(),
             container: Container {
-                image: self.image(&spec.image, DEFAULT_FRONTEND_IMAGE),
+                image: self.image(&spec.container.image, DEFAULT_FRONTEND_IMAGE),
                 // The page's web server proxies the API paths here, so a port-forwarded
                 // page works without an Ingress.
                 env: Some(vec![env(
@@ -428,7 +428,7 @@ impl Stack<'_> {
                     format!("http://{}:{API_PORT}", self.child_name(Component::Api)),
                 )]),
                 ports: port("http", FRONTEND_PORT),
-                resources: self.resources(&spec.resources),
+                resources: self.resources(&spec.container.resources),
                 readiness_probe: http_probe("/", 5, 3),
                 liveness_probe: http_probe("/", 10, 6),
                 security_context: container_security(true),
@@ -457,7 +457,7 @@ impl Stack<'_> {
             gid: 999,
             annotations: BTreeMap::new(),
             container: Container {
-                image: self.image(&spec.image, DEFAULT_REDIS_IMAGE),
+                image: self.image(&spec.container.image, DEFAULT_REDIS_IMAGE),
                 command: Some(vec!["redis-server".to_string()]),
                 args: Some(
                     [
@@ -480,7 +480,7 @@ impl Stack<'_> {
                     env_secret("REDISCLI_AUTH", &secret, "password"),
                 ]),
                 ports: port("redis", REDIS_PORT),
-                resources: self.resources(&spec.resources),
+                resources: self.resources(&spec.container.resources),
                 readiness_probe: exec_probe(&["redis-cli", "ping"], 5, 3),
                 liveness_probe: exec_probe(&["redis-cli", "ping"], 10, 6),
                 security_context: container_security(true),
@@ -513,7 +513,7 @@ impl Stack<'_> {
             gid: 70,
             annotations: BTreeMap::new(),
             container: Container {
-                image: self.image(&spec.image, DEFAULT_POSTGRES_IMAGE),
+                image: self.image(&spec.container.image, DEFAULT_POSTGRES_IMAGE),
                 env: Some(vec![
                     env_secret("POSTGRES_USER", &secret, "username"),
                     env_secret("POSTGRES_PASSWORD", &secret, "password"),
@@ -521,7 +521,7 @@ impl Stack<'_> {
                     env("PGDATA", "/var/lib/postgresql/data/pgdata"),
                 ]),
                 ports: port("postgres", POSTGRES_PORT),
-                resources: self.resources(&spec.resources),
+                resources: self.resources(&spec.container.resources),
                 // The first boot runs initdb with a server on no TCP socket: the startup
                 // probe gives it five minutes before liveness may restart it.
                 startup_probe: exec_probe(&ready, 5, 60),
@@ -556,7 +556,7 @@ impl Stack<'_> {
             gid: 5050,
             annotations: BTreeMap::new(),
             container: Container {
-                image: self.image(&spec.image, DEFAULT_PGADMIN_IMAGE),
+                image: self.image(&spec.container.image, DEFAULT_PGADMIN_IMAGE),
                 env: Some(vec![
                     env_secret("PGADMIN_DEFAULT_EMAIL", &secret, "username"),
                     env_secret("PGADMIN_DEFAULT_PASSWORD", &secret, "password"),
@@ -567,7 +567,7 @@ impl Stack<'_> {
                     env("PGADMIN_DISABLE_POSTFIX", "true"),
                 ]),
                 ports: port("http", PGADMIN_PORT),
-                resources: self.resources(&spec.resources),
+                resources: self.resources(&spec.container.resources),
                 readiness_probe: http_probe("/misc/ping", 10, 3),
                 liveness_probe: http_probe("/misc/ping", 20, 6),
                 // pgAdmin writes below its install directory at start. Its python has
@@ -622,10 +622,10 @@ impl Stack<'_> {
             gid: 0,
             annotations: BTreeMap::new(),
             container: Container {
-                image: self.image(&spec.image, DEFAULT_REDIS_COMMANDER_IMAGE),
+                image: self.image(&spec.container.image, DEFAULT_REDIS_COMMANDER_IMAGE),
                 env: Some(env_vars),
                 ports: port("http", REDIS_COMMANDER_PORT),
-                resources: self.resources(&spec.resources),
+                resources: self.resources(&spec.container.resources),
                 readiness_probe: tcp_probe(10, 3),
                 liveness_probe: tcp_probe(20, 6),
                 // Redis Commander writes its config file at start.
