@@ -11,6 +11,8 @@ pub mod apply;
 pub mod controller;
 pub mod crd;
 pub mod failures;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics;
 pub mod render;
 pub mod resources;
