@@ -13,7 +13,7 @@ use cacheme_testsupport::{Stores, free_port, port_open, with_database};
 use crate::run;
 
 /// Where Debian's Chromium lives; the end-to-end tests drive it with playwright-core.
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn npm(frontend: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("npm");

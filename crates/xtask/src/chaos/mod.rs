@@ -29,6 +29,7 @@ use anyhow::Context as _;
 
 use crate::{cargo, run, workspace_root};
 use checker::ViolationKind;
+pub use options::Args;
 use options::{Options, parse_options};
 use workload::{Progress, Workload};
 
@@ -58,14 +59,25 @@ impl Drop for StopOnDrop {
     }
 }
 
-pub fn chaos(args: &[String]) -> anyhow::Result<()> {
-    let opts = parse_options(args, seed_from_time())?;
-    let command = format!("cargo xtask chaos {}", args.join(" "));
+/// `cargo xtask chaos ARGS` from another task.
+pub fn chaos_with(args: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    run_checked(parse_options(&args, seed_from_time())?, &args)
+}
+
+/// `cargo xtask chaos`; `typed` is what followed it on the command line, for the report.
+pub fn chaos(args: Args, typed: &[String]) -> anyhow::Result<()> {
+    run_checked(args.options(seed_from_time())?, typed)
+}
+
+fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
+    let command = format!("cargo xtask chaos {}", typed.join(" "));
     eprintln!(
         "==> chaos: seed {} (rerun with --seed {})",
         opts.seed, opts.seed
     );
     let root = workspace_root();
+    crate::prereqs::check(&root, "chaos", crate::prereqs::CHAOS)?;
     let out = root.join("target").join("chaos");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let bin = api_binary(&root, &opts)?;

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub duration_s: u64,
@@ -22,67 +20,96 @@ pub struct Options {
     pub history: bool,
 }
 
-const OPTIONS: &str = "--duration SECS, --seed N, --replicas N, --readers N, --products N, \
---coherence-bound-ms MS, --abandon-percent P, --quarantine-ms MS, --write-think-ms MS, --release, --api-bin PATH, \
---history, --unsafe-skip-fill-check, --expect-violations";
+/// `cargo xtask chaos` options, as typed.
+#[derive(Debug, Clone, PartialEq, clap::Parser)]
+#[command(name = "chaos")]
+pub struct Args {
+    /// Seconds of load and faults (10..=3600).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub duration: u64,
+    /// Seed of the workload and the fault schedule [default: from the clock, printed].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// API replicas (2..=8).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub replicas: usize,
+    /// Concurrent readers (1..=64).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub readers: usize,
+    /// Hot products, one sequential writer each (1..=15).
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub products: u32,
+    /// A read missing a write another replica acknowledged more than this long before
+    /// it is stale.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub coherence_bound_ms: u64,
+    /// Share of requests abandoned half-way (0..=100).
+    #[arg(long, value_name = "P", default_value_t = 5.0)]
+    pub abandon_percent: f64,
+    /// After a write of unknown outcome, its writer waits this long before the next.
+    #[arg(long, value_name = "MS", default_value_t = 4000)]
+    pub quarantine_ms: u64,
+    /// Writers pause up to this long before half their writes (the rest follow at once).
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub write_think_ms: u64,
+    /// Build and run the API in release mode.
+    #[arg(long)]
+    pub release: bool,
+    /// Run this API binary (skip the build).
+    #[arg(long, value_name = "PATH")]
+    pub api_bin: Option<PathBuf>,
+    /// Also write history.jsonl: every operation.
+    #[arg(long)]
+    pub history: bool,
+    /// Replicas get UNSAFE_SKIP_FILL_CHECK=true.
+    #[arg(long)]
+    pub unsafe_skip_fill_check: bool,
+    /// Exit 0 only if a violation was found: proves the checker can fail.
+    #[arg(long)]
+    pub expect_violations: bool,
+}
 
-pub fn parse_options(args: &[String], default_seed: u64) -> anyhow::Result<Options> {
-    let mut o = Options {
-        duration_s: 60,
-        seed: default_seed,
-        replicas: 2,
-        readers: 8,
-        products: 6,
-        coherence_bound_ms: 1000,
-        release: false,
-        unsafe_skip_fill_check: false,
-        expect_violations: false,
-        abandon_percent: 5.0,
-        quarantine_ms: 4000,
-        write_think_ms: 100,
-        api_bin: None,
-        history: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| -> anyhow::Result<&String> {
-            it.next().with_context(|| format!("{name} needs a value"))
+impl Args {
+    /// The options, checked; `default_seed` when no `--seed` was given.
+    pub fn options(self, default_seed: u64) -> anyhow::Result<Options> {
+        let o = Options {
+            duration_s: self.duration,
+            seed: self.seed.unwrap_or(default_seed),
+            replicas: self.replicas,
+            readers: self.readers,
+            products: self.products,
+            coherence_bound_ms: self.coherence_bound_ms,
+            release: self.release,
+            unsafe_skip_fill_check: self.unsafe_skip_fill_check,
+            expect_violations: self.expect_violations,
+            abandon_percent: self.abandon_percent,
+            quarantine_ms: self.quarantine_ms,
+            write_think_ms: self.write_think_ms,
+            api_bin: self.api_bin,
+            history: self.history,
         };
-        fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
-            v.parse()
-                .map_err(|_| anyhow::anyhow!("{name} takes a number, not {v:?}"))
-        }
-        match arg.as_str() {
-            "--duration" => o.duration_s = num(arg, value(arg)?)?,
-            "--seed" => o.seed = num(arg, value(arg)?)?,
-            "--replicas" => o.replicas = num(arg, value(arg)?)?,
-            "--readers" => o.readers = num(arg, value(arg)?)?,
-            "--products" => o.products = num(arg, value(arg)?)?,
-            "--coherence-bound-ms" => o.coherence_bound_ms = num(arg, value(arg)?)?,
-            "--abandon-percent" => o.abandon_percent = num(arg, value(arg)?)?,
-            "--quarantine-ms" => o.quarantine_ms = num(arg, value(arg)?)?,
-            "--write-think-ms" => o.write_think_ms = num(arg, value(arg)?)?,
-            "--api-bin" => o.api_bin = Some(PathBuf::from(value(arg)?)),
-            "--release" => o.release = true,
-            "--history" => o.history = true,
-            "--unsafe-skip-fill-check" => o.unsafe_skip_fill_check = true,
-            "--expect-violations" => o.expect_violations = true,
-            other => bail!("unknown chaos option {other:?} (options: {OPTIONS})"),
-        }
+        anyhow::ensure!(
+            (10..=3600).contains(&o.duration_s),
+            "--duration must be 10..=3600 seconds"
+        );
+        anyhow::ensure!((2..=8).contains(&o.replicas), "--replicas must be 2..=8");
+        anyhow::ensure!((1..=64).contains(&o.readers), "--readers must be 1..=64");
+        // The 15 seed products are the hot set's candidates.
+        anyhow::ensure!((1..=15).contains(&o.products), "--products must be 1..=15");
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&o.abandon_percent),
+            "--abandon-percent must be 0..=100"
+        );
+        Ok(o)
     }
-    anyhow::ensure!(
-        (10..=3600).contains(&o.duration_s),
-        "--duration must be 10..=3600 seconds"
-    );
-    anyhow::ensure!((2..=8).contains(&o.replicas), "--replicas must be 2..=8");
-    anyhow::ensure!((1..=64).contains(&o.readers), "--readers must be 1..=64");
-    // The 15 seed products are the hot set's candidates.
-    anyhow::ensure!((1..=15).contains(&o.products), "--products must be 1..=15");
-    anyhow::ensure!(
-        (0.0..=100.0).contains(&o.abandon_percent),
-        "--abandon-percent must be 0..=100"
-    );
-    Ok(o)
+}
+
+/// Parses `args` (what follows `cargo xtask chaos`) into checked options.
+pub fn parse_options(args: &[String], default_seed: u64) -> anyhow::Result<Options> {
+    let parsed = <Args as clap::Parser>::try_parse_from(
+        std::iter::once("chaos").chain(args.iter().map(String::as_str)),
+    )?;
+    parsed.options(default_seed)
 }
 
 #[cfg(test)]

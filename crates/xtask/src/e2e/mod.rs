@@ -30,43 +30,31 @@ use anyhow::{Context as _, bail};
 
 use crate::{cargo, packaging, run, workspace_root};
 
-#[derive(Debug)]
-struct Options {
+/// `cargo xtask e2e` options.
+#[derive(Debug, clap::Parser)]
+#[command(name = "e2e")]
+pub struct Options {
+    /// Run this operator binary (skip the build).
+    #[arg(long, value_name = "PATH")]
     operator_bin: Option<PathBuf>,
+    /// Run the operator as this ServiceAccount (created without any binding when missing)
+    /// instead of the chart's.
+    #[arg(long = "operator-service-account", value_name = "NAME")]
     operator_sa: Option<String>,
+    /// Seconds each wait on a CacheMe may take (becoming Ready, rolling out, going away).
+    #[arg(long, value_name = "SECS", default_value = "180", value_parser = seconds)]
     timeout: Duration,
+    /// Exit 0 only if the scenario failed (after the operator started).
+    #[arg(long)]
     expect_failure: bool,
+    /// Only build (or find cached) the control plane's binaries.
+    #[arg(long)]
     tools_only: bool,
 }
 
-fn parse_options(args: &[String]) -> anyhow::Result<Options> {
-    let mut opts = Options {
-        operator_bin: None,
-        operator_sa: None,
-        timeout: Duration::from_secs(180),
-        expect_failure: false,
-        tools_only: false,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match arg.as_str() {
-            "--operator-bin" => opts.operator_bin = Some(PathBuf::from(value(arg)?)),
-            "--operator-service-account" => opts.operator_sa = Some(value(arg)?),
-            "--timeout" => {
-                let secs: u64 = value(arg)?.parse().context("--timeout takes seconds")?;
-                opts.timeout = Duration::from_secs(secs);
-            }
-            "--expect-failure" => opts.expect_failure = true,
-            "--tools-only" => opts.tools_only = true,
-            other => bail!("unknown option {other:?} (see cargo xtask --help)"),
-        }
-    }
-    Ok(opts)
+fn seconds(text: &str) -> anyhow::Result<Duration> {
+    let secs: u64 = text.parse().context("--timeout takes seconds")?;
+    Ok(Duration::from_secs(secs))
 }
 
 /// Wall-clock time of each phase, printed at the end.
@@ -95,8 +83,7 @@ impl Timings {
     }
 }
 
-pub fn e2e(args: &[String]) -> anyhow::Result<()> {
-    let opts = parse_options(args)?;
+pub fn e2e(opts: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut timings = Timings::default();
     // Set once the operator runs: only a failure after that is the one --expect-failure

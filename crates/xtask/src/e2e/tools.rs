@@ -21,7 +21,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 /// Oldest Go that builds every module here (their go.mod files say `go 1.26.0`).
-const GO_MINOR_NEEDED: u32 = 26;
+pub const GO_MINOR_NEEDED: u32 = 26;
 
 /// One binary: the Go package it is built from and its name in the cache.
 #[derive(Debug, Clone, Copy)]
