@@ -123,7 +123,8 @@ impl App {
 
 /// Connections (lazy) and settings the handlers need.
 fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
-    let metrics = Arc::new(Metrics::default());
+    let (metrics, counters) = Metrics::new();
+    let metrics = Arc::new(metrics);
     let db = Database::connect_lazy(&config.database_url, &config.db_settings(), metrics.clone())
         .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
@@ -146,7 +147,7 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         None => None,
     };
     Ok(AppState::new(SharedState {
-        catalog: Catalog::new(db, redis, memory, hooks),
+        catalog: Catalog::new(db, redis, memory, hooks, Arc::new(counters)),
         metrics,
         static_dir,
         write_policy: write_policy(config),

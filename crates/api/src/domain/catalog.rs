@@ -115,7 +115,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(db: Database, redis: RedisTier, memory: MemoryTier, hooks: Hooks) -> Self {
+    /// `counters` are the ones [`crate::observability::metrics::Metrics`] exports.
+    pub fn new(
+        db: Database,
+        redis: RedisTier,
+        memory: MemoryTier,
+        hooks: Hooks,
+        counters: Arc<CacheCounters>,
+    ) -> Self {
         Self {
             db,
             redis,
@@ -123,7 +130,7 @@ impl Catalog {
             // Only what Redis also took lingers: a refused fill may be old, and with
             // negative caching off an unknown id must be asked again.
             flights: SingleFlight::with_linger(FLIGHT_LINGER, super::read::lingers),
-            counters: Arc::default(),
+            counters,
             pending: Arc::default(),
             pending_added: Arc::default(),
             hooks,

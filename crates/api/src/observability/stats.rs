@@ -1,34 +1,34 @@
-//! Counters kept by this process, shown by `GET /cache/stats` (Redis's own are server-wide).
+//! Counters kept by this process, shown by `GET /cache/stats` (Redis's own are server-wide)
+//! and, being registered in [`super::metrics::Metrics`], by `GET /metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Debug, Default)]
 pub struct CacheCounters {
-    pub memory_hits: AtomicU64,
-    pub memory_misses: AtomicU64,
-    pub redis_hits: AtomicU64,
-    pub redis_misses: AtomicU64,
-    pub redis_errors: AtomicU64,
-    pub redis_skipped: AtomicU64,
-    pub redis_timeouts: AtomicU64,
-    pub negative_hits: AtomicU64,
-    pub coalesced: AtomicU64,
-    pub db_queries: AtomicU64,
-    pub stale_served: AtomicU64,
-    pub stale_if_error_served: AtomicU64,
-    pub fills_refused: AtomicU64,
-    pub invalidation_failures: AtomicU64,
+    pub memory_hits: Counter,
+    pub memory_misses: Counter,
+    pub redis_hits: Counter,
+    pub redis_misses: Counter,
+    pub redis_errors: Counter,
+    pub redis_skipped: Counter,
+    pub redis_timeouts: Counter,
+    pub negative_hits: Counter,
+    pub coalesced: Counter,
+    pub db_queries: Counter,
+    pub stale_served: Counter,
+    pub stale_if_error_served: Counter,
+    pub fills_refused: Counter,
+    pub invalidation_failures: Counter,
 }
 
-pub fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub fn bump(counter: &Counter) {
+    counter.inc();
 }
 
-fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+fn read(counter: &Counter) -> u64 {
+    counter.get()
 }
 
 /// hits / (hits + misses) as a percentage with two decimals; 0 before any lookup.

@@ -51,7 +51,7 @@ async fn metrics_move_by_exactly_the_requests_made() {
             response.headers()["content-type"]
                 .to_str()
                 .expect("ascii")
-                .starts_with("text/plain")
+                .starts_with("application/openmetrics-text")
         );
         response.text().await.expect("body")
     };
@@ -91,14 +91,16 @@ async fn metrics_move_by_exactly_the_requests_made() {
         delta(r#"cacheme_cache_lookups_total{tier="redis",outcome="miss"}"#),
         2.0
     );
+    // OpenMetrics names a counter family without its `_total` sample suffix.
     for family in [
-        "cacheme_cache_coalesced_requests_total",
-        "cacheme_redis_errors_total",
-        "cacheme_l1_entries",
+        "cacheme_cache_coalesced_requests counter",
+        "cacheme_redis_errors counter",
+        "cacheme_l1_entries gauge",
     ] {
         assert!(
-            after.contains(&format!("# TYPE {family} ")),
+            after.contains(&format!("# TYPE {family}\n")),
             "{family} missing"
         );
     }
+    assert!(after.ends_with("# EOF\n"));
 }

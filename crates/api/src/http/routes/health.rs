@@ -147,10 +147,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
     }
 }
 
-/// Prometheus text format: request, cache and database metrics of this process.
+/// OpenMetrics text (which Prometheus scrapes): request, cache and database metrics of this process.
 #[utoipa::path(
     get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String))
+    responses((status = 200, description = "OpenMetrics text exposition format", content_type = "application/openmetrics-text; version=1.0.0", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let catalog = &state.catalog;
@@ -159,11 +159,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
         breaker_open: catalog.redis().breaker_state() == BreakerState::Open,
         pending_invalidations: u64::try_from(catalog.pending_invalidations()).unwrap_or(u64::MAX),
     };
-    let body = state.metrics.render(&catalog.counters().snapshot(), gauges);
+    let body = state.metrics.render(gauges);
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::observability::metrics::CONTENT_TYPE,
         )],
         body,
     )
