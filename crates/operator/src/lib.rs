@@ -20,6 +20,7 @@ pub mod run;
 pub mod secrets;
 pub mod server;
 pub mod status;
+pub mod validate;
 pub mod watches;
 
 /// The single field manager of every server-side apply made by the operator.

@@ -4,7 +4,6 @@ import sys
 
 from .common import fail
 from .compose_policy import check_compose_policy
-from .crd_schema import check_custom_files
 from .dockerfiles import check_dockerfile
 from .helm_extract import extract_helm
 from .kind_config import check_kind_config
@@ -22,8 +21,6 @@ def main(argv):
         check_compose_policy(*args)
     elif cmd == "render":
         check_render(*args)
-    elif cmd == "custom-files":
-        check_custom_files(args[0], args[1:])
     elif cmd == "tiltfile":
         check_tiltfile(*args)
     elif cmd == "kind-config":

@@ -1,7 +1,9 @@
 //! Validation of a custom object against a CRD's `openAPIV3Schema`, as the API
-//! server does it: the structural checks (types, unknown fields, required,
-//! enums, ranges, lengths, patterns) by hand, then defaulting and the CEL
-//! rules (`x-kubernetes-validations`) with kube's CEL evaluator.
+//! server does it at creation: the structural checks (types, unknown fields,
+//! required, enums, ranges, lengths, patterns) by hand, then defaulting and the
+//! CEL rules (`x-kubernetes-validations`) with kube's CEL evaluator. The one
+//! checker of the project: the operator's tests use it and `cargo xtask validate`
+//! runs it through `cacheme-operator validate`.
 
 use serde_json::{Map, Value};
 
@@ -155,4 +157,57 @@ fn object(
             _ => errors.push(format!("{child}: unknown field")),
         }
     }
+}
+
+/// The `openAPIV3Schema` of every served version of the CRDs in `crd_yaml`, by
+/// `(apiVersion, kind)`.
+pub fn crd_schemas(crd_yaml: &str) -> Result<Vec<((String, String), Value)>, String> {
+    let mut out = Vec::new();
+    for doc in yaml_serde::Deserializer::from_str(crd_yaml) {
+        let doc: Value = serde::Deserialize::deserialize(doc).map_err(|e| e.to_string())?;
+        if doc["kind"] != "CustomResourceDefinition" {
+            continue;
+        }
+        let spec = &doc["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        else {
+            return Err("a CustomResourceDefinition without spec.group or spec.names.kind".into());
+        };
+        for version in spec["versions"].as_array().into_iter().flatten() {
+            let name = version["name"].as_str().unwrap_or_default();
+            out.push((
+                (format!("{group}/{name}"), kind.to_owned()),
+                version["schema"]["openAPIV3Schema"].clone(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Every object of `docs` whose kind a CRD of `schemas` defines, validated:
+/// `(objects checked, "<where>: <violation>" lines)`.
+pub fn custom_objects(
+    schemas: &[((String, String), Value)],
+    docs: &[Value],
+    file: &str,
+) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for doc in docs {
+        let key = (
+            doc["apiVersion"].as_str().unwrap_or_default().to_owned(),
+            doc["kind"].as_str().unwrap_or_default().to_owned(),
+        );
+        let Some((_, schema)) = schemas.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        checked += 1;
+        let name = doc["metadata"]["name"].as_str().unwrap_or("<no name>");
+        errors.extend(
+            validate(schema, doc)
+                .into_iter()
+                .map(|e| format!("{file}: {} {name}: {e}", key.1)),
+        );
+    }
+    (checked, errors)
 }
