@@ -159,9 +159,12 @@ fn object(
     }
 }
 
+/// `openAPIV3Schema`s by `(apiVersion, kind)`.
+pub type Schemas = Vec<((String, String), Value)>;
+
 /// The `openAPIV3Schema` of every served version of the CRDs in `crd_yaml`, by
 /// `(apiVersion, kind)`.
-pub fn crd_schemas(crd_yaml: &str) -> Result<Vec<((String, String), Value)>, String> {
+pub fn crd_schemas(crd_yaml: &str) -> Result<Schemas, String> {
     let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(crd_yaml) {
         let doc: Value = serde::Deserialize::deserialize(doc).map_err(|e| e.to_string())?;
@@ -186,11 +189,7 @@ pub fn crd_schemas(crd_yaml: &str) -> Result<Vec<((String, String), Value)>, Str
 
 /// Every object of `docs` whose kind a CRD of `schemas` defines, validated:
 /// `(objects checked, "<where>: <violation>" lines)`.
-pub fn custom_objects(
-    schemas: &[((String, String), Value)],
-    docs: &[Value],
-    file: &str,
-) -> (usize, Vec<String>) {
+pub fn custom_objects(schemas: &Schemas, docs: &[Value], file: &str) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut errors = Vec::new();
     for doc in docs {

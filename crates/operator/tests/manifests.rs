@@ -133,7 +133,7 @@ fn samples_are_valid_against_the_crd_schema() -> TestResult {
     let schema = crd_schema()?;
     for name in SAMPLES {
         let object = yaml_file(&format!("k8s/samples/{name}.yaml"))?;
-        let errors = support::schema::validate(&schema, &object);
+        let errors = cacheme_operator::validate::validate(&schema, &object);
         assert!(errors.is_empty(), "{name}: {errors:#?}");
         // And the operator reads them.
         let cm = sample(name)?;
@@ -145,7 +145,7 @@ fn samples_are_valid_against_the_crd_schema() -> TestResult {
 #[test]
 fn out_of_range_sample_is_rejected_by_the_schema() -> TestResult {
     let object = yaml_file("k8s/samples/invalid/out-of-range.yaml")?;
-    let errors = support::schema::validate(&crd_schema()?, &object);
+    let errors = cacheme_operator::validate::validate(&crd_schema()?, &object);
     let text = errors.join("\n");
     assert!(
         text.contains("spec.ttlSeconds: 0 is below the minimum 1"),
@@ -162,7 +162,7 @@ fn out_of_range_sample_is_rejected_by_the_schema() -> TestResult {
 #[test]
 fn external_and_managed_sample_is_rejected_by_the_cel_rules() -> TestResult {
     let object = yaml_file("k8s/samples/invalid/external-and-managed.yaml")?;
-    let errors = support::schema::validate(&crd_schema()?, &object);
+    let errors = cacheme_operator::validate::validate(&crd_schema()?, &object);
     let text = errors.join("\n");
     assert!(
         text.contains("postgres is either external or managed"),
@@ -180,7 +180,7 @@ fn cors_origins_are_checked_by_the_schema_and_cel() -> TestResult {
     let with_origins = |origins: Value| -> TestResult<String> {
         let mut object = yaml_file("k8s/samples/minimal.yaml")?;
         object["spec"]["api"] = serde_json::json!({ "corsAllowedOrigins": origins });
-        Ok(support::schema::validate(&crd_schema()?, &object).join("\n"))
+        Ok(cacheme_operator::validate::validate(&crd_schema()?, &object).join("\n"))
     };
     let ok = with_origins(serde_json::json!([
         "https://a.example",
@@ -199,7 +199,7 @@ fn cors_origins_are_checked_by_the_schema_and_cel() -> TestResult {
 fn long_names_are_rejected_by_the_cel_rules() -> TestResult {
     let mut object = yaml_file("k8s/samples/minimal.yaml")?;
     object["metadata"]["name"] = Value::from("a".repeat(41));
-    let errors = support::schema::validate(&crd_schema()?, &object);
+    let errors = cacheme_operator::validate::validate(&crd_schema()?, &object);
     assert!(
         errors.join("\n").contains("at most 40 characters"),
         "{errors:?}"

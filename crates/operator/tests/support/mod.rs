@@ -1,11 +1,6 @@
 //! Helpers shared by the operator's integration tests.
 #![allow(dead_code)]
 
-/// The CRD checker, from the library (`cacheme-operator validate` runs the same).
-pub mod schema {
-    pub use cacheme_operator::validate::validate;
-}
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
