@@ -2,6 +2,9 @@
 //!
 //! The CRD YAML in `k8s/crd.yaml` (and the Helm chart's copy) is generated from
 //! these types by [`crd_yaml`]; a test fails when the committed file drifts.
+//!
+//! Longer than most files on purpose: the CRD is one schema, and its types, their
+//! doc comments (the CRD's descriptions) and CEL rules read best in one place.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;

@@ -1,4 +1,6 @@
 //! Pure computation of a `CacheMe` status from what the cluster reported.
+//!
+//! About half of it is the unit tests of these pure functions.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;

@@ -1,5 +1,7 @@
 //! The pure object builders: snapshots of every object for every sample, and
 //! the properties the operator contract asks for.
+//!
+//! Long because each contract property is its own test over every sample.
 
 mod support;
 

@@ -6,6 +6,9 @@
 //! `REDIS_URL`), then a server on the standard local port, then a throwaway
 //! server on a free port. Throwaway servers stop when their handle is dropped,
 //! and a watchdog stops them if this process dies without dropping them.
+//!
+//! One file over 400 lines: PostgreSQL and Redis are found or started the same way,
+//! and their shared process handling (ports, watchdog, stop) is read best with them.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},

@@ -1,6 +1,9 @@
 //! Reconcile against a mock API server (kube-rs' tower-test pattern): each
 //! test lists the exact requests the operator must make, in order, and what
 //! the fake API server answers.
+//!
+//! Long because each test spells out its whole request script; the shared
+//! scripts live in helpers here and the mock server in `crate::fixtures`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,9 @@
 //! objects to apply, the Secrets to create once, and the objects of switched-off
 //! components to delete. Nothing here does IO, so every object is unit-tested
 //! and snapshotted.
+//!
+//! Over 400 lines because [`Stack::desired`] lists every child of every component in
+//! one function, so what a CacheMe creates and deletes can be read top to bottom.
 
 mod autoscaling;
 mod config;

@@ -1,4 +1,6 @@
 //! The report: rows and targets, rendered as Markdown, hand-written SVG and JSON.
+//!
+//! Over 400 lines because the SVG charts are drawn by hand (no plotting crate).
 
 use std::fmt::Write as _;
 
