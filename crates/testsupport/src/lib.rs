@@ -20,6 +20,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+mod redis_cluster;
+pub use redis_cluster::RedisCluster;
+
 /// Standard local addresses tried before starting a throwaway server.
 pub const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";

@@ -82,6 +82,11 @@ pub const TEST: &[Prerequisite] = &[
     POSTGRES,
     PSQL,
     REDIS_SERVER,
+    program(
+        "redis-cli",
+        "the Redis Cluster of the test harness",
+        "redis-tools",
+    ),
     Prerequisite {
         name: "python3 with venv",
         probe: Probe::PythonVenv,
