@@ -134,3 +134,80 @@ mod tests {
         );
     }
 }
+
+/// Field manager that holds the API Deployment's `replicas` for one moment while an
+/// autoscaler takes over (see [`hand_replicas_to_autoscaler`]).
+pub const HANDOFF_MANAGER: &str = "cacheme-operator-handoff";
+
+/// Whether `manager` owns `spec.replicas` of `deployment` (its managedFields). Pure.
+pub fn owns_replicas(deployment: &Deployment, manager: &str) -> bool {
+    deployment
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| entry.manager.as_deref() == Some(manager))
+        .filter_map(|entry| entry.fields_v1.as_ref())
+        .any(|fields| fields.0["f:spec"].get("f:replicas").is_some())
+}
+
+/// Hands the API Deployment's `replicas` to an autoscaler without a dip. When the
+/// operator stops applying a field it alone owned, server-side apply removes it and the
+/// Deployment falls back to 1 replica; so, while the operator still owns it, a second
+/// manager first applies the current count (clamped to the autoscaler's bounds). That
+/// manager never applies again: the HPA's first scale takes the field from it.
+pub async fn hand_replicas_to_autoscaler(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    bounds: (i32, i32),
+) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let error = |e| Error::Apply {
+        kind: "Deployment".to_string(),
+        name: name.to_string(),
+        source: Box::new(e),
+    };
+    let Some(live) = api.get_opt(name).await.map_err(error)? else {
+        return Ok(());
+    };
+    if !owns_replicas(&live, FIELD_MANAGER) {
+        return Ok(());
+    }
+    let replicas = live.spec.replicas.unwrap_or(1).clamp(bounds.0, bounds.1);
+    let patch = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(HANDOFF_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod handoff_tests {
+    use super::*;
+
+    #[test]
+    fn replicas_ownership_is_read_from_managed_fields() -> serde_json::Result<()> {
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-api", "managedFields": [
+                {"manager": "cacheme-operator", "operation": "Apply", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:status": {}}},
+            ]},
+        }))?;
+        assert!(owns_replicas(&deployment, FIELD_MANAGER));
+        assert!(!owns_replicas(&deployment, "kube-controller-manager"));
+        assert!(!owns_replicas(&deployment, HANDOFF_MANAGER));
+        Ok(())
+    }
+}

@@ -346,8 +346,9 @@ pub struct TokenSecretRef {
 
 /// The API's NetworkPolicy: the page's pods of the same CacheMe may always
 /// connect (its web server proxies the API); everyone else only when listed.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.allowedFrom) || self.allowedFrom.all(p, has(p.podSelector) || has(p.namespaceSelector) || has(p.ipBlock))").message("each allowedFrom peer needs podSelector, namespaceSelector or ipBlock (a podSelector alone means this namespace only)"))]
 pub struct ApiNetworkPolicy {
     /// Create the NetworkPolicy (default true). Without it any pod in the
     /// cluster can reach the API.

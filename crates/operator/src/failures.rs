@@ -22,6 +22,10 @@ pub const STUCK_REASONS: &[&str] = &[
     "RunContainerError",
 ];
 
+/// Restarts of a container that is not ready after which it counts as crash-looping
+/// even while it runs between two back-offs.
+pub const RESTARTS_STUCK: i32 = 3;
+
 /// The first reason `deployment` is stuck, as `"<what>: <reason>: <message>"`,
 /// or `None` while it may still converge by itself. `pods` may hold pods of
 /// other Deployments: only those its selector matches are read.
@@ -55,17 +59,34 @@ pub fn stuck(deployment: &Deployment, pods: &[Pod]) -> Option<String> {
                 .flatten()
                 .chain(s.container_statuses.iter().flatten())
         });
+        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
         for container in containers {
-            let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
-                continue;
-            };
-            let reason = waiting.reason.as_deref().unwrap_or_default();
-            if STUCK_REASONS.contains(&reason) {
-                let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-                let message = waiting.message.as_deref().unwrap_or_default();
+            if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+                let reason = waiting.reason.as_deref().unwrap_or_default();
+                if STUCK_REASONS.contains(&reason) {
+                    let message = waiting.message.as_deref().unwrap_or_default();
+                    return Some(format!(
+                        "pod {pod_name} container {}: {reason}: {message}",
+                        container.name
+                    ));
+                }
+            }
+            // Between two back-offs a crash-looping container runs for a moment: without
+            // this its CacheMe would flip between Degraded and Progressing on every restart.
+            let last_exit = container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref());
+            if let Some(exit) = last_exit
+                && !container.ready
+                && container.restart_count >= RESTARTS_STUCK
+            {
                 return Some(format!(
-                    "pod {pod_name} container {}: {reason}: {message}",
-                    container.name
+                    "pod {pod_name} container {}: restarted {} times, last exit {} (code {})",
+                    container.name,
+                    container.restart_count,
+                    exit.reason.as_deref().unwrap_or("unknown"),
+                    exit.exit_code
                 ));
             }
         }
@@ -126,6 +147,29 @@ mod tests {
         );
         assert!(stuck(&d, &[pod("api", Some("ImagePullBackOff"))?]).is_some());
         assert!(stuck(&d, &[pod("api", Some("CreateContainerConfigError"))?]).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_container_running_between_back_offs_is_still_stuck() -> Result<(), serde_json::Error> {
+        let d = deployment(json!([]))?;
+        let running_again = |restarts: i32| -> Result<Pod, serde_json::Error> {
+            serde_json::from_value(json!({
+                "metadata": {"name": "demo-api-1", "labels": {"app.kubernetes.io/component": "api"}},
+                "status": {"containerStatuses": [{
+                    "name": "api", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": restarts, "state": {"running": {}},
+                    "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                }]},
+            }))
+        };
+        let message = stuck(&d, &[running_again(4)?]).unwrap_or_default();
+        assert!(
+            message.contains("restarted 4 times, last exit OOMKilled (code 137)"),
+            "{message}"
+        );
+        // One restart while the database starts is recovery, not a crash loop.
+        assert_eq!(stuck(&d, &[running_again(1)?]), None);
         Ok(())
     }
 

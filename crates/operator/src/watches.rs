@@ -14,6 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::warn;
 
 use crate::controller::{Context, error_policy, reconcile, seed_config_map_users};
@@ -84,6 +85,8 @@ pub async fn run(
 
     let ctx = Arc::new(Context::new(client.clone(), instance));
     Controller::for_stream(cachemes, reader)
+        // Pod and HPA status changes come in bursts: one reconcile per burst.
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
         .owns(
             scoped::<Deployment>(&client, &namespace),
             owned_config.clone(),

@@ -21,7 +21,7 @@ use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use tracing::{info, instrument, warn};
 
-use crate::apply::{apply_each, collected, delete_absent};
+use crate::apply::{apply_each, collected, delete_absent, hand_replicas_to_autoscaler};
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
 use crate::resources::{APP_NAME, Component, SecretPlan, Stack};
 use crate::secrets::Password;
@@ -312,6 +312,13 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     apply_each(client, &namespace, &desired.config_maps, f).await;
     apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs, f).await;
     apply_each(client, &namespace, &desired.services, f).await;
+    if let Some(autoscaling) = &cm.spec.autoscaling {
+        let api = stack.child_name(Component::Api);
+        let bounds = (autoscaling.min_replicas, autoscaling.max_replicas);
+        if let Err(e) = hand_replicas_to_autoscaler(client, &namespace, &api, bounds).await {
+            f.push(e);
+        }
+    }
     let deployments = apply_each(client, &namespace, &desired.deployments, f).await;
     apply_each(client, &namespace, &desired.network_policies, f).await;
     apply_each(client, &namespace, &desired.pod_disruption_budgets, f).await;

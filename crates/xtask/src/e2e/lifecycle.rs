@@ -132,11 +132,20 @@ pub fn uninstall(helm: Command, kubectl: &Kubectl, timeout: Duration) -> anyhow:
     ];
     wait_gone(kubectl, RELEASE_NAMESPACE, RELEASE, timeout, &kept)?;
     for object in &kept {
-        kubectl
-            .run(&["get", object, "--namespace", RELEASE_NAMESPACE])
+        // A claim being deleted still answers GET (pvc-protection holds it): kept means
+        // no deletion under way and no owner left to take it.
+        let found = kubectl
+            .json(&["get", object, "--namespace", RELEASE_NAMESPACE])
             .with_context(|| {
                 format!("helm uninstall: {object} was not kept (retainPolicy Retain)")
             })?;
+        let meta = &found["metadata"];
+        ensure!(
+            meta["deletionTimestamp"].is_null() && meta["ownerReferences"].is_null(),
+            "helm uninstall: {object} is not kept: deletionTimestamp {}, ownerReferences {}",
+            meta["deletionTimestamp"],
+            meta["ownerReferences"]
+        );
     }
     eprintln!(
         "    helm uninstall: children garbage-collected, {} kept",

@@ -55,10 +55,12 @@ pub fn scaling(stack: &Stack, alive: Alive) -> anyhow::Result<()> {
         "    kubectl scale cacheme --replicas=3: the API has 3 replicas; scale subresource right"
     );
 
-    // Autoscaling: the operator's HPA and no `replicas` from the operator. With no
-    // metrics server the HPA still clamps to minReplicas, which shows who owns the field.
+    // Autoscaling: the operator's HPA, and `replicas` handed over without a dip (3 is
+    // inside 2..4, so it must stay 3: a Deployment that fell back to 1 would show 1, or
+    // the HPA's minimum). Then a minimum above 3: only the HPA controller can make it 4,
+    // and the operator must not take it back.
     let generation = stack.patch(&json!({"spec": {
-        "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70},
         "api": {"resources": {"requests": {"cpu": "100m"}}},
     }}))?;
     stack.wait_ready(generation, alive)?;
@@ -67,18 +69,40 @@ pub fn scaling(stack: &Stack, alive: Alive) -> anyhow::Result<()> {
         .context("autoscaling on: no HorizontalPodAutoscaler for the API")?;
     ensure!(
         hpa["spec"]["minReplicas"] == 2
-            && hpa["spec"]["maxReplicas"] == 4
+            && hpa["spec"]["maxReplicas"] == 6
             && hpa["spec"]["scaleTargetRef"]["name"] == format!("{}-api", stack.name).as_str(),
         "autoscaling on: HPA spec {}",
         hpa["spec"]
     );
-    wait_replicas(stack, 2, "the HPA to scale the API to its minimum 2", alive)?;
+    let api = stack.deployment("api")?;
+    ensure!(
+        api["spec"]["replicas"] == 3,
+        "autoscaling on: the API went from 3 to {} replicas (the hand-over dipped)",
+        api["spec"]["replicas"]
+    );
     ensure!(
         !owns_replicas(stack, OPERATOR_MANAGER)?,
         "autoscaling on: the operator still owns spec.replicas of the API Deployment"
     );
+    let generation = stack.patch(&json!({"spec": {"autoscaling": {"minReplicas": 4}}}))?;
     stack.wait_ready(generation, alive)?;
-    eprintln!("    autoscaling 2..4: HPA applied, the operator released replicas, the HPA set 2");
+    wait_replicas(
+        stack,
+        4,
+        "the HPA to scale the API up to its new minimum 4",
+        alive,
+    )?;
+    ensure!(
+        !owns_replicas(stack, OPERATOR_MANAGER)?,
+        "autoscaling on: the operator took spec.replicas back"
+    );
+    let generation = stack.get()?["metadata"]["generation"]
+        .as_i64()
+        .context("no generation")?;
+    stack.wait_ready(generation, alive)?;
+    eprintln!(
+        "    autoscaling 2..6: HPA applied, replicas handed over at 3 (no dip); minReplicas 4: the HPA set 4"
+    );
 
     // Off again: the HPA goes, `replicas` is the CacheMe's (3) and the operator's again.
     let generation = stack.patch(&json!({"spec": {"autoscaling": null}}))?;
