@@ -66,10 +66,10 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String
     {
         errors.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
-    if let Some(n) = value.as_f64()
-        && let Some(min) = s.get("minimum").and_then(Value::as_f64)
-    {
-        if n < min {
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
             errors.push(format!("{at}: {n} is below the minimum {min}"));
         }
         if let Some(max) = s.get("maximum").and_then(Value::as_f64)
@@ -100,10 +100,10 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String
             }
         }
     }
-    if let Some(items) = value.as_array()
-        && let Some(max) = s.get("maxItems").and_then(Value::as_u64)
-    {
-        if items.len() as u64 > max {
+    if let Some(items) = value.as_array() {
+        if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
+        {
             errors.push(format!("{at}: more than {max} items"));
         }
         if let Some(min) = s.get("minItems").and_then(Value::as_u64)
@@ -114,6 +114,24 @@ fn structural(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String
         if let Some(item_schema) = s.get("items") {
             for (i, item) in items.iter().enumerate() {
                 structural(item_schema, item, &format!("{path}[{i}]"), errors);
+            }
+        }
+        // A list-map (seed products by id) refuses two items with the same keys.
+        if s.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map") {
+            let keys: Vec<&str> = s
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut seen = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let key: Vec<&Value> = keys.iter().map(|k| &item[*k]).collect();
+                if seen.contains(&key) {
+                    errors.push(format!("{path}[{i}]: Duplicate value of {keys:?}"));
+                }
+                seen.push(key);
             }
         }
     }

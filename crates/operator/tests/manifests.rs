@@ -196,6 +196,33 @@ fn cors_origins_are_checked_by_the_schema_and_cel() -> TestResult {
 }
 
 #[test]
+fn the_checker_sees_maximums_alone_nested_arrays_and_duplicate_keys() -> TestResult {
+    let check = |spec: Value| -> TestResult<String> {
+        let mut object = yaml_file("k8s/samples/minimal.yaml")?;
+        object["spec"] = spec;
+        Ok(cacheme_operator::validate::validate(&crd_schema()?, &object).join("\n"))
+    };
+    // `replicas` has a minimum and a maximum; the seed id's maximum is what matters here.
+    let big_id = check(serde_json::json!({"seedData": {"products": [
+        {"id": 3_000_000_000_i64, "name": "Pen", "price": 1.5}
+    ]}}))?;
+    assert!(big_id.contains("above the maximum 2147483647"), "{big_id}");
+    // Items of an array without maxItems are still checked.
+    let no_operator = check(
+        serde_json::json!({"api": {"networkPolicy": {"allowedFrom": [
+            {"namespaceSelector": {"matchExpressions": [{"key": "team"}]}}
+        ]}}}),
+    )?;
+    assert!(no_operator.contains("operator"), "{no_operator}");
+    let twice = check(serde_json::json!({"seedData": {"products": [
+        {"id": 7, "name": "Pen", "price": 1.5},
+        {"id": 7, "name": "Ink", "price": 2.5},
+    ]}}))?;
+    assert!(twice.contains("Duplicate value"), "{twice}");
+    Ok(())
+}
+
+#[test]
 fn long_names_are_rejected_by_the_cel_rules() -> TestResult {
     let mut object = yaml_file("k8s/samples/minimal.yaml")?;
     object["metadata"]["name"] = Value::from("a".repeat(41));
