@@ -324,7 +324,10 @@ pub struct ApiSpec {
     /// `https://shop.example.com`, or `*` for any (no cookies are ever
     /// allowed, so `*` never meets credentials). Empty: same origin only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(regex(pattern = r"^(\*|https?://[^/,\s]+)$")))]
+    #[schemars(
+        length(max = 32),
+        inner(regex(pattern = r"^(\*|https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?)$"))
+    )]
     pub cors_allowed_origins: Vec<String>,
     /// Who may open a connection to the API's port (a NetworkPolicy).
     #[serde(default)]
@@ -335,8 +338,11 @@ pub struct ApiSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSecretRef {
-    /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
+    /// Secret name (a DNS-1123 subdomain).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key holding the token (default `token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,7 +439,7 @@ pub struct PostgresSpec {
     /// same name finds its products again; `Delete` lets garbage collection
     /// remove them. Fixed at creation.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("postgres.retainPolicy cannot change after creation: the credentials Secret's ownership is decided when it is created"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("postgres.retainPolicy cannot change after creation (a manifest that leaves it out means Retain): the credentials Secret's ownership is decided when it is created"))]
     pub retain_policy: RetainPolicy,
 }
 

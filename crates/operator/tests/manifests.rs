@@ -190,6 +190,15 @@ fn cors_origins_are_checked_by_the_schema_and_cel() -> TestResult {
     assert!(with_origins(serde_json::json!(["*"]))?.is_empty());
     let path = with_origins(serde_json::json!(["https://a.example/app"]))?;
     assert!(path.contains("spec.api.corsAllowedOrigins[0]"), "{path}");
+    // Browsers send origins lower-case and without credentials.
+    for origin in ["https://A.example", "https://user@a.example"] {
+        let refused = with_origins(serde_json::json!([origin]))?;
+        assert!(
+            refused.contains("corsAllowedOrigins[0]"),
+            "{origin}: {refused}"
+        );
+    }
+    assert!(with_origins(serde_json::json!(["http://localhost:3000"]))?.is_empty());
     let both = with_origins(serde_json::json!(["*", "https://a.example"]))?;
     assert!(both.contains("corsAllowedOrigins is either"), "{both}");
     Ok(())
