@@ -11,11 +11,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::DynamicObject;
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::resources::{Absent, ChildKind};
+use crate::resources::{Absent, ChildKind, cloudnativepg_resource};
 use crate::{Error, FIELD_MANAGER, Result};
 
 /// Server-side apply of one child under the operator's field manager.
@@ -39,6 +40,33 @@ where
         kind: K::kind(&()).to_string(),
         name,
         source: Box::new(e),
+    })
+}
+
+/// Server-side apply of the CloudNativePG `Cluster`. A 404 means the API server has no
+/// such kind (an apply creates a missing object, so it never answers 404 otherwise):
+/// [`Error::CloudNativePgMissing`], which says how to install CloudNativePG.
+pub async fn apply_cloudnativepg(
+    client: &Client,
+    namespace: &str,
+    cluster: &DynamicObject,
+) -> Result<DynamicObject> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &cloudnativepg_resource());
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(cluster),
+    )
+    .await
+    .map_err(|e| match e {
+        kube::Error::Api(status) if status.is_not_found() => Error::CloudNativePgMissing,
+        e => Error::Apply {
+            kind: "Cluster".to_string(),
+            name,
+            source: Box::new(e),
+        },
     })
 }
 

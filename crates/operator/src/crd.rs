@@ -4,7 +4,8 @@
 //! these types by [`crd_yaml`]; a test fails when the committed file drifts.
 //!
 //! Longer than most files on purpose: the CRD is one schema, and its types, their
-//! doc comments (the CRD's descriptions) and CEL rules read best in one place.
+//! doc comments (the CRD's descriptions) and CEL rules read best in one place; the
+//! stores (Redis, PostgreSQL) are in `crd/stores.rs`.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
@@ -13,6 +14,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod stores;
+
+pub use stores::{
+    CloudNativePgSpec, ExternalSpec, PostgresSpec, RedisExternalSpec, RedisMode, RedisSpec,
+    RetainPolicy, SecretKeyRef, StorageSpec,
+};
 
 /// Default image of the product API.
 pub const DEFAULT_API_IMAGE: &str = "localhost/cacheme/api:0.1.0";
@@ -130,7 +138,7 @@ pub struct CacheMeSpec {
     #[serde(default)]
     pub redis: RedisSpec,
 
-    /// PostgreSQL, managed by the operator or external.
+    /// PostgreSQL, managed by the operator, external, or run by CloudNativePG.
     #[serde(default)]
     pub postgres: PostgresSpec,
 
@@ -241,52 +249,6 @@ pub struct ConfigMapKeyRef {
     /// Key holding the JSON array (default `products.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-}
-
-/// A key in a Secret of the same namespace.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretKeyRef {
-    /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// Key holding the URL (default `url`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-/// An external service, reached by a URL kept in a Secret.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ExternalSpec {
-    /// The Secret key holding the connection URL.
-    pub url_secret_ref: SecretKeyRef,
-}
-
-/// Persistent storage of a managed store.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageSpec {
-    /// Requested size, e.g. `1Gi`.
-    #[serde(default = "default_storage_size")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
-    pub size: String,
-    /// StorageClass; the cluster default when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
-}
-
-fn default_storage_size() -> String {
-    "1Gi".to_string()
-}
-
-impl Default for StorageSpec {
-    fn default() -> Self {
-        Self {
-            size: default_storage_size(),
-            storage_class_name: None,
-        }
-    }
 }
 
 /// The container settings every component shares, flattened into it so each
@@ -401,56 +363,6 @@ impl Default for FrontendSpec {
             container: ContainerSpec::default(),
         }
     }
-}
-
-/// Redis: managed (image, resources, optional persistence) or external.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("redis is either external or managed: drop image, resources and storage when external is set"))]
-pub struct RedisSpec {
-    /// Image and compute resources of the container.
-    #[serde(flatten)]
-    pub container: ContainerSpec,
-    /// Persistence (append-only file on a PersistentVolumeClaim); in-memory only when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage: Option<StorageSpec>,
-    /// Use an external Redis instead of a managed one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external: Option<ExternalSpec>,
-}
-
-/// PostgreSQL: managed (image, resources, storage) or external.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("postgres is either external or managed: drop image, resources and storage when external is set"))]
-pub struct PostgresSpec {
-    /// Image and compute resources of the container.
-    #[serde(flatten)]
-    pub container: ContainerSpec,
-    /// The data volume (default 1Gi on the default StorageClass).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage: Option<StorageSpec>,
-    /// Use an external PostgreSQL instead of a managed one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external: Option<ExternalSpec>,
-    /// What happens to the data claim `<name>-postgres-data` and its password
-    /// `<name>-postgres-credentials` when the CacheMe is deleted (also by
-    /// `helm uninstall`): `Retain` (default) keeps both, so a CacheMe of the
-    /// same name finds its products again; `Delete` lets garbage collection
-    /// remove them. Fixed at creation.
-    #[serde(default)]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("postgres.retainPolicy cannot change after creation (a manifest that leaves it out means Retain): the credentials Secret's ownership is decided when it is created"))]
-    pub retain_policy: RetainPolicy,
-}
-
-/// Fate of a managed store's data when its CacheMe goes.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum RetainPolicy {
-    /// Kept: no owner reference, so garbage collection leaves it.
-    #[default]
-    Retain,
-    /// Owned by the CacheMe and deleted with it.
-    Delete,
 }
 
 /// An optional admin tool.

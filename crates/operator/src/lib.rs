@@ -46,6 +46,14 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// `postgres.cloudNativePG` is set, but the API server has no CloudNativePG
+    /// `Cluster` kind (applying one answered 404): CloudNativePG is not installed.
+    #[error(
+        "postgres.cloudNativePG needs CloudNativePG, but the API server has no {}: install CloudNativePG first (its CRDs and operator: kubectl apply --server-side -f <its release manifest>, see https://cloudnative-pg.io/documentation/current/installation_upgrade/)",
+        crate::resources::CNPG_CLUSTERS
+    )]
+    CloudNativePgMissing,
+
     /// Deleting the child object of a switched-off component failed.
     #[error("cannot delete {kind} {name}: {source}")]
     Delete {
@@ -107,6 +115,7 @@ impl Error {
             Error::MissingNamespace => "missing_namespace",
             Error::MissingOwner => "missing_owner",
             Error::Apply { .. } => "apply",
+            Error::CloudNativePgMissing => "cloudnativepg_missing",
             Error::Delete { .. } => "delete",
             Error::Secret { .. } => "secret",
             Error::Seed { .. } => "seed",
@@ -127,6 +136,7 @@ impl Error {
             Error::MissingNamespace => "MissingNamespace",
             Error::MissingOwner => "MissingOwner",
             Error::Apply { .. } => "ApplyFailed",
+            Error::CloudNativePgMissing => "CloudNativePGMissing",
             Error::Delete { .. } => "DeleteFailed",
             Error::Secret { .. } => "SecretFailed",
             Error::Seed { .. } => "SeedUnavailable",

@@ -1,10 +1,10 @@
-//! Pure computation of a `CacheMe` status from what the cluster reported.
-//!
-//! About half of it is the unit tests of these pure functions.
+//! Pure computation of a `CacheMe` status from what the cluster reported (unit tests
+//! in `status/tests.rs`).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::DynamicObject;
 
 use crate::crd::{CacheMe, CacheMeStatus, Endpoints, Phase};
 
@@ -13,10 +13,21 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
-/// Rollout state of one Deployment, read from its status.
+/// What a [`Rollout`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workload {
+    /// A Deployment of the stack.
+    #[default]
+    Deployment,
+    /// The CloudNativePG `Cluster` (its instances are counted as replicas).
+    CloudNativePg,
+}
+
+/// Rollout state of one Deployment (or the CloudNativePG Cluster), read from its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {
     pub name: String,
+    pub workload: Workload,
     pub desired: i32,
     /// Pods the Deployment has now (`status.replicas`).
     pub replicas: i32,
@@ -50,11 +61,51 @@ impl Rollout {
             && status.replicas.unwrap_or(0) <= desired;
         Self {
             name: deployment.metadata.name.clone().unwrap_or_default(),
+            workload: Workload::Deployment,
             desired,
             replicas: status.replicas.unwrap_or(0),
             ready,
             complete,
             stuck: None,
+        }
+    }
+}
+
+impl Rollout {
+    /// Reads a CloudNativePG `Cluster` as returned by the API server: complete once
+    /// `status.readyInstances` reaches `spec.instances`. Nothing is known about why
+    /// an instance is not ready (CloudNativePG's own status says), so never stuck.
+    pub fn of_cloudnativepg(cluster: &DynamicObject) -> Self {
+        let int = |value: &serde_json::Value| {
+            value
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .filter(|n| *n >= 0)
+        };
+        let desired = int(&cluster.data["spec"]["instances"]).unwrap_or(1);
+        let status = &cluster.data["status"];
+        let ready = int(&status["readyInstances"]).unwrap_or(0);
+        Self {
+            name: cluster.metadata.name.clone().unwrap_or_default(),
+            workload: Workload::CloudNativePg,
+            desired,
+            replicas: int(&status["instances"]).unwrap_or(0),
+            ready,
+            complete: ready >= desired,
+            stuck: None,
+        }
+    }
+
+    /// What it waits for, for the Ready and Progressing messages.
+    fn waiting(&self) -> String {
+        match self.workload {
+            Workload::Deployment => {
+                format!("{} ({}/{} ready)", self.name, self.ready, self.desired)
+            }
+            Workload::CloudNativePg => format!(
+                "CloudNativePG cluster {}: {}/{} instances ready",
+                self.name, self.ready, self.desired
+            ),
         }
     }
 }
@@ -153,16 +204,13 @@ pub fn reconciled(
     let waiting: Vec<String> = rollouts
         .iter()
         .filter(|r| !r.complete)
-        .map(|r| format!("{} ({}/{} ready)", r.name, r.ready, r.desired))
+        .map(Rollout::waiting)
         .collect();
     let ready = waiting.is_empty();
     let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
     let conditions = vec![
         if ready {
-            conditions.of(
-                Reason::AllComponentsAvailable,
-                format!("{} deployments available", rollouts.len()),
-            )
+            conditions.of(Reason::AllComponentsAvailable, available(rollouts))
         } else {
             conditions.of(
                 Reason::ComponentsNotReady,
@@ -206,6 +254,25 @@ pub fn reconciled(
     }
 }
 
+/// "3 deployments available", and the CloudNativePG cluster when there is one.
+fn available(rollouts: &[Rollout]) -> String {
+    let deployments = rollouts
+        .iter()
+        .filter(|r| r.workload == Workload::Deployment)
+        .count();
+    let mut message = format!("{deployments} deployments available");
+    for cluster in rollouts
+        .iter()
+        .filter(|r| r.workload == Workload::CloudNativePg)
+    {
+        message.push_str(&format!(
+            ", CloudNativePG cluster {} ready ({}/{} instances)",
+            cluster.name, cluster.ready, cluster.desired
+        ));
+    }
+    message
+}
+
 /// Status after a failed reconcile: `Degraded` with the error's reason; the
 /// other conditions and fields keep their last known values.
 pub fn degraded(cm: &CacheMe, reason: &'static str, message: String, now: &Time) -> CacheMeStatus {
@@ -232,199 +299,4 @@ pub fn degraded(cm: &CacheMe, reason: &'static str, message: String, now: &Time)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::CacheMeSpec;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
-    use k8s_openapi::jiff::Timestamp;
-    use kube::api::ObjectMeta;
-
-    fn time(seconds: i64) -> Result<Time, k8s_openapi::jiff::Error> {
-        Ok(Time(Timestamp::from_second(seconds)?))
-    }
-
-    fn cacheme(status: Option<CacheMeStatus>) -> Result<CacheMe, serde_json::Error> {
-        let mut cm = CacheMe::new("demo", serde_json::from_str::<CacheMeSpec>("{}")?);
-        cm.metadata.generation = Some(4);
-        cm.status = status;
-        Ok(cm)
-    }
-
-    fn deployment(replicas: i32, ready: i32) -> Deployment {
-        Deployment {
-            metadata: ObjectMeta {
-                name: Some("demo-api".into()),
-                generation: Some(2),
-                ..ObjectMeta::default()
-            },
-            spec: DeploymentSpec {
-                replicas: Some(replicas),
-                ..DeploymentSpec::default()
-            },
-            status: Some(DeploymentStatus {
-                observed_generation: Some(2),
-                replicas: Some(replicas),
-                updated_replicas: Some(replicas),
-                ready_replicas: Some(ready),
-                available_replicas: Some(ready),
-                ..DeploymentStatus::default()
-            }),
-        }
-    }
-
-    fn get<'a>(status: &'a CacheMeStatus, type_: &str) -> Option<&'a Condition> {
-        status.conditions.iter().find(|c| c.type_ == type_)
-    }
-
-    #[test]
-    fn rollout_is_complete_only_when_every_replica_is_available() {
-        assert!(Rollout::of(&deployment(2, 2)).complete);
-        let partial = Rollout::of(&deployment(2, 1));
-        assert!(!partial.complete);
-        assert_eq!((partial.ready, partial.desired), (1, 2));
-        let mut stale = deployment(1, 1);
-        stale.metadata.generation = Some(3);
-        assert!(!Rollout::of(&stale).complete, "status of an older spec");
-    }
-
-    #[test]
-    fn a_stuck_rollout_is_degraded_with_its_reason() -> Result<(), Box<dyn std::error::Error>> {
-        let mut api = Rollout::of(&deployment(1, 0));
-        api.stuck = Some("pod demo-api-1 container api: CrashLoopBackOff: back-off".into());
-        let status = reconciled(
-            &cacheme(None)?,
-            Some(&api),
-            std::slice::from_ref(&api),
-            Endpoints::default(),
-            &time(10)?,
-        );
-        assert_eq!(status.phase, Some(Phase::Degraded));
-        let degraded = get(&status, DEGRADED).ok_or("no Degraded")?;
-        assert_eq!(
-            (degraded.status.as_str(), degraded.reason.as_str()),
-            ("True", "ComponentFailing")
-        );
-        assert!(degraded.message.contains("CrashLoopBackOff"));
-        assert_eq!(
-            get(&status, READY).map(|c| c.status.as_str()),
-            Some("False")
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn ready_stack_has_ready_phase_and_conditions() -> Result<(), Box<dyn std::error::Error>> {
-        let cm = cacheme(None)?;
-        let api = Rollout::of(&deployment(1, 1));
-        let status = reconciled(
-            &cm,
-            Some(&api),
-            std::slice::from_ref(&api),
-            Endpoints::default(),
-            &time(10)?,
-        );
-        assert_eq!(status.phase, Some(Phase::Ready));
-        assert_eq!(status.observed_generation, Some(4));
-        assert_eq!(status.ready_replicas, Some(1));
-        assert_eq!(get(&status, READY).map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(
-            get(&status, PROGRESSING).map(|c| c.status.as_str()),
-            Some("False")
-        );
-        assert_eq!(
-            get(&status, DEGRADED).map(|c| c.status.as_str()),
-            Some("False")
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn transition_time_changes_only_on_a_flip() -> Result<(), Box<dyn std::error::Error>> {
-        let waiting = Rollout::of(&deployment(2, 0));
-        let first = reconciled(
-            &cacheme(None)?,
-            Some(&waiting),
-            std::slice::from_ref(&waiting),
-            Endpoints::default(),
-            &time(10)?,
-        );
-        assert_eq!(first.phase, Some(Phase::Progressing));
-        // Still not ready later: Ready=False keeps its time.
-        let second = reconciled(
-            &cacheme(Some(first.clone()))?,
-            Some(&waiting),
-            std::slice::from_ref(&waiting),
-            Endpoints::default(),
-            &time(20)?,
-        );
-        assert_eq!(
-            get(&second, READY).map(|c| c.last_transition_time.clone()),
-            Some(time(10)?)
-        );
-        // Ready now: Ready flips and gets the new time; Degraded=False keeps the old one.
-        let done = Rollout::of(&deployment(2, 2));
-        let third = reconciled(
-            &cacheme(Some(second))?,
-            Some(&done),
-            std::slice::from_ref(&done),
-            Endpoints::default(),
-            &time(30)?,
-        );
-        assert_eq!(
-            get(&third, READY).map(|c| c.last_transition_time.clone()),
-            Some(time(30)?)
-        );
-        assert_eq!(
-            get(&third, DEGRADED).map(|c| c.last_transition_time.clone()),
-            Some(time(10)?)
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn failure_sets_degraded_and_keeps_the_rest() -> Result<(), Box<dyn std::error::Error>> {
-        let api = Rollout::of(&deployment(1, 1));
-        let ok = reconciled(
-            &cacheme(None)?,
-            Some(&api),
-            std::slice::from_ref(&api),
-            Endpoints::default(),
-            &time(10)?,
-        );
-        let failed = degraded(
-            &cacheme(Some(ok))?,
-            "ApplyFailed",
-            "boom".into(),
-            &time(20)?,
-        );
-        assert_eq!(failed.phase, Some(Phase::Degraded));
-        let d = get(&failed, DEGRADED).ok_or("no Degraded")?;
-        assert_eq!(
-            (d.status.as_str(), d.reason.as_str(), d.message.as_str()),
-            ("True", "ApplyFailed", "boom")
-        );
-        assert_eq!(d.last_transition_time, time(20)?);
-        assert_eq!(get(&failed, READY).map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(failed.conditions.len(), 3);
-        Ok(())
-    }
-
-    #[test]
-    fn failure_before_any_status_reports_not_ready() -> Result<(), Box<dyn std::error::Error>> {
-        let failed = degraded(
-            &cacheme(None)?,
-            "SeedUnavailable",
-            "missing".into(),
-            &time(5)?,
-        );
-        assert_eq!(
-            get(&failed, READY).map(|c| c.status.as_str()),
-            Some("False")
-        );
-        assert_eq!(
-            get(&failed, DEGRADED).map(|c| c.status.as_str()),
-            Some("True")
-        );
-        Ok(())
-    }
-}
+mod tests;

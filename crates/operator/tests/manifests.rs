@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 
 use cacheme_operator::crd::{crd, crd_yaml};
-use cacheme_operator::resources::Stack;
+use cacheme_operator::resources::{CNPG_API_VERSION, Stack};
 use serde_json::Value;
 use support::{
     NAMESPACE, SAMPLES, TestResult, repo_file, run_kubernetes_validate, sample, scratch_dir,
@@ -70,6 +70,11 @@ fn write_children(dir: &std::path::Path) -> TestResult<Vec<PathBuf>> {
         let objects = Stack::new(&cm, Some("[]"))?.desired()?.manifests()?;
         assert!(!objects.is_empty());
         for object in objects {
+            // kubernetes-validate has no schema for CloudNativePG's Cluster (its builder
+            // tests check it); a test below shows it would only warn, not check.
+            if object["apiVersion"] == CNPG_API_VERSION {
+                continue;
+            }
             let kind = object["kind"].as_str().unwrap_or("unknown").to_lowercase();
             let object_name = object["metadata"]["name"].as_str().unwrap_or("unnamed");
             let file = dir.join(format!("{name}-{kind}-{object_name}.json"));
@@ -293,4 +298,81 @@ fn render_subcommand_output_passes_strict_kubernetes_validation() -> TestResult 
 
 fn cm_name(sample_name: &str) -> TestResult<String> {
     Ok(sample(sample_name)?.metadata.name.unwrap_or_default())
+}
+
+/// The checker's errors for the minimal sample with `spec` as its spec.
+fn spec_errors(spec: Value) -> TestResult<String> {
+    let mut object = yaml_file("k8s/samples/minimal.yaml")?;
+    object["spec"] = spec;
+    Ok(cacheme_operator::validate::validate(&crd_schema()?, &object).join("\n"))
+}
+
+#[test]
+fn cloudnativepg_is_checked_by_the_schema_and_cel() -> TestResult {
+    use serde_json::json;
+    // Defaults alone are a valid opt-in; so are the three fields.
+    assert_eq!(spec_errors(json!({"postgres": {"cloudNativePG": {}}}))?, "");
+    let full = json!({"postgres": {"cloudNativePG": {
+        "instances": 3,
+        "storage": {"size": "5Gi", "storageClassName": "fast"},
+        "imageName": "ghcr.io/cloudnative-pg/postgresql:17.5",
+    }}});
+    assert_eq!(spec_errors(full)?, "");
+    for instances in [0, 10] {
+        let text = spec_errors(json!({"postgres": {"cloudNativePG": {"instances": instances}}}))?;
+        assert!(
+            text.contains("spec.postgres.cloudNativePG.instances"),
+            "{instances}: {text}"
+        );
+    }
+    let with_external = spec_errors(json!({"postgres": {
+        "cloudNativePG": {},
+        "external": {"urlSecretRef": {"name": "db"}},
+    }}))?;
+    assert!(
+        with_external.contains("postgres.cloudNativePG and postgres.external exclude each other"),
+        "{with_external}"
+    );
+    for managed in [
+        json!({"storage": {"size": "1Gi"}}),
+        json!({"image": "postgres:17"}),
+        json!({"resources": {"requests": {"cpu": "1"}}}),
+    ] {
+        let mut postgres = managed.clone();
+        postgres["cloudNativePG"] = json!({});
+        let text = spec_errors(json!({ "postgres": postgres }))?;
+        assert!(
+            text.contains("postgres.cloudNativePG replaces the managed PostgreSQL"),
+            "{managed}: {text}"
+        );
+    }
+    let unknown = spec_errors(json!({"postgres": {"cloudNativePG": {"replicas": 2}}}))?;
+    assert!(unknown.contains("unknown field"), "{unknown}");
+    Ok(())
+}
+
+#[test]
+fn redis_mode_is_checked_by_the_schema_and_only_for_redis() -> TestResult {
+    use serde_json::json;
+    let external = |mode: Value| json!({"urlSecretRef": {"name": "r"}, "mode": mode});
+    for mode in ["single", "cluster"] {
+        assert_eq!(
+            spec_errors(json!({"redis": {"external": external(json!(mode))}}))?,
+            ""
+        );
+    }
+    let sentinel = spec_errors(json!({"redis": {"external": external(json!("sentinel"))}}))?;
+    assert!(sentinel.contains("spec.redis.external.mode"), "{sentinel}");
+    // PostgreSQL has no mode.
+    let postgres = spec_errors(json!({"postgres": {"external": external(json!("cluster"))}}))?;
+    assert!(
+        postgres.contains("spec.postgres.external.mode: unknown field"),
+        "{postgres}"
+    );
+    // The default, as the API server writes it.
+    let cm: cacheme_operator::crd::CacheMeSpec =
+        serde_json::from_value(json!({"redis": {"external": {"urlSecretRef": {"name": "r"}}}}))?;
+    let mode = cm.redis.external.map(|e| e.mode);
+    assert_eq!(mode, Some(cacheme_operator::crd::RedisMode::Single));
+    Ok(())
 }

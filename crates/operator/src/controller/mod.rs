@@ -21,7 +21,9 @@ use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use tracing::{info, instrument, warn};
 
-use crate::apply::{apply_each, collected, delete_absent, hand_replicas_to_autoscaler};
+use crate::apply::{
+    apply_cloudnativepg, apply_each, collected, delete_absent, hand_replicas_to_autoscaler,
+};
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
 use crate::resources::{APP_NAME, Component, SecretPlan, Stack};
 use crate::secrets::Password;
@@ -32,6 +34,11 @@ use crate::{Error, FIELD_MANAGER, Result, metrics};
 pub const READY_REQUEUE: Duration = Duration::from_secs(300);
 /// Requeue period while a rollout is in progress.
 pub const PROGRESS_REQUEUE: Duration = Duration::from_secs(30);
+/// Requeue period while the CloudNativePG Cluster is not ready. Clusters are not
+/// watched: CloudNativePG is optional, and a watch on a kind the API server does not
+/// have fails on every retry (a warning loop in every operator without CloudNativePG),
+/// so the Cluster's status is polled, a little faster than a rollout.
+pub const CLOUDNATIVEPG_REQUEUE: Duration = Duration::from_secs(10);
 /// First retry after a failure; doubles per consecutive failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay after failures.
@@ -309,6 +316,17 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     // is tried, and the failures are reported together afterwards.
     let mut failures = Vec::new();
     let f = &mut failures;
+    // First, so a missing CloudNativePG is the failure the condition reports.
+    let cloudnativepg = match &desired.cloudnativepg {
+        Some(cluster) => match apply_cloudnativepg(client, &namespace, cluster).await {
+            Ok(applied) => Some(applied),
+            Err(e) => {
+                f.push(e);
+                None
+            }
+        },
+        None => None,
+    };
     apply_each(client, &namespace, &desired.config_maps, f).await;
     apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs, f).await;
     apply_each(client, &namespace, &desired.services, f).await;
@@ -365,10 +383,12 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     } else {
         stack_pods(client, &namespace, &stack.name).await
     };
-    let rollouts: Vec<Rollout> = deployments
+    let mut rollouts: Vec<Rollout> = deployments
         .iter()
         .map(|d| Rollout::with_pods(d, &pods))
         .collect();
+    let database = cloudnativepg.as_ref().map(Rollout::of_cloudnativepg);
+    rollouts.extend(database.clone());
     let api_name = stack.child_name(Component::Api);
     let api = rollouts.iter().find(|r| r.name == api_name);
     let mut new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
@@ -392,6 +412,8 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     }
     Ok(Action::requeue(if phase == Phase::Ready {
         READY_REQUEUE
+    } else if database.is_some_and(|d| !d.complete) {
+        CLOUDNATIVEPG_REQUEUE
     } else {
         PROGRESS_REQUEUE
     }))
@@ -413,3 +435,6 @@ async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cloudnativepg_tests;

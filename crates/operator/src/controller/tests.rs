@@ -21,7 +21,10 @@ use kube::runtime::{reflector, watcher};
 
 /// Runs one reconcile against `script`. An unexpected extra request leaves
 /// the reconcile waiting for an answer, which fails the test by timeout.
-async fn run(cm: CacheMe, script: Vec<Call>) -> (Result<Action>, Vec<Recorded>, Arc<Context>) {
+pub(super) async fn run(
+    cm: CacheMe,
+    script: Vec<Call>,
+) -> (Result<Action>, Vec<Recorded>, Arc<Context>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let ctx = Arc::new(Context::new(
         Client::new(service, "default"),
@@ -49,7 +52,7 @@ async fn run(cm: CacheMe, script: Vec<Call>) -> (Result<Action>, Vec<Recorded>, 
     (result, recorded, ctx)
 }
 
-fn cacheme(name: &str, spec: Value) -> CacheMe {
+pub(super) fn cacheme(name: &str, spec: Value) -> CacheMe {
     let spec: CacheMeSpec = serde_json::from_value(spec).expect("valid spec");
     let mut cm = CacheMe::new(name, spec);
     cm.metadata.namespace = Some(NS.to_string());
@@ -143,14 +146,14 @@ fn existing_secrets() -> Vec<Call> {
     .collect()
 }
 
-fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> &'a Recorded {
+pub(super) fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> &'a Recorded {
     recorded
         .iter()
         .find(|r| r.method == method && r.path == path)
         .unwrap_or_else(|| panic!("no {method} {path}"))
 }
 
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+pub(super) fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["type"] == type_))
@@ -165,6 +168,7 @@ fn ready_status(cm: &CacheMe) -> CacheMeStatus {
         .iter()
         .map(|name| Rollout {
             name: name.to_string(),
+            workload: status::Workload::Deployment,
             desired: 1,
             replicas: 1,
             ready: 1,

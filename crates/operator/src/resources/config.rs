@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
-use super::{Component, POSTGRES_DB, POSTGRES_PORT, SEED_FILE_NAME, SeedSource, Stack};
+use super::{
+    Component, POSTGRES_DB, POSTGRES_PORT, PostgresMode, SEED_FILE_NAME, SeedSource, Stack,
+};
 use crate::Result;
 use crate::crd::StorageSpec;
 
@@ -100,22 +102,29 @@ impl Stack<'_> {
 
     /// pgAdmin's pre-configured server entry (the managed PostgreSQL).
     pub fn pgadmin_config_map(&self) -> Result<ConfigMap> {
-        let servers = if self.postgres_managed() {
-            json!({
+        // The managed PostgreSQL's Service, or CloudNativePG's read-write one.
+        let host = match self.postgres_mode() {
+            PostgresMode::Managed => Some(self.child_name(Component::Postgres)),
+            PostgresMode::CloudNativePg(_) => {
+                Some(format!("{}-rw", self.child_name(Component::Postgres)))
+            }
+            PostgresMode::External(_) => None,
+        };
+        let servers = match host {
+            Some(host) => json!({
                 "Servers": {
                     "1": {
                         "Name": format!("CacheMe {}", self.name),
                         "Group": "CacheMe",
-                        "Host": self.child_name(Component::Postgres),
+                        "Host": host,
                         "Port": POSTGRES_PORT,
                         "MaintenanceDB": POSTGRES_DB,
                         "Username": POSTGRES_DB,
                         "SSLMode": "prefer",
                     }
                 }
-            })
-        } else {
-            json!({ "Servers": {} })
+            }),
+            None => json!({ "Servers": {} }),
         };
         Ok(ConfigMap {
             metadata: self.meta(self.child_name(Component::PgAdmin), Component::PgAdmin),

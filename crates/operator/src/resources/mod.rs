@@ -25,11 +25,13 @@ use kube::{Resource, ResourceExt};
 
 use sha2::{Digest, Sha256};
 
-use crate::crd::RetainPolicy;
-use crate::crd::{CacheMe, Endpoints};
+use kube::core::DynamicObject;
+
+use crate::crd::{CacheMe, CloudNativePgSpec, Endpoints, ExternalSpec, RetainPolicy};
 use crate::{Error, Result};
 
 pub use config::SecretPlan;
+pub use workloads::{CNPG_API_VERSION, CNPG_CLUSTERS, CNPG_URI_KEY, cloudnativepg_resource};
 
 /// `app.kubernetes.io/name` of every child.
 pub const APP_NAME: &str = "cacheme";
@@ -100,9 +102,22 @@ pub struct Absent {
     pub name: String,
 }
 
+/// Who runs PostgreSQL for a `CacheMe`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PostgresMode<'a> {
+    /// The operator: Deployment, Service, claim and generated password.
+    Managed,
+    /// Someone else, reached by the URL in a Secret.
+    External(&'a ExternalSpec),
+    /// CloudNativePG, from the `Cluster` the operator applies.
+    CloudNativePg(&'a CloudNativePgSpec),
+}
+
 /// Everything the operator wants in the namespace for one `CacheMe`.
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
+    /// The CloudNativePG `Cluster`, applied first (see [`CNPG_CLUSTERS`]).
+    pub cloudnativepg: Option<DynamicObject>,
     pub config_maps: Vec<ConfigMap>,
     pub secrets: Vec<SecretPlan>,
     pub pvcs: Vec<PersistentVolumeClaim>,
@@ -238,9 +253,20 @@ impl<'a> Stack<'a> {
         meta
     }
 
-    /// Whether PostgreSQL is run by the operator.
+    /// Who runs PostgreSQL (the CRD's rules allow at most one of `external` and
+    /// `cloudNativePG`).
+    pub fn postgres_mode(&self) -> PostgresMode<'_> {
+        let postgres = &self.cm.spec.postgres;
+        match (&postgres.external, &postgres.cloud_native_pg) {
+            (Some(external), _) => PostgresMode::External(external),
+            (None, Some(cnpg)) => PostgresMode::CloudNativePg(cnpg),
+            (None, None) => PostgresMode::Managed,
+        }
+    }
+
+    /// Whether PostgreSQL is run by the operator itself.
     pub fn postgres_managed(&self) -> bool {
-        self.cm.spec.postgres.external.is_none()
+        self.postgres_mode() == PostgresMode::Managed
     }
 
     /// Whether Redis is run by the operator.
@@ -253,6 +279,11 @@ impl<'a> Stack<'a> {
         let spec = &self.cm.spec;
         let mut d = Desired::default();
         let absent = |kind, name| Absent { kind, name };
+
+        // CloudNativePG's Cluster replaces the managed PostgreSQL (whose Deployment,
+        // Service and NetworkPolicy are then absent below). Never deleted by the
+        // operator: like the claim, it holds the data.
+        d.cloudnativepg = self.cloudnativepg_cluster();
 
         // API, always on.
         d.deployments.push(self.api_deployment()?);
@@ -438,6 +469,9 @@ impl Desired {
     /// `cacheme-operator render` prints and what the schema tests validate.
     pub fn manifests(&self) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();
+        if let Some(cluster) = &self.cloudnativepg {
+            out.push(serde_json::to_value(cluster)?);
+        }
         for cm in &self.config_maps {
             out.push(serde_json::to_value(cm)?);
         }

@@ -26,7 +26,13 @@ pub fn repo_file(path: &str) -> PathBuf {
 }
 
 /// The valid samples.
-pub const SAMPLES: &[&str] = &["minimal", "full", "external"];
+pub const SAMPLES: &[&str] = &[
+    "minimal",
+    "full",
+    "external",
+    "cloudnativepg",
+    "redis-cluster",
+];
 
 /// A sample `CacheMe`, with the namespace and uid the API server would add.
 pub fn sample(name: &str) -> TestResult<CacheMe> {

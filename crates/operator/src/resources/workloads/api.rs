@@ -6,12 +6,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
 use serde_json::json;
 
+use super::stores::CNPG_URI_KEY;
 use super::*;
 use crate::Result;
-use crate::crd::{DEFAULT_API_IMAGE, DEFAULT_FRONTEND_IMAGE, DEFAULT_TOKEN_KEY};
+use crate::crd::{DEFAULT_API_IMAGE, DEFAULT_FRONTEND_IMAGE, DEFAULT_TOKEN_KEY, RedisMode};
 use crate::resources::{
-    API_PORT, Component, FRONTEND_PORT, POSTGRES_DB, POSTGRES_PORT, REDIS_PORT, SEED_FILE_NAME,
-    SEED_MOUNT_DIR, SeedSource, Stack, short_hash,
+    API_PORT, Component, FRONTEND_PORT, POSTGRES_DB, POSTGRES_PORT, PostgresMode, REDIS_PORT,
+    SEED_FILE_NAME, SEED_MOUNT_DIR, SeedSource, Stack, short_hash,
 };
 
 impl Stack<'_> {
@@ -65,9 +66,17 @@ impl Stack<'_> {
         if let Some(ms) = spec.api.simulated_db_latency_ms {
             env_vars.push(env("SIMULATED_DB_LATENCY_MS", ms.to_string()));
         }
-        match &spec.postgres.external {
-            Some(external) => env_vars.push(env_external("DATABASE_URL", external)),
-            None => {
+        match self.postgres_mode() {
+            PostgresMode::External(external) => {
+                env_vars.push(env_external("DATABASE_URL", &external.url_secret_ref));
+            }
+            // CloudNativePG's application Secret: its `uri` points at `<cluster>-rw`.
+            PostgresMode::CloudNativePg(_) => env_vars.push(env_secret(
+                "DATABASE_URL",
+                &self.cloudnativepg_app_secret(),
+                CNPG_URI_KEY,
+            )),
+            PostgresMode::Managed => {
                 let secret = self.secret_name(Component::Postgres);
                 env_vars.push(env_secret("POSTGRES_USER", &secret, "username"));
                 env_vars.push(env_secret("POSTGRES_PASSWORD", &secret, "password"));
@@ -81,7 +90,13 @@ impl Stack<'_> {
             }
         }
         match &spec.redis.external {
-            Some(external) => env_vars.push(env_external("REDIS_URL", external)),
+            Some(external) => {
+                env_vars.push(env_external("REDIS_URL", &external.url_secret_ref));
+                // Single is the API's default: only a cluster is spelled out.
+                if external.mode == RedisMode::Cluster {
+                    env_vars.push(env("REDIS_MODE", external.mode.as_str()));
+                }
+            }
             None => {
                 let secret = self.secret_name(Component::Redis);
                 env_vars.push(env_secret("REDIS_PASSWORD", &secret, "password"));

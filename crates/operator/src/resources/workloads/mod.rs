@@ -5,6 +5,8 @@ mod api;
 mod stores;
 mod tools;
 
+pub use stores::{CNPG_API_VERSION, CNPG_CLUSTERS, CNPG_URI_KEY, cloudnativepg_resource};
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
@@ -20,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{CONFIG_HASH_ANNOTATION, Component, Stack};
-use crate::crd::{DEFAULT_URL_KEY, ExternalSpec};
+use crate::crd::{DEFAULT_URL_KEY, SecretKeyRef};
 
 /// The user id containers run as when the image does not fix one.
 pub const NON_ROOT_UID: i64 = 65532;
@@ -50,8 +52,7 @@ fn env_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn env_external(name: &str, external: &ExternalSpec) -> EnvVar {
-    let r = &external.url_secret_ref;
+fn env_external(name: &str, r: &SecretKeyRef) -> EnvVar {
     env_secret(name, &r.name, r.key.as_deref().unwrap_or(DEFAULT_URL_KEY))
 }
 
