@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     cache::{
+        keys::KeyLayout,
         listener::listen_for_invalidations,
         memory::MemoryTier,
         redis_tier::{RedisTier, RedisTierSettings},
@@ -129,6 +130,10 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
         url: config.redis_url.clone(),
+        layout: match config.redis_mode {
+            crate::config::RedisMode::Single => KeyLayout::Single,
+            crate::config::RedisMode::Cluster => KeyLayout::Cluster,
+        },
         key_prefix: config.cache_key_prefix.clone(),
         expiry: config.expiry(),
         timeout: config.redis_timeout(),

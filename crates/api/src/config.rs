@@ -2,7 +2,14 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// How the L2 cache is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisMode {
+    Single,
+    Cluster,
+}
 
 /// CacheMe product service: Redis cache-aside in front of PostgreSQL.
 #[derive(Debug, Parser)]
@@ -33,9 +40,15 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Redis connection URL (the L2 cache).
+    /// Redis connection URL (the L2 cache); with REDIS_MODE=cluster, a comma-separated
+    /// list of seed nodes of the cluster.
     #[arg(long, env = "REDIS_URL", default_value = "redis://localhost:6379")]
     pub redis_url: String,
+
+    /// `single` (one Redis) or `cluster` (a Redis Cluster: hash-tagged `v2` keys, sharded
+    /// pub/sub, a breaker per master).
+    #[arg(long, env = "REDIS_MODE", value_enum, default_value_t = RedisMode::Single)]
+    pub redis_mode: RedisMode,
 
     /// Time to live of a cached product, in seconds.
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]

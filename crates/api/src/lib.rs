@@ -21,7 +21,7 @@ mod seed;
 mod store;
 
 pub use app::App;
-pub use cache::KeyScheme;
-pub use config::{Cli, Command, Config, CorsOrigins};
+pub use cache::{KeyScheme, keys::KeyLayout};
+pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
 pub use domain::{Hook, Hooks};
 pub use store::{MIGRATOR, migrate};

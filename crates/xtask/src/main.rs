@@ -232,6 +232,19 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .env("REDIS_URL", &stores.redis_url)
         .env("KUBERNETES_VALIDATE", tools.kubernetes_validate());
     run("cargo test --workspace", tests)?;
+    // The API's suite again with a Redis Cluster (3 masters, 1 replica each) as the shared
+    // Redis and the app in cluster mode.
+    let mut cluster_tests = cargo();
+    cluster_tests
+        .args(["test", "-p", "cacheme-api", "--test", "api"])
+        .args(extra)
+        .env("DATABASE_URL", &stores.postgres_admin_url)
+        .env("REDIS_URL", &stores.redis_url)
+        .env("CACHEME_TEST_REDIS", "cluster");
+    run(
+        "CACHEME_TEST_REDIS=cluster cargo test -p cacheme-api --test api",
+        cluster_tests,
+    )?;
     packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
     contract::test(&root, &stores, &tools)?;

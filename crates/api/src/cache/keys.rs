@@ -1,55 +1,166 @@
 //! Key naming. Pure, so the rules are tested without Redis.
+//!
+//! Two layouts. A single Redis keeps `v1` (`cacheme:v1:product:42`) with one epoch for
+//! the server, so upgrading does not empty a warm cache. A Redis Cluster uses `v2`, where
+//! every key of a product carries the hash tag of its *bucket* (`cacheme:v2:{b42}:product:42`):
+//! Lua scripts may only touch keys of one slot, so a product's entry, its generation
+//! counter, the epoch the fill checks and the sharded channel its invalidation is
+//! announced on must share one. Buckets rather than one tag per product keep the number
+//! of epochs and channels fixed ([`BUCKETS`]), so every replica can subscribe to all of
+//! them. No `v2` key is ever read in single mode, nor a `v1` key in cluster mode.
 
 /// Version of the cached value's shape; bump it when `Product` changes so old entries are ignored.
 pub const SCHEMA_VERSION: &str = "v1";
 
-/// Names this service's keys and channel.
+/// Version of the cluster layout (hash-tagged keys, per-bucket epochs and channels).
+pub const CLUSTER_SCHEMA_VERSION: &str = "v2";
+
+/// Hash-tag buckets in cluster mode: products are spread over this many slots, each with
+/// its own epoch and invalidation channel. 256 spreads evenly over up to ~50 masters.
+pub const BUCKETS: u16 = 256;
+
+/// Redis Cluster's slot count.
+pub const SLOTS: u16 = 16_384;
+
+/// How keys are laid out: for one Redis, or for a Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLayout {
+    Single,
+    Cluster,
+}
+
+/// Names this service's keys and channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyScheme {
     prefix: String,
+    layout: KeyLayout,
 }
 
 impl KeyScheme {
     /// `prefix` must already be validated (no glob characters): see `CACHE_KEY_PREFIX`.
     pub fn new(prefix: impl Into<String>) -> Self {
+        Self::with_layout(prefix, KeyLayout::Single)
+    }
+
+    pub fn with_layout(prefix: impl Into<String>, layout: KeyLayout) -> Self {
         Self {
             prefix: prefix.into(),
+            layout,
         }
+    }
+
+    pub fn layout(&self) -> KeyLayout {
+        self.layout
+    }
+
+    /// The bucket of a product in cluster mode.
+    pub fn bucket(id: i32) -> u16 {
+        // `rem_euclid` of a positive modulus is in 0..BUCKETS, so it fits.
+        u16::try_from(id.rem_euclid(i32::from(BUCKETS))).unwrap_or(0)
+    }
+
+    /// What every key of `id` starts with: `cacheme:v1` or `cacheme:v2:{b42}`.
+    fn base(&self, id: i32) -> String {
+        match self.layout {
+            KeyLayout::Single => format!("{}:{SCHEMA_VERSION}", self.prefix),
+            KeyLayout::Cluster => self.bucket_base(Self::bucket(id)),
+        }
+    }
+
+    fn bucket_base(&self, bucket: u16) -> String {
+        format!("{}:{CLUSTER_SCHEMA_VERSION}:{{b{bucket}}}", self.prefix)
     }
 
     /// `cacheme:v1:product:42`: the product JSON, or `null` for a known-absent id.
     pub fn product(&self, id: i32) -> String {
-        format!("{}:{SCHEMA_VERSION}:product:{id}", self.prefix)
+        format!("{}:product:{id}", self.base(id))
     }
 
     /// `cacheme:v1:gen:product:42`: bumped by every invalidation, so a fill that read the
     /// database before the invalidation can tell and give up.
     pub fn generation(&self, id: i32) -> String {
-        format!("{}:{SCHEMA_VERSION}:gen:product:{id}", self.prefix)
+        format!("{}:gen:product:{id}", self.base(id))
     }
 
-    /// `cacheme:v1:gen:epoch`: a random number stored once per Redis (no TTL); every fill
-    /// must still find the value its lookup saw, so a flush or a restart without
-    /// persistence, which also resets the counters, refuses every fill in flight. Under
-    /// the generation prefix, so `DELETE /cache/clear` keeps it.
-    pub fn epoch(&self) -> String {
-        format!("{}:{SCHEMA_VERSION}:gen:epoch", self.prefix)
+    /// `cacheme:v1:gen:epoch` (one per server; per bucket in cluster mode): a random number
+    /// stored once (no TTL); every fill must still find the value its lookup saw, so a
+    /// flush, a restart without persistence or a failover to an empty replica, which also
+    /// resets the counters, refuses every fill in flight. A counter (`:gen:`), so
+    /// `DELETE /cache/clear` keeps it.
+    pub fn epoch(&self, id: i32) -> String {
+        format!("{}:gen:epoch", self.base(id))
     }
 
-    /// Every generation counter (and the epoch) starts with this.
-    pub fn generation_prefix(&self) -> String {
-        format!("{}:{SCHEMA_VERSION}:gen:", self.prefix)
+    /// Whether `key` is a generation counter or an epoch, which a clear must keep.
+    pub fn is_counter(&self, key: &str) -> bool {
+        key.strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.contains(":gen:"))
     }
 
-    /// Pub/sub channel on which invalidated ids are announced to every replica.
-    pub fn invalidation_channel(&self) -> String {
-        format!("{}:{SCHEMA_VERSION}:invalidations", self.prefix)
+    /// Channel on which an invalidation of `id` is announced to every replica (a sharded
+    /// channel of the product's bucket in cluster mode).
+    pub fn invalidation_channel(&self, id: i32) -> String {
+        match self.layout {
+            KeyLayout::Single => format!("{}:{SCHEMA_VERSION}:invalidations", self.prefix),
+            KeyLayout::Cluster => self.bucket_channel(Self::bucket(id)),
+        }
+    }
+
+    fn bucket_channel(&self, bucket: u16) -> String {
+        format!("{}:invalidations", self.bucket_base(bucket))
+    }
+
+    /// Every channel a replica listens on, with its slot in cluster mode.
+    pub fn invalidation_channels(&self) -> Vec<(String, u16)> {
+        match self.layout {
+            KeyLayout::Single => vec![(self.invalidation_channel(0), 0)],
+            KeyLayout::Cluster => (0..BUCKETS)
+                .map(|bucket| (self.bucket_channel(bucket), bucket_slot(bucket)))
+                .collect(),
+        }
     }
 
     /// Matches every key this service owns, of every schema version.
     pub fn all_keys_pattern(&self) -> String {
         format!("{}:*", self.prefix)
     }
+}
+
+/// The slot of every key of `bucket` (its hash tag is `b<bucket>`).
+pub fn bucket_slot(bucket: u16) -> u16 {
+    key_slot(format!("b{bucket}").as_bytes())
+}
+
+/// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole key
+/// when it has none, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter()
+                .position(|&b| b == b'}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16_xmodem(tagged) % SLOTS
+}
+
+fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 #[cfg(test)]
@@ -61,12 +172,58 @@ mod tests {
         let keys = KeyScheme::new("cacheme");
         assert_eq!(keys.product(42), "cacheme:v1:product:42");
         assert_eq!(keys.generation(42), "cacheme:v1:gen:product:42");
-        assert!(keys.generation(42).starts_with(&keys.generation_prefix()));
-        assert!(!keys.product(42).starts_with(&keys.generation_prefix()));
-        assert_eq!(keys.invalidation_channel(), "cacheme:v1:invalidations");
-        assert_eq!(keys.epoch(), "cacheme:v1:gen:epoch");
-        assert!(keys.epoch().starts_with(&keys.generation_prefix()));
-        assert_ne!(keys.epoch(), keys.generation(0));
+        assert!(keys.is_counter(&keys.generation(42)));
+        assert!(!keys.is_counter(&keys.product(42)));
+        assert_eq!(keys.invalidation_channel(42), "cacheme:v1:invalidations");
+        assert_eq!(keys.epoch(42), "cacheme:v1:gen:epoch");
+        assert_eq!(keys.epoch(7), keys.epoch(42), "one epoch per server");
+        assert!(keys.is_counter(&keys.epoch(1)));
+        assert_ne!(keys.epoch(0), keys.generation(0));
         assert_eq!(keys.all_keys_pattern(), "cacheme:*");
+        assert_eq!(keys.invalidation_channels().len(), 1);
+    }
+
+    #[test]
+    fn cluster_keys_of_a_product_share_one_slot_and_a_new_version() {
+        let keys = KeyScheme::with_layout("cacheme", KeyLayout::Cluster);
+        assert_eq!(keys.product(42), "cacheme:v2:{b42}:product:42");
+        assert_eq!(keys.generation(298), "cacheme:v2:{b42}:gen:product:298");
+        assert_eq!(keys.epoch(42), "cacheme:v2:{b42}:gen:epoch");
+        assert_eq!(
+            keys.invalidation_channel(42),
+            "cacheme:v2:{b42}:invalidations"
+        );
+        assert_eq!(KeyScheme::bucket(-1), BUCKETS - 1);
+        for id in [0, 1, 42, 255, 256, 99_999, -7, i32::MAX, i32::MIN] {
+            let slot = key_slot(keys.product(id).as_bytes());
+            for other in [
+                keys.generation(id),
+                keys.epoch(id),
+                keys.invalidation_channel(id),
+            ] {
+                assert_eq!(key_slot(other.as_bytes()), slot, "{other}");
+            }
+            assert_eq!(bucket_slot(KeyScheme::bucket(id)), slot);
+            assert!(keys.is_counter(&keys.epoch(id)) && keys.is_counter(&keys.generation(id)));
+            assert!(!keys.is_counter(&keys.product(id)));
+        }
+        let channels = keys.invalidation_channels();
+        assert_eq!(channels.len(), usize::from(BUCKETS));
+        // The buckets land on many slots, so they spread over the masters.
+        let distinct: std::collections::HashSet<u16> = channels.iter().map(|c| c.1).collect();
+        assert_eq!(distinct.len(), usize::from(BUCKETS));
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from `CLUSTER KEYSLOT` (Redis 7.0) and the cluster specification.
+        assert_eq!(key_slot(b"123456789"), 12_739);
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(bucket_slot(0), 6_939);
+        assert_eq!(bucket_slot(42), 10_827);
+        assert_eq!(bucket_slot(255), 1_001);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
     }
 }

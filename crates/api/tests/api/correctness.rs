@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestDatabase, eventually, pause_once, spawn_app_with, start_with_hooks, stores, test_config,
+    TestDatabase, eventually, pause_once, shared_redis_url, spawn_app_with, start_with_hooks,
+    test_config,
 };
 
 /// A hook that stops the first fill of `id` until released, and says when it got there.
@@ -31,7 +32,7 @@ fn pause_first_fill(id: i32) -> (Hooks, oneshot::Receiver<()>, oneshot::Sender<(
 
 async fn stale_fill_is_refused(l1_enabled: bool) {
     let db = TestDatabase::create().await;
-    let mut config = test_config(&db.url, &stores().redis_url);
+    let mut config = test_config(&db.url, &shared_redis_url());
     config.l1_enabled = l1_enabled;
     let (hooks, reached, release) = pause_first_fill(2);
     let app = start_with_hooks(config, Some(db), hooks).await;
@@ -100,7 +101,7 @@ impl Lcg {
 #[tokio::test]
 async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_row() {
     let db = TestDatabase::create().await;
-    let mut config = test_config(&db.url, &stores().redis_url);
+    let mut config = test_config(&db.url, &shared_redis_url());
     config.simulated_db_latency_ms = 2;
     // Random pauses between reading a row and filling widen the race window.
     let delays = Arc::new(Mutex::new(Lcg(7)));

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{
-    TestApp, TestDatabase, eventually, http_client, pause_once, spawn_app_with, start,
-    start_with_hooks, stores, test_config,
+    TestApp, TestDatabase, eventually, http_client, pause_once, shared_redis_url, spawn_app_with,
+    start, start_with_hooks, test_config,
 };
 
 /// A client that gives up after `ms` milliseconds, as a load balancer or a user would.
@@ -166,7 +166,7 @@ async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
 #[tokio::test]
 async fn a_write_is_never_followed_by_an_old_read_on_its_own_replica() {
     let db = TestDatabase::create().await;
-    let config = test_config(&db.url, &stores().redis_url);
+    let config = test_config(&db.url, &shared_redis_url());
     let (hook, reached, release) = pause_once(2);
     let hooks = Hooks {
         before_redis_invalidate: Some(hook),
@@ -366,10 +366,7 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
         .expect("config");
     let client = app.redis.clone();
     let script = tokio::spawn(async move {
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
+        let mut conn = client.connect().await;
         let _: redis::RedisResult<()> = redis::cmd("EVAL")
             .arg("while true do end")
             .arg(0)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use crate::helpers::{TestApp, eventually, spawn_app_with, start, stores, test_config};
+use crate::helpers::{TestApp, eventually, shared_redis_url, spawn_app_with, start, test_config};
 
 #[tokio::test]
 async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
@@ -122,7 +122,7 @@ async fn stale_if_error_serves_an_expired_entry_when_postgres_is_down() {
         "postgres://postgres@127.0.0.1:{}/x",
         cacheme_testsupport::free_port().expect("port")
     );
-    let mut config = test_config(&dead_db, &stores().redis_url);
+    let mut config = test_config(&dead_db, &shared_redis_url());
     tune(&mut config);
     config.cache_key_prefix = working.config.cache_key_prefix.clone();
     config.db_acquire_timeout_ms = 300;

@@ -1,7 +1,9 @@
 use cacheme_testsupport::{RedisServer, free_port};
 use redis::AsyncCommands;
 
-use crate::helpers::{TestDatabase, eventually, spawn_app_with, start, stores, test_config};
+use crate::helpers::{
+    TestDatabase, eventually, shared_redis_url, spawn_app_with, start, stores, test_config,
+};
 
 #[tokio::test]
 async fn redis_killed_mid_test_degrades_then_recovers() {
@@ -99,7 +101,7 @@ async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
         "postgres://postgres@127.0.0.1:{}/cacheme",
         free_port().expect("port")
     );
-    let mut config = test_config(&dead_db, &stores().redis_url);
+    let mut config = test_config(&dead_db, &shared_redis_url());
     config.cache_key_prefix = working.config.cache_key_prefix.clone();
     config.db_acquire_timeout_ms = 500;
     let app = start(config, None).await;
@@ -130,7 +132,7 @@ async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
 #[tokio::test]
 async fn a_fresh_database_is_created_and_migrated_at_start() {
     let (url, name) = TestDatabase::fresh_url();
-    let mut config = test_config(&url, &stores().redis_url);
+    let mut config = test_config(&url, &shared_redis_url());
     config.migrate_on_start = true;
     let app = start(config, None).await;
     assert_eq!(

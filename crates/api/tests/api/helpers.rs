@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
-use cacheme_api::{App, Config, Hooks};
-use cacheme_testsupport::{Stores, with_database};
+use cacheme_api::{App, Config, Hooks, KeyLayout, RedisMode};
+use cacheme_testsupport::{RedisCluster, Stores, with_database};
 use futures::FutureExt as _;
 use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde_json::Value;
@@ -25,6 +25,29 @@ pub fn stores() -> &'static Stores {
             panic!("cannot find or start PostgreSQL and Redis for the tests: {e:#}")
         })
     })
+}
+
+/// With `CACHEME_TEST_REDIS=cluster` the suite's shared Redis is a Redis Cluster of its
+/// own (3 masters, 1 replica each) and apps use cluster mode; tests that start a Redis of
+/// their own (to kill or freeze it) keep single mode.
+pub fn cluster_run() -> Option<&'static RedisCluster> {
+    static CLUSTER: OnceLock<Option<RedisCluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            (std::env::var("CACHEME_TEST_REDIS").as_deref() == Ok("cluster")).then(|| {
+                RedisCluster::start(3, 1)
+                    .unwrap_or_else(|e| panic!("cannot start a Redis Cluster for the tests: {e:#}"))
+            })
+        })
+        .as_ref()
+}
+
+/// The Redis every test shares: the single server, or the cluster's seed list.
+pub fn shared_redis_url() -> String {
+    match cluster_run() {
+        Some(cluster) => cluster.urls().join(","),
+        None => stores().redis_url.clone(),
+    }
 }
 
 fn unique_name(kind: &str) -> String {
@@ -130,7 +153,7 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub config: Config,
-    pub redis: redis::Client,
+    pub redis: TestRedisClient,
     /// The app's own pool, to change rows behind its back.
     pub pool: PgPool,
     /// Kept so the database lives (and is dropped) with the app; `None` when the test
@@ -146,6 +169,9 @@ pub fn test_config(database_url: &str, redis_url: &str) -> Config {
     let mut config = Config::defaults();
     config.database_url = database_url.to_owned();
     config.redis_url = redis_url.to_owned();
+    if cluster_run().is_some() && redis_url == shared_redis_url() {
+        config.redis_mode = RedisMode::Cluster;
+    }
     config.bind_addr = "127.0.0.1:0".parse().expect("valid address");
     config.cache_key_prefix = unique_name("keys");
     config.redis_timeout_ms = 2000;
@@ -163,7 +189,7 @@ pub async fn spawn_app() -> TestApp {
 /// A fresh database and the shared Redis; `adjust` may change any setting.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDatabase::create().await;
-    let mut config = test_config(&db.url, &stores().redis_url);
+    let mut config = test_config(&db.url, &shared_redis_url());
     adjust(&mut config);
     start(config, Some(db)).await
 }
@@ -175,6 +201,12 @@ pub async fn start(config: Config, db: Option<TestDatabase>) -> TestApp {
 
 /// [`start`] with hooks in the read path.
 pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: Hooks) -> TestApp {
+    let mut config = config;
+    // A test that pointed the app at a Redis of its own (one URL) keeps single mode in a
+    // cluster run.
+    if !config.redis_url.contains(',') {
+        config.redis_mode = RedisMode::Single;
+    }
     let app = App::build_with_hooks(&config, hooks)
         .await
         .expect("app builds");
@@ -187,7 +219,7 @@ pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: H
     TestApp {
         base_url: format!("http://{addr}"),
         client: http_client(),
-        redis: redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
+        redis: TestRedisClient::new(&config),
         config,
         pool,
         _database: db,
@@ -294,15 +326,20 @@ impl TestApp {
         .await
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        self.redis
-            .get_multiplexed_async_connection()
-            .await
-            .expect("test connects to Redis")
+    pub async fn redis(&self) -> TestRedis {
+        self.redis.connect().await
+    }
+
+    pub fn keys(&self) -> cacheme_api::KeyScheme {
+        let layout = match self.config.redis_mode {
+            RedisMode::Single => KeyLayout::Single,
+            RedisMode::Cluster => KeyLayout::Cluster,
+        };
+        cacheme_api::KeyScheme::with_layout(self.config.cache_key_prefix.clone(), layout)
     }
 
     pub fn product_key(&self, id: i32) -> String {
-        cacheme_api::KeyScheme::new(self.config.cache_key_prefix.clone()).product(id)
+        self.keys().product(id)
     }
 
     /// Stops the server gracefully and waits for it.
@@ -324,9 +361,12 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        // Remove this test's keys from a shared Redis; its own Redis dies anyway.
+        // Remove this test's keys from a shared Redis; its own Redis dies anyway, and so
+        // does the cluster of a cluster run, with the test binary.
+        let TestRedisClient::Single(client) = self.redis.clone() else {
+            return;
+        };
         let pattern = format!("{}:*", self.config.cache_key_prefix);
-        let client = self.redis.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(500)) {
                 let keys: Vec<String> =
@@ -414,4 +454,77 @@ pub fn pause_once(
         .boxed()
     });
     (hook, reached_rx, release_tx)
+}
+
+/// How a test reaches the app's Redis, in either mode.
+#[derive(Debug, Clone)]
+pub enum TestRedisClient {
+    Single(redis::Client),
+    Cluster(Box<redis::cluster::ClusterClient>),
+}
+
+impl TestRedisClient {
+    fn new(config: &Config) -> Self {
+        match config.redis_mode {
+            RedisMode::Single => Self::Single(
+                redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
+            ),
+            RedisMode::Cluster => Self::Cluster(Box::new(
+                redis::cluster::ClusterClient::new(config.redis_url.split(','))
+                    .expect("valid urls"),
+            )),
+        }
+    }
+
+    pub async fn connect(&self) -> TestRedis {
+        match self {
+            Self::Single(client) => TestRedis::Single(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("test connects to Redis"),
+            ),
+            Self::Cluster(client) => TestRedis::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .expect("test connects to the Redis Cluster"),
+            ),
+        }
+    }
+}
+
+/// A connection to the app's Redis: commands route by key in a cluster.
+#[derive(Clone)]
+pub enum TestRedis {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for TestRedis {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }

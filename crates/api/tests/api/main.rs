@@ -2,6 +2,7 @@
 
 mod binary;
 mod cache;
+mod cluster;
 mod correctness;
 mod database_disorder;
 mod disorder;

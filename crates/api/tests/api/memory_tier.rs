@@ -6,7 +6,9 @@ use cacheme_testsupport::RedisServer;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestDatabase, eventually, spawn_app_with, start, stores, test_config};
+use crate::helpers::{
+    TestDatabase, eventually, shared_redis_url, spawn_app_with, start, test_config,
+};
 
 #[tokio::test]
 async fn the_memory_tier_answers_repeat_reads() {
@@ -59,7 +61,7 @@ async fn a_stampede_right_after_a_clear_still_costs_one_query() {
 #[tokio::test]
 async fn a_write_on_one_replica_reaches_the_other_replicas_memory_tier() {
     let db = TestDatabase::create().await;
-    let mut config = test_config(&db.url, &stores().redis_url);
+    let mut config = test_config(&db.url, &shared_redis_url());
     // A long L1 TTL: only the invalidation message can explain a quick convergence.
     config.l1_ttl_ms = 600_000;
     let a = start(config.clone(), Some(db)).await;

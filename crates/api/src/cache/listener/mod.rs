@@ -3,12 +3,17 @@
 //! While subscribed, every announced id is dropped from L1. When the subscription is
 //! lost (connection closed, or the server stops answering pings) messages may have been
 //! missed, so L1 is flushed and bypassed until the subscription is back.
+//!
+//! One Redis: one channel on one connection. A cluster: one sharded channel per bucket,
+//! subscribed on the master that owns its slot (`cluster`).
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::redis_tier::{RedisTier, admin::eviction_policy_supported};
+use super::redis_tier::{Backend, RedisTier, admin::eviction_policy_supported};
+
+mod cluster;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle subscription is pinged this often, so a frozen server is noticed.
@@ -41,8 +46,16 @@ async fn warn_about_eviction_policy(redis: &RedisTier) {
 
 /// Runs for the life of the app.
 pub async fn listen_for_invalidations(redis: RedisTier, target: impl InvalidationTarget) {
-    let client = redis.client().clone();
-    let channel = redis.keys().invalidation_channel();
+    match redis.backend().clone() {
+        Backend::Single { client, .. } => listen_single(redis, client, target).await,
+        Backend::Cluster { seeds, state } => {
+            cluster::listen(redis, seeds, state, target).await;
+        }
+    }
+}
+
+async fn listen_single(redis: RedisTier, client: redis::Client, target: impl InvalidationTarget) {
+    let channel = redis.keys().invalidation_channel(0);
     let mut backoff = Duration::from_millis(100);
     loop {
         let subscribed = async {

@@ -1,11 +1,83 @@
 //! Calls for people rather than requests: clearing, `INFO`, health pings and the view of
 //! one entry. Bounded by a longer timeout, never by the breaker.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
-use redis::AsyncCommands;
+use redis::{AsyncCommands, aio::ConnectionLike};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{ABSENT, ADMIN_TIMEOUT_FLOOR, CacheError, RedisTier};
+use super::{
+    ABSENT, ADMIN_TIMEOUT_FLOOR, Backend, CacheError, RedisTier,
+    cluster::{NodeAddress, RedisConnection, fetch_slots},
+};
+use crate::cache::{breaker::BreakerState, keys::key_slot};
+
+/// One master of a Redis Cluster, as `/health` and `/cache/stats` report it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeHealth {
+    /// `host:port` as the cluster announces it.
+    #[schema(example = "10.0.0.7:6379")]
+    pub node: String,
+    /// `up` or `down`.
+    pub status: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// This process's breaker for the node.
+    pub breaker: BreakerState,
+}
+
+/// INFO fields summed over a cluster's masters; the rest are taken from the first master.
+const SUMMED_INFO_FIELDS: &[&str] = &[
+    "keyspace_hits",
+    "keyspace_misses",
+    "used_memory",
+    "connected_clients",
+    "total_commands_processed",
+    "total_connections_received",
+    "expired_keys",
+    "evicted_keys",
+];
+
+/// Adds up the masters' `INFO`: counters summed, `used_memory_human` recomputed, the
+/// shortest uptime, an unsupported eviction policy if any master has one. Pure.
+pub fn aggregate_info(nodes: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let mut out = nodes.first().cloned().unwrap_or_default();
+    for &field in SUMMED_INFO_FIELDS {
+        let values: Vec<u64> = nodes
+            .iter()
+            .filter_map(|n| n.get(field)?.parse().ok())
+            .collect();
+        if !values.is_empty() {
+            out.insert(field.to_owned(), values.iter().sum::<u64>().to_string());
+        }
+    }
+    if let Some(bytes) = out.get("used_memory").and_then(|v| v.parse::<u64>().ok()) {
+        #[allow(clippy::cast_precision_loss)] // a display figure
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        out.insert("used_memory_human".to_owned(), format!("{mib:.2}M"));
+    }
+    if let Some(uptime) = nodes
+        .iter()
+        .filter_map(|n| n.get("uptime_in_seconds")?.parse::<u64>().ok())
+        .min()
+    {
+        out.insert("uptime_in_seconds".to_owned(), uptime.to_string());
+    }
+    if let Some(policy) = nodes
+        .iter()
+        .filter_map(|n| n.get("maxmemory_policy"))
+        .find(|p| !eviction_policy_supported(p))
+    {
+        out.insert("maxmemory_policy".to_owned(), policy.clone());
+    }
+    out.insert("cluster_masters".to_owned(), nodes.len().to_string());
+    out
+}
 
 /// Keys per SCAN page and per UNLINK batch when clearing.
 const CLEAR_BATCH: usize = 500;
@@ -25,61 +97,171 @@ impl RedisTier {
         self.timeout.max(ADMIN_TIMEOUT_FLOOR)
     }
 
-    /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or FLUSHALL).
-    pub async fn clear(&self) -> Result<u64, CacheError> {
-        let pattern = self.keys.all_keys_pattern();
-        let generation_prefix = self.keys.generation_prefix();
+    /// The masters of a cluster, read now (the topology is refreshed too); `None` for
+    /// one Redis.
+    pub async fn masters(&self) -> Result<Option<Vec<NodeAddress>>, CacheError> {
+        let (Backend::Cluster { state, .. }, RedisConnection::Cluster(conn)) =
+            (&self.backend, &self.conn)
+        else {
+            return Ok(None);
+        };
+        let mut conn = conn.clone();
+        let ranges = Self::bounded(self.admin_timeout(), fetch_slots(&mut conn)).await?;
+        state.install(&ranges);
+        Ok(Some(state.topology().masters.clone()))
+    }
+
+    /// Runs `cmd` on one node (`Some`) or on the single Redis (`None`).
+    async fn on_node<T: redis::FromRedisValue>(
+        &self,
+        node: Option<&NodeAddress>,
+        cmd: &redis::Cmd,
+        limit: Duration,
+    ) -> Result<T, CacheError> {
         let mut conn = self.conn.clone();
-        let work = async move {
-            let mut cursor: u64 = 0;
-            let mut cleared: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(CLEAR_BATCH)
-                    .query_async(&mut conn)
-                    .await?;
-                // Generation counters stay, so a fill that was in flight still compares
-                // against the right number; only entries are cleared and counted.
-                let values: Vec<&String> = keys
-                    .iter()
-                    .filter(|k| !k.starts_with(&generation_prefix))
-                    .collect();
-                for batch in values.chunks(CLEAR_BATCH) {
-                    let removed: u64 = conn.unlink(batch).await?;
+        let call = async {
+            let value = match (node, &mut conn) {
+                (Some(node), RedisConnection::Cluster(conn)) => {
+                    conn.route_command(cmd.clone(), node.routing()).await?
+                }
+                _ => conn.req_packed_command(cmd).await?,
+            };
+            Ok(redis::from_redis_value(value)?)
+        };
+        Self::within(limit, call).await
+    }
+
+    /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or
+    /// FLUSHALL), on every master of a cluster.
+    pub async fn clear(&self) -> Result<u64, CacheError> {
+        let work = async {
+            let mut cleared = 0;
+            match self.masters().await? {
+                None => cleared += self.clear_node(None).await?,
+                Some(masters) => {
+                    for node in &masters {
+                        cleared += self.clear_node(Some(node)).await?;
+                    }
+                }
+            }
+            Ok(cleared)
+        };
+        Self::within(self.admin_timeout() * 4, work).await
+    }
+
+    async fn clear_node(&self, node: Option<&NodeAddress>) -> Result<u64, CacheError> {
+        let pattern = self.keys.all_keys_pattern();
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut cleared: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<String>) =
+                self.on_node(node, &scan, self.admin_timeout()).await?;
+            // Generation counters and epochs stay, so a fill that was in flight still
+            // compares against the right numbers; only entries are cleared and counted.
+            let values: Vec<&String> = keys.iter().filter(|k| !self.keys.is_counter(k)).collect();
+            // In a cluster one UNLINK may only name keys of one slot.
+            let mut by_slot: HashMap<u16, Vec<&String>> = HashMap::new();
+            for key in values {
+                let slot = if node.is_some() {
+                    key_slot(key.as_bytes())
+                } else {
+                    0
+                };
+                by_slot.entry(slot).or_default().push(key);
+            }
+            for keys in by_slot.values() {
+                for batch in keys.chunks(CLEAR_BATCH) {
+                    let removed: u64 =
+                        Self::bounded(self.admin_timeout(), conn.unlink(batch)).await?;
                     cleared += removed;
                 }
-                if next == 0 {
-                    return Ok(cleared);
-                }
-                cursor = next;
             }
-        };
-        Self::bounded(self.admin_timeout(), work).await
+            if next == 0 {
+                return Ok(cleared);
+            }
+            cursor = next;
+        }
     }
 
-    /// The server's `INFO` fields, name → value.
+    /// The server's `INFO` fields, name → value; summed over the masters of a cluster that
+    /// answer (see [`aggregate_info`]), failing only if none does.
     pub async fn info(&self) -> Result<BTreeMap<String, String>, CacheError> {
-        let mut conn = self.conn.clone();
-        let text: String = Self::bounded(
-            self.admin_timeout(),
-            redis::cmd("INFO").query_async(&mut conn),
-        )
-        .await?;
-        Ok(parse_info(&text))
+        let info = redis::cmd("INFO");
+        match self.masters().await? {
+            None => {
+                let text: String = self.on_node(None, &info, self.admin_timeout()).await?;
+                Ok(parse_info(&text))
+            }
+            Some(masters) => {
+                let reads = masters.iter().map(|node| {
+                    let info = &info;
+                    async move {
+                        let text: Result<String, CacheError> =
+                            self.on_node(Some(node), info, self.admin_timeout()).await;
+                        text.map(|text| parse_info(&text))
+                    }
+                });
+                let mut answered = Vec::with_capacity(masters.len());
+                let mut first_error = None;
+                for read in futures::future::join_all(reads).await {
+                    match read {
+                        Ok(info) => answered.push(info),
+                        Err(e) => first_error = first_error.or(Some(e)),
+                    }
+                }
+                match first_error {
+                    Some(e) if answered.is_empty() => Err(e),
+                    _ => Ok(aggregate_info(&answered)),
+                }
+            }
+        }
     }
 
+    /// Whether Redis answers; in a cluster, whether every master does (the error names
+    /// the first that does not).
     pub async fn ping(&self) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
-        let _: String = Self::bounded(
-            self.timeout.max(Duration::from_millis(500)),
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await?;
-        Ok(())
+        match self.node_health().await? {
+            None => Ok(()),
+            Some(nodes) => match nodes.iter().find(|n| n.status != "up") {
+                None => Ok(()),
+                Some(down) => Err(CacheError::NodeDown {
+                    node: down.node.clone(),
+                    error: down.error.clone().unwrap_or_default(),
+                }),
+            },
+        }
+    }
+
+    /// Pings the single Redis (`None` when it answers) or every master of a cluster.
+    pub async fn node_health(&self) -> Result<Option<Vec<NodeHealth>>, CacheError> {
+        let limit = self.timeout.max(Duration::from_millis(500));
+        let ping = redis::cmd("PING");
+        let Backend::Cluster { state, .. } = &self.backend else {
+            let _: String = self.on_node(None, &ping, limit).await?;
+            return Ok(None);
+        };
+        let masters = self.masters().await?.unwrap_or_default();
+        let checks = masters.iter().map(|node| {
+            let ping = &ping;
+            async move {
+                let outcome: Result<String, CacheError> =
+                    self.on_node(Some(node), ping, limit).await;
+                NodeHealth {
+                    node: node.to_string(),
+                    status: if outcome.is_ok() { "up" } else { "down" }.to_owned(),
+                    error: outcome.err().map(|e| e.to_string()),
+                    breaker: state.node_breaker_state(node, std::time::Instant::now()),
+                }
+            }
+        });
+        Ok(Some(futures::future::join_all(checks).await))
     }
 
     /// What Redis holds for a product right now.
@@ -88,6 +270,7 @@ impl RedisTier {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         pipe.get(&key).pttl(&key).get(self.keys.generation(id));
+        // All three keys share a slot, so the pipeline goes to one node in a cluster too.
         let (raw, pttl, generation): (Option<String>, i64, Option<u64>) =
             Self::bounded(self.admin_timeout(), pipe.query_async(&mut conn)).await?;
         Ok(EntryInfo {

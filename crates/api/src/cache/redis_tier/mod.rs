@@ -17,7 +17,7 @@
 use std::{sync::Arc, time::Duration};
 
 use redis::{
-    AsyncCommands, Client, Script,
+    AsyncCommands, Client, ConnectionInfo, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use tokio::time::Instant;
@@ -25,12 +25,15 @@ use tokio::time::Instant;
 use super::{
     breaker::{BreakerState, Call, CircuitBreaker},
     expiry::{ExpiryPolicy, Freshness, random_u64, random_unit},
-    keys::KeyScheme,
+    keys::{KeyLayout, KeyScheme},
     value::{CachedValue, EncodedProduct},
 };
 
 pub mod admin;
+pub mod cluster;
 mod scripts;
+
+use cluster::{BreakerSettings, ClusterState, RedisConnection};
 
 use scripts::{ENSURE_EPOCH_SCRIPT, FILL_SCRIPT, INVALIDATE_SCRIPT};
 
@@ -71,6 +74,10 @@ pub enum CacheError {
     BreakerOpen,
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis cluster node {node} is down: {error}")]
+    NodeDown { node: String, error: String },
+    #[error("unexpected redis reply: {0}")]
+    Reply(#[from] redis::ParsingError),
 }
 
 /// What a fill must still find in Redis to be stored: the key's generation and the
@@ -96,7 +103,10 @@ pub struct Lookup {
 /// How the Redis tier is set up.
 #[derive(Debug, Clone)]
 pub struct RedisTierSettings {
+    /// One URL, or in cluster mode a comma-separated list of seed nodes.
     pub url: String,
+    /// One Redis, or a Redis Cluster.
+    pub layout: KeyLayout,
     pub key_prefix: String,
     pub expiry: ExpiryPolicy,
     pub timeout: Duration,
@@ -106,14 +116,29 @@ pub struct RedisTierSettings {
     pub unsafe_skip_fill_check: bool,
 }
 
+/// What differs between one Redis and a cluster, besides the connection.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// One Redis: one client (for the listener's subscription) and one breaker.
+    Single {
+        client: Client,
+        breaker: Arc<CircuitBreaker>,
+    },
+    /// A cluster: its seeds (for the listener's per-node subscriptions), its topology
+    /// and a breaker per master.
+    Cluster {
+        seeds: Arc<Vec<ConnectionInfo>>,
+        state: Arc<ClusterState>,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisTier {
-    client: Client,
-    conn: ConnectionManager,
+    backend: Backend,
+    conn: RedisConnection,
     keys: KeyScheme,
     expiry: ExpiryPolicy,
     timeout: Duration,
-    breaker: Arc<CircuitBreaker>,
     fill_script: Arc<Script>,
     invalidate_script: Arc<Script>,
     ensure_epoch_script: Arc<Script>,
@@ -138,26 +163,53 @@ fn decode(raw: String) -> Result<CachedValue, serde_json::Error> {
 impl RedisTier {
     /// Does not connect: the first call does, so the service starts while Redis is down.
     pub fn new(settings: RedisTierSettings) -> Result<Self, redis::RedisError> {
-        let client = Client::open(settings.url.as_str())?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(settings.timeout.max(ADMIN_TIMEOUT_FLOOR)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        let breakers = BreakerSettings {
+            failures: settings.breaker_failures,
+            cooldown: settings.breaker_cooldown,
+            // A probe is bounded by the timeout; one out far longer was lost.
+            probe_patience: settings.timeout.max(Duration::from_millis(100))
+                + settings.breaker_cooldown,
+        };
+        let (backend, conn) = match settings.layout {
+            KeyLayout::Single => {
+                let client = Client::open(settings.url.as_str())?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(250))))
+                    .set_response_timeout(Some(settings.timeout.max(ADMIN_TIMEOUT_FLOOR)))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_secs(2));
+                let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+                let breaker = Arc::new(breakers.build());
+                (
+                    Backend::Single { client, breaker },
+                    RedisConnection::Single(conn),
+                )
+            }
+            KeyLayout::Cluster => {
+                let seeds = cluster::seed_nodes(&settings.url)?;
+                if seeds.is_empty() {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "REDIS_URL lists no cluster node",
+                    )));
+                }
+                let conn = cluster::connect_cluster(&seeds, settings.timeout)?;
+                (
+                    Backend::Cluster {
+                        seeds: Arc::new(seeds),
+                        state: Arc::new(ClusterState::new(breakers)),
+                    },
+                    RedisConnection::Cluster(conn),
+                )
+            }
+        };
         Ok(Self {
-            client,
+            backend,
             conn,
-            keys: KeyScheme::new(settings.key_prefix),
+            keys: KeyScheme::with_layout(settings.key_prefix, settings.layout),
             expiry: settings.expiry,
             timeout: settings.timeout,
-            breaker: Arc::new(CircuitBreaker::new(
-                settings.breaker_failures,
-                settings.breaker_cooldown,
-                // A probe is bounded by the timeout; one out far longer was lost.
-                settings.timeout.max(Duration::from_millis(100)) + settings.breaker_cooldown,
-            )),
             fill_script: Arc::new(Script::new(FILL_SCRIPT)),
             invalidate_script: Arc::new(Script::new(INVALIDATE_SCRIPT)),
             ensure_epoch_script: Arc::new(Script::new(ENSURE_EPOCH_SCRIPT)),
@@ -165,8 +217,12 @@ impl RedisTier {
         })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub(crate) fn connection(&self) -> RedisConnection {
+        self.conn.clone()
     }
 
     pub fn keys(&self) -> &KeyScheme {
@@ -178,8 +234,21 @@ impl RedisTier {
         !self.expiry.negative_ttl.is_zero()
     }
 
+    /// The breaker's state; in cluster mode the worst of the masters' breakers.
     pub fn breaker_state(&self) -> BreakerState {
-        self.breaker.state(Instant::now().into_std())
+        let now = Instant::now().into_std();
+        match &self.backend {
+            Backend::Single { breaker, .. } => breaker.state(now),
+            Backend::Cluster { state, .. } => state.summary(now),
+        }
+    }
+
+    /// The breaker guarding calls about `id`: the one breaker, or its master's.
+    fn breaker_for(&self, id: i32) -> Arc<CircuitBreaker> {
+        match &self.backend {
+            Backend::Single { breaker, .. } => Arc::clone(breaker),
+            Backend::Cluster { state, .. } => state.breaker(KeyScheme::bucket(id)),
+        }
     }
 
     async fn bounded<T>(
@@ -192,13 +261,25 @@ impl RedisTier {
         }
     }
 
+    /// Like [`Self::bounded`], for a call made of several steps.
+    async fn within<T>(
+        limit: Duration,
+        call: impl Future<Output = Result<T, CacheError>>,
+    ) -> Result<T, CacheError> {
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(CacheError::Timeout(limit)))
+    }
+
     /// A request-path call: skipped while the breaker is open, bounded by the timeout,
     /// and its outcome fed back to the breaker.
     async fn guarded<T>(
         &self,
+        id: i32,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        let Some(permit) = self.breaker.allow(Instant::now().into_std()) else {
+        let breaker = self.breaker_for(id);
+        let Some(permit) = breaker.allow(Instant::now().into_std()) else {
             return Err(CacheError::BreakerOpen);
         };
         // If this future is dropped here (its request was cancelled), a probe permit
@@ -207,13 +288,13 @@ impl RedisTier {
         let now = Instant::now().into_std();
         match (&result, permit) {
             (Ok(_), Call::Probe(probe)) => probe.succeeded(),
-            (Ok(_), Call::Plain) => self.breaker.record_success(),
+            (Ok(_), Call::Plain) => breaker.record_success(),
             // A probe closes the breaker only by succeeding.
             (Err(_), Call::Probe(probe)) => probe.failed(now),
             // A server-side error that is not an outage (say, a script error) is not
             // counted against Redis.
             (Err(CacheError::Redis(e)), Call::Plain) if !is_outage(e) => {}
-            (Err(_), Call::Plain) => self.breaker.record_failure(now),
+            (Err(_), Call::Plain) => breaker.record_failure(now),
         }
         result
     }
@@ -229,13 +310,14 @@ impl RedisTier {
         pipe.cmd("MGET")
             .arg(&key)
             .arg(self.keys.generation(id))
-            .arg(self.keys.epoch())
+            .arg(self.keys.epoch(id))
             .pttl(&key);
-        let (values, pttl): (LookupValues, i64) = self.guarded(pipe.query_async(&mut conn)).await?;
+        let (values, pttl): (LookupValues, i64) =
+            self.guarded(id, pipe.query_async(&mut conn)).await?;
         let (raw, generation, epoch) = values;
         let epoch = match epoch {
             Some(epoch) => epoch,
-            None => self.ensure_epoch().await?,
+            None => self.ensure_epoch(id).await?,
         };
         let ticket = FillTicket {
             generation: generation.unwrap_or(0),
@@ -259,12 +341,12 @@ impl RedisTier {
         Ok(Lookup { entry, ticket })
     }
 
-    /// The server's epoch, created if missing.
-    async fn ensure_epoch(&self) -> Result<u64, CacheError> {
+    /// The epoch `id`'s fills check (the server's, or its bucket's), created if missing.
+    async fn ensure_epoch(&self, id: i32) -> Result<u64, CacheError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.ensure_epoch_script.prepare_invoke();
-        invocation.key(self.keys.epoch()).arg(random_u64());
-        self.guarded(invocation.invoke_async(&mut conn)).await
+        invocation.key(self.keys.epoch(id)).arg(random_u64());
+        self.guarded(id, invocation.invoke_async(&mut conn)).await
     }
 
     /// Stores `value` unless the key was invalidated, or Redis lost its counters, since
@@ -285,7 +367,7 @@ impl RedisTier {
         invocation
             .key(self.keys.product(id))
             .key(self.keys.generation(id))
-            .key(self.keys.epoch())
+            .key(self.keys.epoch(id))
             .arg(ticket.generation)
             .arg(ticket.epoch)
             .arg(stored_text(value))
@@ -295,7 +377,7 @@ impl RedisTier {
             } else {
                 "0"
             });
-        let stored: i64 = self.guarded(invocation.invoke_async(&mut conn)).await?;
+        let stored: i64 = self.guarded(id, invocation.invoke_async(&mut conn)).await?;
         Ok(stored == 1)
     }
 
@@ -307,24 +389,60 @@ impl RedisTier {
         invocation
             .key(self.keys.product(id))
             .key(self.keys.generation(id))
-            .key(self.keys.epoch())
-            .arg(self.keys.invalidation_channel())
+            .key(self.keys.epoch(id))
+            .arg(self.keys.invalidation_channel(id))
             .arg(id)
-            .arg(random_u64());
+            .arg(random_u64())
+            .arg(self.publish_command());
         // Not guarded by the breaker: a write must try to invalidate even when reads have
         // given up on Redis for a while; the caller retries failures.
         let _: i64 = Self::bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;
         Ok(())
     }
 
-    /// Tells every replica to drop its whole L1 (after `clear`).
+    /// `PUBLISH`, or `SPUBLISH` to a sharded channel in cluster mode.
+    fn publish_command(&self) -> &'static str {
+        match self.keys.layout() {
+            KeyLayout::Single => "PUBLISH",
+            KeyLayout::Cluster => "SPUBLISH",
+        }
+    }
+
+    /// Tells every replica to drop its whole L1 (after `clear`). In cluster mode on every
+    /// bucket's channel: a replica that lost one of them flushes anyway, and any one
+    /// message reaching a replica is enough.
     pub async fn announce_flush(&self) -> Result<(), CacheError> {
         let mut conn = self.conn.clone();
-        let _: i64 = Self::bounded(
-            self.timeout,
-            conn.publish(self.keys.invalidation_channel(), "*"),
-        )
-        .await?;
+        match self.keys.layout() {
+            KeyLayout::Single => {
+                let _: i64 = Self::bounded(
+                    self.timeout,
+                    conn.publish(self.keys.invalidation_channel(0), "*"),
+                )
+                .await?;
+            }
+            KeyLayout::Cluster => {
+                let announcements =
+                    self.keys
+                        .invalidation_channels()
+                        .into_iter()
+                        .map(|(channel, _)| {
+                            let mut conn = conn.clone();
+                            async move {
+                                redis::cmd("SPUBLISH")
+                                    .arg(channel)
+                                    .arg("*")
+                                    .query_async::<i64>(&mut conn)
+                                    .await
+                            }
+                        });
+                let results = Self::bounded(self.timeout.max(ADMIN_TIMEOUT_FLOOR), async {
+                    Ok(futures::future::join_all(announcements).await)
+                })
+                .await?;
+                results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            }
+        }
         Ok(())
     }
 }

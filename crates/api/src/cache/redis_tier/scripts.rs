@@ -18,12 +18,17 @@ return 1
 ";
 
 /// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] channel, ARGV[2] id,
-/// ARGV[3] a fresh epoch, stored only if the key is missing.
+/// ARGV[3] a fresh epoch, stored only if the key is missing; ARGV[4] `PUBLISH`, or
+/// `SPUBLISH` in cluster mode (the sharded channel is in the keys' slot).
 pub(super) const INVALIDATE_SCRIPT: &str = r"
 redis.call('SET', KEYS[3], ARGV[3], 'NX')
 redis.call('INCR', KEYS[2])
 redis.call('UNLINK', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+if ARGV[4] == 'SPUBLISH' then
+  redis.call('SPUBLISH', ARGV[1], ARGV[2])
+else
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
 return 1
 ";
 

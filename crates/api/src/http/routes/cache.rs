@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::breaker::BreakerState,
+    cache::{breaker::BreakerState, redis_tier::admin::NodeHealth},
     http::{
         access::WriteAccess,
         error::{ApiError, ApiResult},
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The `INFO` fields the page shows, in the original's order.
 const INFO_FIELDS: &[&str] = &[
+    "cluster_masters",
     "keyspace_hits",
     "keyspace_misses",
     "used_memory_human",
@@ -88,8 +89,12 @@ pub struct CacheStatsResponse {
     /// Database loads running or lingering in this process (single flight): each ends
     /// within its deadline, so this returns to 0 once traffic stops.
     pub loads_in_flight: usize,
-    /// `connected` or `disconnected`.
+    /// `connected` or `disconnected`; `partial` when some masters of a cluster are down
+    /// (`cache_stats` then sums the others).
     pub redis: String,
+    /// Redis Cluster only: every master, up or down, with its breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_nodes: Option<Vec<NodeHealth>>,
     /// RFC 3339.
     pub timestamp: String,
 }
@@ -101,7 +106,13 @@ pub struct CacheStatsResponse {
 )]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsResponse> {
     let catalog = &state.catalog;
-    let (cache_stats, redis) = match catalog.redis().info().await {
+    let (info, nodes) = tokio::join!(catalog.redis().info(), catalog.redis().node_health());
+    let nodes = nodes.ok().flatten();
+    let some_down = nodes
+        .as_ref()
+        .is_some_and(|nodes| nodes.iter().any(|n| n.status != "up"));
+    let (cache_stats, redis) = match info {
+        Ok(info) if some_down => (select_info_fields(&info), "partial"),
         Ok(info) => (select_info_fields(&info), "connected"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read Redis INFO");
@@ -120,6 +131,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
         pending_invalidations: catalog.pending_invalidations(),
         loads_in_flight: catalog.flights_in_progress(),
         redis: redis.to_owned(),
+        redis_nodes: nodes,
         timestamp: now_rfc3339(),
     })
 }

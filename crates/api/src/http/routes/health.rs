@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::breaker::BreakerState,
+    cache::{breaker::BreakerState, redis_tier::admin::NodeHealth},
     http::{error::ApiError, problems, state::AppState},
     observability::metrics::Gauges,
 };
@@ -50,11 +50,14 @@ pub struct HealthResponse {
     /// `connected` or `disconnected`
     #[schema(example = "connected")]
     pub database: String,
-    /// `connected` or `disconnected`
+    /// `connected` or `disconnected` (in a cluster: disconnected when any master is down)
     #[schema(example = "connected")]
     pub redis: String,
-    /// Circuit breaker in front of Redis.
+    /// Circuit breaker in front of Redis (in a cluster: the worst of the masters').
     pub redis_breaker: BreakerState,
+    /// Redis Cluster only: every master, up or down, with its breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_nodes: Option<Vec<NodeHealth>>,
     /// Whether the in-process tier is in use (enabled, and its invalidation channel up).
     pub memory_tier: bool,
     pub timestamp: String,
@@ -72,14 +75,24 @@ pub struct HealthResponse {
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let catalog = &state.catalog;
-    let (db, redis) = tokio::join!(catalog.db().ping(), catalog.redis().ping());
+    let (db, nodes) = tokio::join!(catalog.db().ping(), catalog.redis().node_health());
     if let Err(e) = &db {
         tracing::warn!(error = %e, "health: PostgreSQL check failed");
     }
-    if let Err(e) = &redis {
-        tracing::warn!(error = %e, "health: Redis check failed");
-    }
-    let status = overall_status(db.is_ok(), redis.is_ok());
+    let redis_ok = match &nodes {
+        Ok(None) => true,
+        Ok(Some(nodes)) => {
+            for down in nodes.iter().filter(|n| n.status != "up") {
+                tracing::warn!(node = %down.node, error = ?down.error, "health: Redis Cluster master down");
+            }
+            !nodes.is_empty() && nodes.iter().all(|n| n.status == "up")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health: Redis check failed");
+            false
+        }
+    };
+    let status = overall_status(db.is_ok(), redis_ok);
     let code = if status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -90,8 +103,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
         Json(HealthResponse {
             status,
             database: connection_word(db.is_ok()).to_owned(),
-            redis: connection_word(redis.is_ok()).to_owned(),
+            redis: connection_word(redis_ok).to_owned(),
             redis_breaker: catalog.redis().breaker_state(),
+            redis_nodes: nodes.ok().flatten(),
             memory_tier: catalog.memory().active(),
             timestamp: now_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
