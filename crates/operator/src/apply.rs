@@ -61,7 +61,9 @@ pub async fn apply_cloudnativepg(
     )
     .await
     .map_err(|e| match e {
-        kube::Error::Api(status) if status.is_not_found() => Error::CloudNativePgMissing,
+        // The code, not `is_not_found()`: for a path it does not serve the API server
+        // answers a plain-text "404 page not found", which has no NotFound reason.
+        kube::Error::Api(status) if status.code == 404 => Error::CloudNativePgMissing,
         e => Error::Apply {
             kind: "Cluster".to_string(),
             name,

@@ -181,9 +181,10 @@ async fn a_cluster_with_every_instance_ready_makes_the_cacheme_ready() {
 
 #[tokio::test]
 async fn without_cloudnativepg_installed_the_cacheme_is_degraded_and_backs_off() {
-    // The API server has no clusters.postgresql.cnpg.io: the apply answers 404. Every
-    // other child is still applied, then the failure is reported.
-    let mut calls = script(not_found());
+    // The API server has no clusters.postgresql.cnpg.io: the apply answers a plain-text
+    // 404 (no Status, as the real one does). Every other child is still applied, then
+    // the failure is reported.
+    let mut calls = script(Reply::PageNotFound);
     calls.push(event());
     calls.push(status_patch("demo"));
 

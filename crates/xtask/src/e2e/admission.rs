@@ -37,6 +37,48 @@ fn cases() -> Vec<Case> {
             expect: &["redis is either external or managed"],
         },
         Case {
+            what: "PostgreSQL both run by CloudNativePG and external",
+            name: "cnpg-and-external".into(),
+            spec: json!({"postgres": {
+                "cloudNativePG": {},
+                "external": {"urlSecretRef": {"name": "shop-database"}},
+            }}),
+            expect: &["postgres.cloudNativePG and postgres.external exclude each other"],
+        },
+        Case {
+            what: "PostgreSQL run by CloudNativePG with the managed storage",
+            name: "cnpg-and-storage".into(),
+            spec: json!({"postgres": {
+                "cloudNativePG": {"instances": 2},
+                "storage": {"size": "1Gi"},
+            }}),
+            expect: &["postgres.cloudNativePG replaces the managed PostgreSQL"],
+        },
+        Case {
+            what: "CloudNativePG with 10 instances",
+            name: "cnpg-instances".into(),
+            spec: json!({"postgres": {"cloudNativePG": {"instances": 10}}}),
+            expect: &["spec.postgres.cloudNativePG.instances"],
+        },
+        Case {
+            what: "a mode on the external PostgreSQL (Redis only)",
+            name: "postgres-mode".into(),
+            spec: json!({"postgres": {"external": {
+                "urlSecretRef": {"name": "shop-database"},
+                "mode": "cluster",
+            }}}),
+            expect: &["unknown field \"spec.postgres.external.mode\""],
+        },
+        Case {
+            what: "an unknown Redis mode",
+            name: "redis-mode".into(),
+            spec: json!({"redis": {"external": {
+                "urlSecretRef": {"name": "shop-cache"},
+                "mode": "sentinel",
+            }}}),
+            expect: &["spec.redis.external.mode", "\"single\", \"cluster\""],
+        },
+        Case {
             what: "seed data both inline and a ConfigMap",
             name: "both-seeds".into(),
             spec: json!({"seedData": {

@@ -9,6 +9,7 @@
 
 mod admission;
 mod audit;
+mod cloudnativepg;
 mod cluster;
 mod edits;
 mod failover;
@@ -249,6 +250,10 @@ fn scenario_install(
         timings.time("stuck pods", || stuck::stuck_pods(&demo, &mut alive))?;
         eprintln!("==> invalid CacheMes refused at admission");
         timings.time("admission", || admission::rejections(kubectl))?;
+        eprintln!("==> CloudNativePG (missing, then a CRD fixture) and an external Redis Cluster");
+        timings.time("stores", || {
+            cloudnativepg::stores(kubectl, opts.timeout, &mut alive)
+        })?;
         eprintln!("==> a claim edit the API server refuses");
         timings.time("refused claim edit", || {
             edits::refused_claim_edit(&demo, &mut alive)
