@@ -5,6 +5,7 @@
 //! The client (redis-rs `cluster-async`) follows MOVED/ASK and failovers by itself; this
 //! module only needs the topology for what the client does not do: breakers per node,
 //! per-node admin calls (clear, INFO, health) and the listener's subscriptions.
+//! (Over 400 lines only with its tests.)
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -145,6 +146,8 @@ pub struct SlotRange {
     pub start: u16,
     pub end: u16,
     pub master: NodeAddress,
+    /// How many replicas the master has.
+    pub replicas: usize,
 }
 
 /// Parses `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replica...], ...]`.
@@ -177,6 +180,7 @@ pub fn parse_cluster_slots(reply: &Value) -> Option<Vec<SlotRange>> {
                     host,
                     port: int(master.get(1)?)?,
                 },
+                replicas: fields.len().saturating_sub(3),
             })
         })
         .collect()
@@ -190,9 +194,22 @@ pub struct Topology {
     breakers: Vec<Arc<CircuitBreaker>>,
     /// Index into `masters` for each bucket, `None` for an unserved slot.
     owners: Vec<Option<usize>>,
+    /// Replicas of each master.
+    replicas: Vec<usize>,
 }
 
 impl Topology {
+    /// How many replicas the master of `bucket` has (0 when unknown).
+    pub fn replicas_of(&self, bucket: u16) -> usize {
+        self.owners
+            .get(usize::from(bucket))
+            .copied()
+            .flatten()
+            .and_then(|index| self.replicas.get(index))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn owner(&self, bucket: u16) -> Option<&NodeAddress> {
         let index = (*self.owners.get(usize::from(bucket))?)?;
         self.masters.get(index)
@@ -302,10 +319,22 @@ impl ClusterState {
             .collect();
         let changed =
             (0..BUCKETS).any(|b| current.owner(b) != owners[usize::from(b)].map(|i| &masters[i]));
+        let replicas = masters
+            .iter()
+            .map(|m| {
+                ranges
+                    .iter()
+                    .filter(|r| r.master == *m)
+                    .map(|r| r.replicas)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         *self.topology.write() = Arc::new(Topology {
             masters,
             breakers,
             owners,
+            replicas,
         });
         changed
     }
@@ -360,6 +389,7 @@ mod tests {
         assert_eq!(ranges.len(), 2);
         assert_eq!(ranges[1].start, 5461);
         assert_eq!(ranges[1].master.to_string(), "127.0.0.1:7001");
+        assert_eq!(ranges[1].replicas, 1);
         assert!(parse_cluster_slots(&Value::Int(1)).is_none());
         assert!(parse_cluster_slots(&Value::Array(vec![Value::Int(1)])).is_none());
     }
@@ -375,6 +405,7 @@ mod tests {
                     host: "a".into(),
                     port: 1,
                 },
+                replicas: 1,
             },
             SlotRange {
                 start: 8192,
@@ -383,6 +414,7 @@ mod tests {
                     host: "b".into(),
                     port: 1,
                 },
+                replicas: 0,
             },
         ];
         assert!(state.install(&first));
@@ -390,6 +422,8 @@ mod tests {
         let a = state.breaker(0);
         let b = state.breaker(42);
         assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(state.topology().replicas_of(0), 1);
+        assert_eq!(state.topology().replicas_of(42), 0);
         let now = std::time::Instant::now();
         a.record_failure(now);
         assert_eq!(state.breaker(0).state(now), BreakerState::Open);

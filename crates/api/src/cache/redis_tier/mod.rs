@@ -13,6 +13,9 @@
 //! persistence or a failover to an empty replica removes the epoch with the counters, so
 //! every fill read before it is refused. Under an `allkeys-*` policy a single counter can
 //! still be evicted; that policy is not supported (README, "Cache patterns").
+//!
+//! (Over 400 lines: the request-path calls of both modes, which share the breaker and
+//! timeout wrapping, are kept together; admin calls and the cluster's topology are apart.)
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,7 +28,7 @@ use tokio::time::Instant;
 use super::{
     breaker::{BreakerState, Call, CircuitBreaker},
     expiry::{ExpiryPolicy, Freshness, random_u64, random_unit},
-    keys::{KeyLayout, KeyScheme},
+    keys::{self, KeyLayout, KeyScheme},
     value::{CachedValue, EncodedProduct},
 };
 
@@ -39,6 +42,9 @@ use scripts::{ENSURE_EPOCH_SCRIPT, FILL_SCRIPT, INVALIDATE_SCRIPT};
 
 /// Administrative calls (clear, INFO) may scan many keys, so they get more time than a lookup.
 const ADMIN_TIMEOUT_FLOOR: Duration = Duration::from_secs(5);
+
+/// Longest wait for a replica to acknowledge an invalidation (cluster mode).
+const WAIT_LIMIT: Duration = Duration::from_millis(100);
 
 /// The JSON stored for a known-absent id.
 const ABSENT: &str = "null";
@@ -76,6 +82,8 @@ pub enum CacheError {
     Redis(#[from] redis::RedisError),
     #[error("redis cluster node {node} is down: {error}")]
     NodeDown { node: String, error: String },
+    #[error("no replica acknowledged the invalidation in time")]
+    NotReplicated,
     #[error("unexpected redis reply: {0}")]
     Reply(#[from] redis::ParsingError),
 }
@@ -397,7 +405,67 @@ impl RedisTier {
         // Not guarded by the breaker: a write must try to invalidate even when reads have
         // given up on Redis for a while; the caller retries failures.
         let _: i64 = Self::bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        if let (Backend::Cluster { state, .. }, RedisConnection::Cluster(cluster)) =
+            (&self.backend, &mut conn)
+        {
+            self.await_replica(state, cluster, id).await?;
+        }
         Ok(())
+    }
+
+    /// In a cluster, an invalidation counts only once a replica has it (`WAIT`): Redis
+    /// replicates asynchronously, and a master lost before its replica received the
+    /// generation bump would hand its buckets to a replica with the old counter, where a
+    /// reader that loaded the old row before the write could still fill it. `WAIT` runs
+    /// on the connection the script went through, so it covers it. Masters without
+    /// replicas skip it (nothing to fail over to).
+    async fn await_replica(
+        &self,
+        state: &ClusterState,
+        conn: &mut redis::cluster_async::ClusterConnection,
+        id: i32,
+    ) -> Result<(), CacheError> {
+        let bucket = KeyScheme::bucket(id);
+        if state.topology().owner(bucket).is_none() {
+            self.masters().await?;
+        }
+        if state.topology().replicas_of(bucket) == 0 {
+            return Ok(());
+        }
+        // Short: a replica on the same network acknowledges in about a millisecond, and a
+        // dead replica the slot map still lists must not hold every write for long.
+        let limit = self.timeout.clamp(Duration::from_millis(10), WAIT_LIMIT);
+        let route = redis::cluster_routing::RoutingInfo::SingleNode(
+            redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(
+                redis::cluster_routing::Route::new(
+                    keys::bucket_slot(bucket),
+                    redis::cluster_routing::SlotAddr::Master,
+                ),
+            ),
+        );
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(1)
+            .arg(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+        let acked: i64 = Self::within(limit * 2, async {
+            let value = conn.route_command(wait, route.clone()).await?;
+            Ok(redis::from_redis_value(value)?)
+        })
+        .await?;
+        if acked >= 1 {
+            return Ok(());
+        }
+        // No acknowledgement: fine only if the master has no connected replica (its
+        // replica died with a failover, say; the slot map may still list it).
+        let role: (String, i64, Vec<redis::Value>) = Self::within(limit * 2, async {
+            let value = conn.route_command(redis::cmd("ROLE"), route).await?;
+            Ok(redis::from_redis_value(value)?)
+        })
+        .await?;
+        if role.2.is_empty() {
+            Ok(())
+        } else {
+            Err(CacheError::NotReplicated)
+        }
     }
 
     /// `PUBLISH`, or `SPUBLISH` to a sharded channel in cluster mode.
