@@ -252,6 +252,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // A bounded chaos run must find nothing, and the same run with the fill check
     // switched off must find stale reads (the checker can fail).
     chaos::chaos_with(&["--duration", "60"])?;
+    // The same against a Redis Cluster: masters killed, failovers, a hot slot migrated.
+    chaos::chaos_with(&["--duration", "60", "--redis-cluster"])?;
     chaos::chaos_with(&[
         "--duration",
         "30",

@@ -10,7 +10,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{
-    PostgresServer, RedisServer, free_port, require_binary, stop_with_this_process, with_database,
+    PostgresServer, RedisCluster, RedisServer, free_port, require_binary, stop_with_this_process,
+    with_database,
 };
 
 use super::client::get_status;
@@ -136,7 +137,9 @@ impl Drop for Replica {
 #[derive(Debug)]
 pub struct Cluster {
     pub replicas: Vec<Replica>,
-    pub redis: RedisServer,
+    /// The single Redis, or `None` in a run against a cluster.
+    pub redis: Option<RedisServer>,
+    pub redis_cluster: Option<RedisCluster>,
     pub postgres: PostgresServer,
     pub psql: PathBuf,
     pub database_url: String,
@@ -147,24 +150,37 @@ impl Cluster {
         bin: &Path,
         replicas: usize,
         unsafe_skip_fill_check: bool,
+        redis_cluster: bool,
         out: &Path,
     ) -> anyhow::Result<Self> {
         let psql = require_binary("psql", "postgresql-client")?;
         let postgres = PostgresServer::start()?;
-        let redis = RedisServer::start()?;
+        let (redis, redis_cluster) = if redis_cluster {
+            (None, Some(RedisCluster::start(3, 1)?))
+        } else {
+            (Some(RedisServer::start()?), None)
+        };
         let database_url = with_database(&postgres.admin_url(), DATABASE);
         let mut env: Vec<(String, String)> = API_ENV
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         env.push(("DATABASE_URL".into(), database_url.clone()));
-        env.push(("REDIS_URL".into(), redis.url()));
+        match (&redis, &redis_cluster) {
+            (Some(redis), _) => env.push(("REDIS_URL".into(), redis.url())),
+            (None, Some(nodes)) => {
+                env.push(("REDIS_URL".into(), nodes.urls().join(",")));
+                env.push(("REDIS_MODE".into(), "cluster".into()));
+            }
+            (None, None) => bail!("no Redis"),
+        }
         if unsafe_skip_fill_check {
             env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));
         }
         let mut cluster = Self {
             replicas: Vec::new(),
             redis,
+            redis_cluster,
             postgres,
             psql,
             database_url,
@@ -200,7 +216,23 @@ impl Cluster {
 
     /// One Redis command over RESP; the first line of the reply (errors included).
     pub fn redis(&self, args: &[&str]) -> anyhow::Result<String> {
-        redis_command(self.redis.port(), args)
+        let redis = self
+            .redis
+            .as_ref()
+            .context("a single-Redis fault in a cluster run")?;
+        redis_command(redis.port(), args)
+    }
+
+    pub fn single_redis(&mut self) -> anyhow::Result<&mut RedisServer> {
+        self.redis
+            .as_mut()
+            .context("a single-Redis fault in a cluster run")
+    }
+
+    pub fn redis_cluster(&mut self) -> anyhow::Result<&mut RedisCluster> {
+        self.redis_cluster
+            .as_mut()
+            .context("a Redis Cluster fault in a single-Redis run")
     }
 
     /// `psql -c sql` against the chaos database, as a child (for long-running sessions).

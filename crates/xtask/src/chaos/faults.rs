@@ -20,6 +20,9 @@ pub enum FaultKind {
     PgRestart,
     PgTerminate,
     ReplicaKill,
+    ClusterMasterKill,
+    ClusterFailover,
+    ClusterSlotMigration,
 }
 
 impl FaultKind {
@@ -29,6 +32,17 @@ impl FaultKind {
         FaultKind::RedisFlushall,
         FaultKind::RedisEviction,
         FaultKind::PubsubKill,
+        FaultKind::PgRowLock,
+        FaultKind::PgRestart,
+        FaultKind::PgTerminate,
+        FaultKind::ReplicaKill,
+    ];
+
+    /// The deck of a run against a Redis Cluster: the cluster's faults and the rest.
+    pub const CLUSTER: [FaultKind; 7] = [
+        FaultKind::ClusterMasterKill,
+        FaultKind::ClusterFailover,
+        FaultKind::ClusterSlotMigration,
         FaultKind::PgRowLock,
         FaultKind::PgRestart,
         FaultKind::PgTerminate,
@@ -46,6 +60,9 @@ impl FaultKind {
             FaultKind::PgRestart => "pg-restart",
             FaultKind::PgTerminate => "pg-terminate-backends",
             FaultKind::ReplicaKill => "api-kill-restart",
+            FaultKind::ClusterMasterKill => "redis-cluster-kill-master",
+            FaultKind::ClusterFailover => "redis-cluster-failover",
+            FaultKind::ClusterSlotMigration => "redis-cluster-migrate-slot",
         }
     }
 }
@@ -63,18 +80,36 @@ pub struct Planned {
 /// Enough faults to fill `duration_ms`: every kind once per shuffled round, gaps of 1–3 s,
 /// windows of 1–4 s. The same seed gives the same plan.
 pub fn plan(seed: u64, duration_ms: u64, replicas: usize, products: u32) -> Vec<Planned> {
+    plan_from(&FaultKind::ALL, seed, duration_ms, replicas, products)
+}
+
+/// [`plan`] for a run against a Redis Cluster.
+pub fn cluster_plan(seed: u64, duration_ms: u64, replicas: usize, products: u32) -> Vec<Planned> {
+    plan_from(&FaultKind::CLUSTER, seed, duration_ms, replicas, products)
+}
+
+fn plan_from(
+    kinds: &[FaultKind],
+    seed: u64,
+    duration_ms: u64,
+    replicas: usize,
+    products: u32,
+) -> Vec<Planned> {
     let mut rng = Rng::fork(seed, 0xFA17);
     let mut out = Vec::new();
     let mut planned = 0;
     while planned < duration_ms {
-        let mut deck = FaultKind::ALL;
+        let mut deck = kinds.to_vec();
         rng.shuffle(&mut deck);
         for kind in deck {
             let gap_ms = rng.between(1000, 3000);
             let len_ms = rng.between(1000, 4000);
             let target = match kind {
                 FaultKind::ReplicaKill => rng.below(replicas as u64),
-                FaultKind::PgRowLock => rng.between(1, u64::from(products)),
+                FaultKind::PgRowLock | FaultKind::ClusterSlotMigration => {
+                    rng.between(1, u64::from(products))
+                }
+                FaultKind::ClusterMasterKill | FaultKind::ClusterFailover => rng.below(3),
                 _ => 0,
             };
             out.push(Planned {
@@ -142,6 +177,16 @@ fn describe(cluster: &Cluster, fault: &Planned) -> String {
         FaultKind::PubsubKill => "CLIENT KILL TYPE pubsub every second".into(),
         FaultKind::PgTerminate => "pg_terminate_backend every 500 ms".into(),
         FaultKind::RedisEviction => "maxmemory 1mb, volatile-lru".into(),
+        FaultKind::ClusterSlotMigration => {
+            format!(
+                "the slot of product {}'s bucket moved to another master",
+                fault.target
+            )
+        }
+        FaultKind::ClusterMasterKill => format!(
+            "master #{} SIGKILLed for {len} ms, then restarted",
+            fault.target
+        ),
         _ => format!("{len} ms"),
     }
 }
@@ -151,14 +196,19 @@ fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Resul
     let until = Instant::now() + len;
     match fault.kind {
         FaultKind::RedisPause => {
-            cluster.redis.pause()?;
+            cluster.single_redis()?.pause()?;
             std::thread::sleep(len);
-            cluster.redis.resume()
+            cluster.single_redis()?.resume()
         }
         FaultKind::RedisKill => {
-            cluster.redis.kill()?;
+            cluster.single_redis()?.kill()?;
             std::thread::sleep(len);
-            cluster.redis.restart()
+            cluster.single_redis()?.restart()
+        }
+        FaultKind::ClusterMasterKill
+        | FaultKind::ClusterFailover
+        | FaultKind::ClusterSlotMigration => {
+            super::redis_faults::apply(cluster.redis_cluster()?, fault, len)
         }
         FaultKind::RedisFlushall => {
             cluster.redis(&["FLUSHALL"])?;
@@ -280,5 +330,22 @@ mod tests {
         }
         let planned: u64 = a.iter().map(|p| p.gap_ms + p.len_ms).sum();
         assert!(planned >= 60_000);
+    }
+
+    #[test]
+    fn a_cluster_plan_uses_the_cluster_deck_only() {
+        let plan = cluster_plan(7, 60_000, 2, 6);
+        let first_round: Vec<FaultKind> = plan.iter().take(7).map(|p| p.kind).collect();
+        for kind in FaultKind::CLUSTER {
+            assert!(first_round.contains(&kind), "{kind:?} missing");
+        }
+        for p in &plan {
+            assert!(FaultKind::CLUSTER.contains(&p.kind), "{:?}", p.kind);
+            if p.kind == FaultKind::ClusterSlotMigration {
+                assert!((1..=6).contains(&p.target));
+            }
+        }
+        // A single-Redis run's plan is what it was.
+        assert!(plan_from(&FaultKind::ALL, 7, 60_000, 2, 6) == super::plan(7, 60_000, 2, 6));
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask chaos`: a Jepsen/Elle-style consistency check of the API under faults.
 //!
-//! It starts its own PostgreSQL, Redis and N API replicas, runs one sequential writer per hot
+//! It starts its own PostgreSQL, Redis (a 3-master Redis Cluster with `--redis-cluster`) and N API replicas, runs one sequential writer per hot
 //! product and several readers (some abandoning requests), injects faults on a seeded schedule,
 //! records every operation, then checks the history: no value that was never written, no stale
 //! read past the coherence bound, convergence once quiet, and availability per fault kind.
@@ -14,6 +14,7 @@ mod converge;
 mod faults;
 mod history;
 mod options;
+mod redis_faults;
 mod report;
 mod rng;
 mod timeline;
@@ -86,8 +87,13 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
         "==> starting PostgreSQL, Redis and {} replicas",
         opts.replicas
     );
-    let mut cluster =
-        cluster::Cluster::start(&bin, opts.replicas, opts.unsafe_skip_fill_check, &out)?;
+    let mut cluster = cluster::Cluster::start(
+        &bin,
+        opts.replicas,
+        opts.unsafe_skip_fill_check,
+        opts.redis_cluster,
+        &out,
+    )?;
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -114,7 +120,11 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
     let current = Arc::new(Mutex::new("none".to_owned()));
     let clients = workload::spawn(&w, clock, &progress)?;
     let printer = spawn_progress(Arc::clone(&progress), Arc::clone(&current), run_start);
-    let plan = faults::plan(
+    let plan = (if opts.redis_cluster {
+        faults::cluster_plan
+    } else {
+        faults::plan
+    })(
         opts.seed,
         opts.duration_s * 1000,
         opts.replicas,

@@ -18,6 +18,7 @@ pub struct Options {
     pub write_think_ms: u64,
     pub api_bin: Option<PathBuf>,
     pub history: bool,
+    pub redis_cluster: bool,
 }
 
 /// `cargo xtask chaos` options, as typed.
@@ -61,6 +62,11 @@ pub struct Args {
     /// Also write history.jsonl: every operation.
     #[arg(long)]
     pub history: bool,
+    /// Run against a Redis Cluster (3 masters, 1 replica each) in cluster mode, with the
+    /// cluster's fault kinds (a master killed, CLUSTER FAILOVER, a hot slot migrated)
+    /// instead of the single Redis's.
+    #[arg(long)]
+    pub redis_cluster: bool,
     /// Replicas get UNSAFE_SKIP_FILL_CHECK=true.
     #[arg(long)]
     pub unsafe_skip_fill_check: bool,
@@ -87,6 +93,7 @@ impl Args {
             write_think_ms: self.write_think_ms,
             api_bin: self.api_bin,
             history: self.history,
+            redis_cluster: self.redis_cluster,
         };
         anyhow::ensure!(
             (10..=3600).contains(&o.duration_s),
