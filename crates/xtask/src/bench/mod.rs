@@ -16,6 +16,7 @@ mod http;
 mod judge;
 mod procs;
 mod report;
+mod scale;
 mod scenarios;
 mod seed;
 mod wrk;
@@ -47,6 +48,7 @@ pub struct Options {
     pub duration_s: u64,
     pub products: u64,
     pub json: bool,
+    pub scale: bool,
 }
 
 /// `cargo xtask bench` options, as typed.
@@ -65,6 +67,10 @@ pub struct Args {
     /// Also write target/bench/report.json.
     #[arg(long)]
     pub json: bool,
+    /// Only the scale points: Redis hits through 1 and 2 API processes against one Redis
+    /// and a 3-master Redis Cluster, L1 hits through 1 and 2 (target/bench/scale.md).
+    #[arg(long)]
+    pub scale: bool,
 }
 
 impl Args {
@@ -87,6 +93,7 @@ impl Args {
             duration_s,
             products,
             json: self.json,
+            scale: self.scale,
         })
     }
 }
@@ -115,6 +122,16 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let api_bin = target_dir.join("release").join("cacheme-api");
+
+    if opts.scale {
+        let ctx = Ctx {
+            programs: &programs,
+            out: &out,
+            duration_s: opts.duration_s,
+            nofile: procs::soft_nofile(),
+        };
+        return scale::scale(&ctx, &programs, &api_bin, opts.products);
+    }
 
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -51,6 +51,19 @@ impl Api {
         l1: bool,
         out: &Path,
     ) -> anyhow::Result<(Self, f64)> {
+        Self::start_with(bin, name, database_url, redis_url, l1, &[], out)
+    }
+
+    /// [`Api::start`] with more settings (`REDIS_MODE=cluster`, say).
+    pub fn start_with(
+        bin: &Path,
+        name: &str,
+        database_url: &str,
+        redis_url: &str,
+        l1: bool,
+        extra_env: &[(&str, &str)],
+        out: &Path,
+    ) -> anyhow::Result<(Self, f64)> {
         let port = free_port()?;
         let log_path = out.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
@@ -69,6 +82,7 @@ impl Api {
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("L1_ENABLED", l1.to_string())
             .env("DB_MAX_CONNECTIONS", DB_MAX_CONNECTIONS.to_string())
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -1,7 +1,8 @@
 //! `cargo xtask chaos`: a Jepsen/Elle-style consistency check of the API under faults.
 //!
-//! It starts its own PostgreSQL, Redis (a 3-master Redis Cluster with `--redis-cluster`) and N API replicas, runs one sequential writer per hot
-//! product and several readers (some abandoning requests), injects faults on a seeded schedule,
+//! It starts its own PostgreSQL, Redis (a 3-master Redis Cluster with `--redis-cluster`)
+//! and N API replicas, runs one sequential writer per hot product and several readers
+//! (some abandoning requests), injects faults on a seeded schedule,
 //! records every operation, then checks the history: no value that was never written, no stale
 //! read past the coherence bound, convergence once quiet, and availability per fault kind.
 //! Output: target/chaos/report.md, report.json, timeline.svg.
