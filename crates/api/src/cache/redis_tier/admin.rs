@@ -247,7 +247,14 @@ impl RedisTier {
             let _: String = self.on_node(None, &ping, limit).await?;
             return Ok(None);
         };
-        let masters = self.masters().await?.unwrap_or_default();
+        // The topology the listener refreshes every second; read here only before it has
+        // one, so probes do not ask the cluster for its slot map each time.
+        let known = state.topology().masters.clone();
+        let masters = if known.is_empty() {
+            self.masters().await?.unwrap_or_default()
+        } else {
+            known
+        };
         let checks = masters.iter().map(|node| {
             let ping = &ping;
             async move {

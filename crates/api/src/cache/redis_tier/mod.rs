@@ -51,13 +51,14 @@ const ABSENT: &str = "null";
 
 /// Server errors that mean Redis cannot serve now (loading its data, blocked by a script,
 /// out of memory, a read-only replica after a failover, ...): outages for the breaker.
+/// Not `TRYAGAIN`: a cluster answers it while a slot migrates, for that slot only, and
+/// counting it would switch off the whole master for the migration.
 const OUTAGE_CODES: &[&str] = &[
     "LOADING",
     "BUSY",
     "OOM",
     "READONLY",
     "MASTERDOWN",
-    "TRYAGAIN",
     "CLUSTERDOWN",
     "NOREPLICAS",
 ];
