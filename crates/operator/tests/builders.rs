@@ -13,7 +13,7 @@ use cacheme_operator::resources::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
-use support::{SAMPLES, TestResult, sample};
+use support::{SAMPLES, TestResult, names, sample};
 
 fn desired(cm: &CacheMe) -> TestResult<Desired> {
     Ok(Stack::new(cm, Some("[]"))?.desired()?)
@@ -40,19 +40,6 @@ fn env_names(deployment: &Deployment) -> Vec<String> {
         .flat_map(|p| p.containers.iter())
         .flat_map(|c| c.env.iter().flatten())
         .map(|e| e.name.clone())
-        .collect()
-}
-
-fn names(objects: &[Value]) -> BTreeSet<String> {
-    objects
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap_or("?"),
-                o["metadata"]["name"].as_str().unwrap_or("?")
-            )
-        })
         .collect()
 }
 

@@ -10,7 +10,7 @@ use cacheme_operator::resources::{CNPG_API_VERSION, ChildKind, Stack};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::EnvVar;
 use serde_json::{Value, json};
-use support::{TestResult, sample};
+use support::{TestResult, names, sample};
 
 fn api_env(cm: &CacheMe) -> TestResult<Vec<EnvVar>> {
     let api: Deployment = Stack::new(cm, Some("[]"))?.api_deployment()?;
@@ -29,19 +29,6 @@ fn secret_ref(env: &[EnvVar], name: &str) -> Option<(String, String)> {
         .secret_key_ref
         .as_ref()?;
     Some((r.name.clone(), r.key.clone()))
-}
-
-fn names(objects: &[Value]) -> BTreeSet<String> {
-    objects
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap_or("?"),
-                o["metadata"]["name"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -102,6 +102,21 @@ fn is_root() -> bool {
 }
 
 /// Stops `pid` (and removes `dir`) once process `owner` is gone, in case nobody drops the handle.
+/// `redis-server` on `port` (loopback only, nothing persisted, files in `dir`), quiet;
+/// callers add their own options before spawning it.
+fn redis_server_command(port: u16, dir: &Path) -> anyhow::Result<Command> {
+    let binary = require_binary("redis-server", "redis-server")?;
+    let mut cmd = Command::new(binary);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Ok(cmd)
+}
+
 fn spawn_watchdog(owner: u32, pid: u32, dir: &Path) {
     spawn_watchdog_script(format!(
         "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -INT {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{}'",
@@ -160,23 +175,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let binary = require_binary("redis-server", "redis-server")?;
-        let mut child = Command::new(binary)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let mut child = redis_server_command(self.port, &self.dir)?
             .spawn()
             .context("cannot start redis-server")?;
         wait_for_port(

@@ -12,7 +12,9 @@ use std::{
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::{free_port, require_binary, spawn_watchdog, unique_suffix, wait_for_port};
+use crate::{
+    free_port, redis_server_command, require_binary, spawn_watchdog, unique_suffix, wait_for_port,
+};
 
 /// How long a node may be unreachable before the cluster fails it over (ms). Short, so
 /// that failover tests take seconds.
@@ -99,19 +101,11 @@ impl RedisCluster {
     }
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
-        let binary = require_binary("redis-server", "redis-server")?;
         let port = self.nodes[i].port;
-        let mut child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut child = redis_server_command(port, &self.dir)?
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .context("cannot start redis-server in cluster mode")?;
         wait_for_port(port, Duration::from_secs(10), &mut child, "redis-server")?;

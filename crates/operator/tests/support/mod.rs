@@ -94,3 +94,17 @@ pub fn scratch_dir(name: &str) -> TestResult<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// `Kind/name` of each object, sorted.
+pub fn names(objects: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or("?"),
+                o["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}

@@ -76,12 +76,7 @@ fn cloudnativepg(kubectl: &Kubectl, timeout: Duration, alive: Alive) -> anyhow::
 
     // (b) The Cluster kind appears; the operator retries with its backoff.
     kubectl.apply(CRD_FIXTURE, None)?;
-    kubectl.run(&[
-        "wait",
-        "--for=condition=Established",
-        &format!("crd/{CRD}"),
-        "--timeout=60s",
-    ])?;
+    kubectl.wait_established(CRD)?;
     let installed = Instant::now();
 
     // (c) The Cluster, the API wired to CloudNativePG's Secret, no PostgreSQL of our own.

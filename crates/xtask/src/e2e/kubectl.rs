@@ -40,6 +40,17 @@ impl Kubectl {
     }
 
     /// Runs `kubectl args`, returning stdout; a failure carries the command and stderr.
+    /// Waits until the CustomResourceDefinition `crd` is established (up to 60 s).
+    pub fn wait_established(&self, crd: &str) -> anyhow::Result<()> {
+        self.run(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}"),
+            "--timeout=60s",
+        ])
+        .map(drop)
+    }
+
     pub fn run(&self, args: &[&str]) -> anyhow::Result<String> {
         capture(
             &format!("kubectl {}", args.join(" ")),

@@ -44,12 +44,7 @@ pub fn helm_install(helm: Command, root: &Path, kubectl: &Kubectl) -> anyhow::Re
         .args(["--set", "operator.replicas=0", "--timeout", "2m"])
         .env_remove("KUBECONFIG");
     capture("helm install cacheme charts/cacheme", helm, None)?;
-    kubectl.run(&[
-        "wait",
-        "--for=condition=Established",
-        &format!("crd/{CRD}"),
-        "--timeout=60s",
-    ])?;
+    kubectl.wait_established(CRD)?;
     eprintln!("    CRD {CRD} established");
     Ok(())
 }
