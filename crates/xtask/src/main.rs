@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod chaos;
+mod containers;
 mod contract;
 mod e2e;
 mod frontend;
@@ -114,6 +115,23 @@ enum Task {
     /// and uninstalls them.
     #[command(verbatim_doc_comment)]
     E2e(e2e::Options),
+    /// Build the three images (api, operator, page) with the project's Dockerfiles
+    ///
+    /// Builds the release binaries on the host once and copies them into the images
+    /// (crates/Dockerfile, BINARIES=prebuilt); the page is built in its Dockerfile. With
+    /// no image registry reachable, the base images are made here from Debian's packages,
+    /// npm, PyPI and Go modules (crates/xtask/images/), once per machine. Needs a running
+    /// Docker engine.
+    #[command(verbatim_doc_comment)]
+    Images(containers::ImagesArgs),
+    /// Run CacheMe with docker compose (docker-compose.yml), images built when missing
+    ///
+    /// Checks the published ports first (a taken one is named with the variable that
+    /// moves it), builds the images when they are missing (`cargo xtask images`), then
+    /// `docker compose up --detach --wait`. Anything after the task's name goes to docker
+    /// compose instead: `cargo xtask compose down -v`, `cargo xtask compose logs api`.
+    #[command(verbatim_doc_comment)]
+    Compose(containers::compose::ComposeArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +149,8 @@ fn main() -> ExitCode {
         Task::E2e(options) => e2e::e2e(options),
         Task::Validate => packaging::validate(&root),
         Task::Generate => packaging::generate(&root),
+        Task::Images(args) => containers::images(&args),
+        Task::Compose(args) => containers::compose::compose(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,7 +198,7 @@ pub(crate) fn run(step: &str, mut cmd: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_stores() -> anyhow::Result<Stores> {
+pub(crate) fn find_stores() -> anyhow::Result<Stores> {
     let stores = Stores::find_or_start()?;
     let origin = |started: bool| {
         if started {
@@ -248,6 +268,9 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
     contract::test(&root, &stores, &tools)?;
+    // The project as users without a cluster run it: the three images built with the
+    // project's Dockerfiles and checked one by one, then docker-compose.yml brought up.
+    containers::test(&root, &stores)?;
     drop(stores);
     // A bounded chaos run must find nothing, and the same run with the fill check
     // switched off must find stale reads (the checker can fail).

@@ -27,6 +27,8 @@ pub enum Probe {
     PythonVenv,
     /// Go, new enough, on the PATH.
     Go,
+    /// A Docker engine answering `docker info`.
+    DockerEngine,
 }
 
 /// Where a missing prerequisite comes from.
@@ -107,7 +109,28 @@ pub const TEST: &[Prerequisite] = &[
         needed_by: "building the Kubernetes control plane (e2e)",
         source: Source::Other(GO_INSTALL),
     },
+    DOCKER,
+    DOCKER_ENGINE,
+    MMDEBSTRAP,
+    program("curl", "driving the containers over HTTP", "curl"),
 ];
+
+const DOCKER: Prerequisite = program("docker", "building and running the images", "docker.io");
+const DOCKER_ENGINE: Prerequisite = Prerequisite {
+    name: "a running Docker engine",
+    probe: Probe::DockerEngine,
+    needed_by: "building and running the images",
+    source: Source::Other(crate::containers::engine::ENGINE_HINT),
+};
+/// Debian root file systems for the base images made here when no registry answers.
+const MMDEBSTRAP: Prerequisite = program(
+    "mmdebstrap",
+    "base images made from Debian's packages",
+    "mmdebstrap",
+);
+
+/// What `cargo xtask images` and `cargo xtask compose` need.
+pub const IMAGES: &[Prerequisite] = &[DOCKER, DOCKER_ENGINE, MMDEBSTRAP];
 
 /// Not a Debian package: bookworm's golang-go is far older than the modules need.
 const GO_INSTALL: &str =
@@ -208,6 +231,10 @@ fn present(root: &Path, probe: &Probe) -> bool {
                     .is_ok_and(|out| out.status.success())
         }
         Probe::Go => e2e::tools::check_go().is_ok(),
+        Probe::DockerEngine => Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .is_ok_and(|out| out.status.success()),
     }
 }
 
@@ -282,7 +309,7 @@ mod tests {
             .filter_map(|line| line.split_once("apt_packages+=(")?.1.split_once(')'))
             .flat_map(|(packages, _)| packages.split_whitespace())
             .collect();
-        for p in TEST.iter().chain(BENCH).chain(CHAOS) {
+        for p in TEST.iter().chain(BENCH).chain(CHAOS).chain(IMAGES) {
             if let Source::Debian(package) = p.source {
                 assert!(
                     installed.contains(&package),

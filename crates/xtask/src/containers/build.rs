@@ -1,0 +1,161 @@
+//! The project's three images, from its own Dockerfiles (crates/Dockerfile for the two
+//! Rust binaries, frontend/Dockerfile for the page).
+//!
+//! The Rust binaries are the host's release build (the one `cargo xtask bench` makes
+//! too), copied into the images through crates/Dockerfile's `BINARIES=prebuilt` stage:
+//! nothing is compiled twice and nothing is compiled inside a container. BuildKit (through
+//! the compose binary, which needs no buildx plugin) builds only the stages each target
+//! needs.
+
+use std::{fs, path::Path};
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::{bases::Bases, engine::Docker, engine::timed};
+use crate::{cargo, run};
+
+/// The images' tag: the workspace's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn api_image() -> String {
+    format!("localhost/cacheme/api:{VERSION}")
+}
+pub fn operator_image() -> String {
+    format!("localhost/cacheme/operator:{VERSION}")
+}
+pub fn frontend_image() -> String {
+    format!("localhost/cacheme/frontend:{VERSION}")
+}
+
+/// The binaries crates/Dockerfile's `prebuilt` stage copies (target/image-bin/).
+const BINARIES: &[(&str, &str)] = &[
+    ("cacheme-api", "cacheme-api"),
+    ("cacheme-api", "cacheme-healthcheck"),
+    ("cacheme-operator", "cacheme-operator"),
+];
+
+/// Builds the release binaries on the host and the three images on `bases`.
+pub fn build_images(docker: &Docker, root: &Path, bases: &Bases) -> anyhow::Result<()> {
+    // One package per cargo call, as `cargo xtask bench` builds the API: the same
+    // feature set, so the two share every compiled dependency.
+    for package in ["cacheme-api", "cacheme-operator"] {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "--package", package]);
+        run(&format!("cargo build --release --package {package}"), build)?;
+    }
+    let bin_dir = root.join("target").join("image-bin");
+    fs::create_dir_all(&bin_dir)?;
+    let release = root.join("target").join("release");
+    for (_, binary) in BINARIES {
+        fs::copy(release.join(binary), bin_dir.join(binary))
+            .with_context(|| format!("cannot copy target/release/{binary}"))?;
+    }
+    let file = root.join("target").join("images").join("build.json");
+    fs::create_dir_all(file.parent().context("no parent")?)?;
+    fs::write(&file, serde_json::to_vec_pretty(&build_file(root, bases))?)?;
+    let mut build = docker.compose();
+    build
+        .arg("--file")
+        .arg(&file)
+        .args(["--progress", "plain", "build"])
+        // The project name only labels the build; nothing is started.
+        .args(["api", "operator", "frontend"])
+        .env("COMPOSE_PROJECT_NAME", "cacheme-images");
+    timed(
+        &format!(
+            "docker compose build: {}, {}, {} (bases: {})",
+            api_image(),
+            operator_image(),
+            frontend_image(),
+            if bases.local {
+                "stand-ins made here"
+            } else {
+                "upstream"
+            }
+        ),
+        build,
+    )
+}
+
+/// A compose file that only builds: each image, its Dockerfile, target and arguments.
+fn build_file(root: &Path, bases: &Bases) -> serde_json::Value {
+    let rust = |target: &str, image: String| {
+        json!({
+            "image": image,
+            "build": {
+                "context": root,
+                "dockerfile": "crates/Dockerfile",
+                "target": target,
+                "args": {
+                    "BINARIES": "prebuilt",
+                    "RUNTIME_IMAGE": bases.runtime,
+                },
+            },
+        })
+    };
+    json!({
+        "services": {
+            "api": rust("api", api_image()),
+            "operator": rust("operator", operator_image()),
+            "frontend": {
+                "image": frontend_image(),
+                "build": {
+                    "context": root,
+                    "dockerfile": "frontend/Dockerfile",
+                    "args": {
+                        "NODE_IMAGE": bases.node,
+                        "NGINX_IMAGE": bases.nginx,
+                    },
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_file_copies_the_host_binaries_onto_the_chosen_bases() {
+        let bases = Bases {
+            local: true,
+            runtime: "localhost/cacheme-base/runtime:1".into(),
+            node: "n".into(),
+            nginx: "x".into(),
+        };
+        let file = build_file(Path::new("/repo"), &bases);
+        let api = &file["services"]["api"];
+        assert_eq!(api["image"], api_image());
+        assert_eq!(api["build"]["target"], "api");
+        assert_eq!(api["build"]["args"]["BINARIES"], "prebuilt");
+        assert_eq!(
+            api["build"]["args"]["RUNTIME_IMAGE"],
+            "localhost/cacheme-base/runtime:1"
+        );
+        assert_eq!(file["services"]["operator"]["build"]["target"], "operator");
+        assert_eq!(
+            file["services"]["frontend"]["build"]["args"]["NGINX_IMAGE"],
+            "x"
+        );
+    }
+
+    /// The Dockerfile's `prebuilt` stage copies exactly what `build_images` puts there,
+    /// and the context's .dockerignore lets that folder through.
+    #[test]
+    fn the_dockerfile_and_dockerignore_agree_with_the_binaries_copied() -> anyhow::Result<()> {
+        let root = crate::workspace_root();
+        let dockerfile = fs::read_to_string(root.join("crates/Dockerfile"))?;
+        assert!(dockerfile.contains("COPY target/image-bin/ /out/"));
+        for (_, binary) in BINARIES {
+            assert!(
+                dockerfile.contains(&format!("/out/{binary}")),
+                "{binary} not copied into an image"
+            );
+        }
+        let ignore = fs::read_to_string(root.join(".dockerignore"))?;
+        assert!(ignore.lines().any(|l| l.trim() == "!target/image-bin"));
+        Ok(())
+    }
+}
