@@ -52,12 +52,13 @@ enum Task {
     /// Run every check and test (what CI runs)
     ///
     /// First checks that every program the suite needs is installed (Chromium,
-    /// PostgreSQL, Redis, Python with venv, Node and npm, Go) and names each missing one
+    /// PostgreSQL, Redis, Python with venv, Node and npm, Go, Docker) and names each missing one
     /// with the package to install. Then: rustfmt, clippy, all Rust tests against real
     /// PostgreSQL and Redis (found on the standard ports or started on free ones), the
     /// operator's manifests through kubernetes-validate, the packaging checks
     /// (validate), the page's unit tests and its end-to-end tests in Chromium against
-    /// the real API, the API's contract test, then a 60 s chaos run that must find no
+    /// the real API, the API's contract test, the three images built and tested and
+    /// the compose stack brought up and driven on a real Docker engine, then a 60 s chaos run that must find no
     /// violation and a 30 s one with the fill check off that must find some, and the
     /// e2e suite, again with an operator lacking RBAC, which must fail.
     #[command(verbatim_doc_comment)]
@@ -300,6 +301,9 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Origins `cargo xtask dev` lets call the API: the original demo's page at :3000.
+const DEV_CORS_ORIGINS: &str = "http://localhost:3000,http://127.0.0.1:3000";
+
 fn dev(extra: &[String]) -> anyhow::Result<()> {
     let stores = find_stores()?;
     let root = workspace_root();
@@ -328,6 +332,12 @@ fn dev(extra: &[String]) -> anyhow::Result<()> {
     }
     if std::env::var_os("BIND_ADDR").is_none() {
         api.env("BIND_ADDR", "127.0.0.1:8000");
+    }
+    // The original demo's page runs on its own dev server at :3000 and calls the API
+    // cross-origin; let it in on this loopback demo (the deployed default is same origin).
+    if std::env::var_os("CORS_ALLOWED_ORIGINS").is_none() {
+        eprintln!("==> CORS_ALLOWED_ORIGINS={DEV_CORS_ORIGINS} (the original page on :3000)");
+        api.env("CORS_ALLOWED_ORIGINS", DEV_CORS_ORIGINS);
     }
     // The local demo lets the page edit products without a token (on loopback only);
     // set ADMIN_TOKEN to try the closed default.

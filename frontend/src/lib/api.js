@@ -101,10 +101,11 @@ export function parseProductId(raw) {
  */
 
 /**
- * @param {{base?: string, fetch?: typeof fetch, now?: () => number}} [options]
+ * @param {{base?: string, fetch?: typeof fetch, now?: () => number, sleep?: (ms: number) => Promise<void>}} [options]
  */
 export function createApi(options = {}) {
   const base = options.base ?? '';
+  const sleep = options.sleep ?? ((/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   const fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const now = options.now ?? (() => globalThis.performance.now());
 
@@ -155,8 +156,22 @@ export function createApi(options = {}) {
     /** @param {number} limit @param {number} offset */
     listProducts: (limit, offset) => request('GET', `/products?limit=${limit}&offset=${offset}`),
     stats: () => request('GET', '/cache/stats'),
-    /** @param {string} [token] */
-    clearCache: (token) => request('DELETE', '/cache/clear', { token }),
+    /**
+     * The API refuses a clear within its interval of the last one (429 with Retry-After,
+     * 1 s by default): a demo that clears before it runs waits that out, twice at most.
+     * @param {string} [token]
+     */
+    clearCache: async (token) => {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await request('DELETE', '/cache/clear', { token });
+        } catch (e) {
+          if (!(e instanceof ApiError) || e.status !== 429 || attempt > 2) throw e;
+          const seconds = Number(e.retryAfter);
+          await sleep(Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 5) * 1000 : 1000);
+        }
+      }
+    },
     health: () => request('GET', '/health', { acceptStatus: [503] }),
     /** @param {number} id */
     cacheEntry: (id) => request('GET', `/cache/entries/${encodeURIComponent(id)}`),

@@ -38,6 +38,9 @@ pub struct ComposeArgs {
     /// Where the base images come from (see `cargo xtask images --help`).
     #[arg(long, value_enum, default_value = "auto")]
     pub bases: BaseSource,
+    /// Instead: the suite's run (a throwaway stack on free ports, driven, then removed).
+    #[arg(long)]
+    pub test: bool,
     /// What to tell docker compose (default: `up -d --wait`); `down -v` deletes the data.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub compose_args: Vec<String>,
@@ -100,6 +103,11 @@ pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
     let root = crate::workspace_root();
     crate::prereqs::check(&root, "compose", crate::prereqs::IMAGES)?;
     let (docker, _tools) = super::docker(&root)?;
+    if args.test {
+        let bases = super::bases(&docker, &root, args.bases)?;
+        build::build_images(&docker, &root, &bases)?;
+        return test(&docker, &root, bases.local);
+    }
     let verb = args
         .compose_args
         .first()
@@ -359,7 +367,12 @@ impl Stack<'_> {
             .current_dir(&frontend)
             .env("CACHEME_URL", self.url("FRONTEND_PORT"))
             .env("CHROMIUM_PATH", crate::frontend::CHROMIUM)
-            .env("CACHEME_TOKEN", &self.token);
+            .env("CACHEME_TOKEN", &self.token)
+            // The header's tool links are the image's build arguments (frontend/Dockerfile's
+            // defaults, as `cargo xtask images` builds it), not this run's ports.
+            .env("PUBLIC_PGADMIN_URL", "http://localhost:5050")
+            .env("PUBLIC_REDIS_COMMANDER_URL", "http://localhost:5540")
+            .env("PUBLIC_JAEGER_URL", "http://localhost:16686");
         crate::run(
             "npm run test:e2e (Chromium against the compose stack's page)",
             e2e,
@@ -385,11 +398,21 @@ impl Stack<'_> {
         ensure!(status == 200, "Redis Commander answered {status}");
         let (status, body) = Request::get(format!("{base}/apiv2/server/info")).send()?;
         ensure!(
-            status == 200 && body.contains("redis_version"),
+            status == 200 && body.contains("\"Redis version\""),
             "Redis Commander's server info: {status} {}",
             body.chars().take(300).collect::<String>()
         );
-        eprintln!("    ok: Redis Commander answers, connected to Redis");
+        // The keys the API wrote: product 1's entry and its generation, under cacheme:v1:.
+        let (status, body) =
+            Request::get(format!("{base}/apiv2/keystree/R:redis:6379:0/cacheme:v1:")).send()?;
+        ensure!(
+            status == 200 && body.contains("product"),
+            "Redis Commander's keys under cacheme:v1: {status} {}",
+            body.chars().take(300).collect::<String>()
+        );
+        eprintln!(
+            "    ok: Redis Commander answers, connected to Redis, listing the API's cacheme:v1: keys"
+        );
         Ok(())
     }
 
@@ -409,6 +432,11 @@ impl Stack<'_> {
             .lines()
             .filter(|l| l.contains("\"level\":\"ERROR\""))
             .collect();
+        // JSON logs (LOG_FORMAT=json): a changed format must not make this check vacuous.
+        ensure!(
+            logs.contains("\"level\":\"INFO\""),
+            "the API's log has no JSON INFO line: is LOG_FORMAT=json still set?\n{logs}"
+        );
         ensure!(
             errors.is_empty(),
             "the API logged errors:\n{}",
