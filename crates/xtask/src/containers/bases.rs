@@ -338,7 +338,7 @@ impl Fnv {
     }
 }
 
-/// Every file under `dir`, in name order: its path below `top`, mode and contents.
+/// Every file under `dir`, in name order: its path below `top`, executable bit and contents.
 fn hash_dir(hash: &mut Fnv, top: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -352,7 +352,9 @@ fn hash_dir(hash: &mut Fnv, top: &Path, dir: &Path) -> anyhow::Result<()> {
             use std::os::unix::fs::PermissionsExt as _;
             let relative = path.strip_prefix(top).unwrap_or(&path);
             hash.add(relative.to_string_lossy().as_bytes());
-            hash.add(&fs::metadata(&path)?.permissions().mode().to_le_bytes());
+            // Only what git keeps of the mode (executable or not), not this checkout's umask.
+            let executable = fs::metadata(&path)?.permissions().mode() & 0o111 != 0;
+            hash.add(if executable { b"x" } else { b"-" });
             hash.add(&fs::read(&path)?);
         }
     }

@@ -35,8 +35,35 @@ const BINARIES: &[(&str, &str)] = &[
     ("cacheme-operator", "cacheme-operator"),
 ];
 
+/// The runtime bases are Debian 12: glibc 2.36. A binary linked against a newer glibc
+/// does not start there.
+const RUNTIME_GLIBC: (u32, u32) = (2, 36);
+
+/// `getconf GNU_LIBC_VERSION`'s answer (`glibc 2.36`) as (major, minor).
+fn parse_glibc(text: &str) -> Option<(u32, u32)> {
+    let version = text.trim().strip_prefix("glibc ")?;
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn host_glibc() -> Option<(u32, u32)> {
+    let out = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()?;
+    parse_glibc(&String::from_utf8_lossy(&out.stdout))
+}
+
 /// Builds the release binaries on the host and the three images on `bases`.
 pub fn build_images(docker: &Docker, root: &Path, bases: &Bases) -> anyhow::Result<()> {
+    match host_glibc() {
+        Some(glibc) if glibc <= RUNTIME_GLIBC => {}
+        found => anyhow::bail!(
+            "this host's glibc ({found:?}) is newer than the images' Debian 12 (2.36): binaries \
+             built here would not start in them. Build from source inside the image instead: \
+             docker build --target api -f crates/Dockerfile . (see the README's Images)"
+        ),
+    }
     // One package per cargo call, as `cargo xtask bench` builds the API: the same
     // feature set, so the two share every compiled dependency.
     for package in ["cacheme-api", "cacheme-operator"] {
@@ -116,6 +143,15 @@ fn build_file(root: &Path, bases: &Bases) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glibc_versions_are_read_and_compared() {
+        assert_eq!(parse_glibc("glibc 2.36\n"), Some((2, 36)));
+        assert_eq!(parse_glibc("glibc 2.39"), Some((2, 39)));
+        assert_eq!(parse_glibc("musl"), None);
+        assert!(Some((2, 39)) > Some(RUNTIME_GLIBC));
+        assert!((2, 31) <= RUNTIME_GLIBC);
+    }
 
     #[test]
     fn the_build_file_copies_the_host_binaries_onto_the_chosen_bases() {

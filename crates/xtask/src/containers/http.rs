@@ -29,6 +29,12 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Keeps cookies in `jar` (read and written).
+    pub fn with_jar(mut self, jar: &'a Path) -> Self {
+        self.jar = Some(jar);
+        self
+    }
+
     pub fn header(mut self, header: impl Into<String>) -> Self {
         self.headers.push(header.into());
         self

@@ -6,14 +6,17 @@
 //! - [`bases`]: upstream base images, or stand-ins made here from packages.
 //! - [`build`]: the three images, on the host's release binaries.
 //! - [`checks`]: a test per image.
-//! - [`compose`]: docker-compose.yml brought up and driven.
+//! - [`compose`]: `cargo xtask compose`; [`suite`]: docker-compose.yml brought up and
+//!   driven; [`admin_tools`]: pgAdmin, Redis Commander and Jaeger checked in it.
 
+pub mod admin_tools;
 pub mod bases;
 pub mod build;
 pub mod checks;
 pub mod compose;
 pub mod engine;
 pub mod http;
+pub mod suite;
 
 use std::path::Path;
 
@@ -74,5 +77,5 @@ pub fn test(root: &Path, stores: &cacheme_testsupport::Stores) -> anyhow::Result
     let bases = bases(&docker, root, BaseSource::Auto)?;
     build::build_images(&docker, root, &bases)?;
     checks::check_images(&docker, root, stores)?;
-    compose::test(&docker, root, bases.local)
+    suite::test(&docker, root, bases.local)
 }
