@@ -131,6 +131,8 @@ enum Task {
     /// moves it), builds the images when they are missing (`cargo xtask images`), then
     /// `docker compose up --detach --wait`. Anything after the task's name goes to docker
     /// compose instead: `cargo xtask compose down -v`, `cargo xtask compose logs api`.
+    /// `--test` runs the suite's check instead: a throwaway stack on free ports, driven
+    /// through the page, pgAdmin, Redis Commander and Jaeger, then removed.
     #[command(verbatim_doc_comment)]
     Compose(containers::compose::ComposeArgs),
 }
@@ -373,7 +375,8 @@ mod tests {
     #[test]
     fn every_task_parses_and_what_follows_test_or_dev_is_passed_on() -> anyhow::Result<()> {
         for task in [
-            "lint", "generate", "validate", "contract", "chaos", "e2e", "bench",
+            "lint", "generate", "validate", "contract", "chaos", "e2e", "bench", "images",
+            "compose",
         ] {
             parse(&[task])?;
         }
@@ -398,6 +401,14 @@ mod tests {
         ));
         assert!(matches!(parse(&["bench", "--smoke"])?, Task::Bench(a) if a.smoke));
         assert!(parse(&["bench", "--fast"]).is_err());
+        assert!(
+            matches!(parse(&["compose", "--test"])?, Task::Compose(a) if a.test && a.compose_args.is_empty())
+        );
+        assert!(matches!(
+            parse(&["compose", "down", "-v"])?,
+            Task::Compose(a) if !a.test && a.compose_args == ["down", "-v"]
+        ));
+        assert!(matches!(parse(&["images", "--check-only"])?, Task::Images(a) if a.check_only));
         assert!(parse(&["deploy"]).is_err());
         assert!(parse(&[]).is_err());
         Ok(())
