@@ -89,32 +89,37 @@ pub const TEST: &[Prerequisite] = &[
         "the Redis Cluster of the test harness",
         "redis-tools",
     ),
-    Prerequisite {
-        name: "python3 with venv",
-        probe: Probe::PythonVenv,
-        needed_by: "the pinned tools in target/tools/venv",
-        source: Source::Debian("python3-venv"),
-    },
+    PYTHON_VENV,
     program("node", "the page's build and tests", "nodejs"),
-    program("npm", "the page's build and tests, and Helm", "npm"),
+    NPM,
     Prerequisite {
         name: "chromium",
         probe: Probe::File(frontend::CHROMIUM),
         needed_by: "the page's end-to-end tests",
         source: Source::Debian("chromium"),
     },
-    Prerequisite {
-        name: "go",
-        probe: Probe::Go,
-        needed_by: "building the Kubernetes control plane (e2e)",
-        source: Source::Other(GO_INSTALL),
-    },
+    GO,
     DOCKER,
     DOCKER_ENGINE,
     MMDEBSTRAP,
-    program("curl", "driving the containers over HTTP", "curl"),
+    CURL,
 ];
 
+const CURL: Prerequisite = program("curl", "driving the containers over HTTP", "curl");
+
+const PYTHON_VENV: Prerequisite = Prerequisite {
+    name: "python3 with venv",
+    probe: Probe::PythonVenv,
+    needed_by: "the pinned tools in target/tools/venv",
+    source: Source::Debian("python3-venv"),
+};
+const NPM: Prerequisite = program("npm", "the page's build and tests, and Helm", "npm");
+const GO: Prerequisite = Prerequisite {
+    name: "go",
+    probe: Probe::Go,
+    needed_by: "building the Kubernetes control plane (e2e)",
+    source: Source::Other(GO_INSTALL),
+};
 const DOCKER: Prerequisite = program("docker", "building and running the images", "docker.io");
 const DOCKER_ENGINE: Prerequisite = Prerequisite {
     name: "a running Docker engine",
@@ -129,8 +134,22 @@ const MMDEBSTRAP: Prerequisite = program(
     "mmdebstrap",
 );
 
-/// What `cargo xtask images` and `cargo xtask compose` need.
-pub const IMAGES: &[Prerequisite] = &[DOCKER, DOCKER_ENGINE, MMDEBSTRAP];
+/// What `cargo xtask images` and `cargo xtask compose` need: the engine, and what the
+/// stand-in bases are made with where no registry answers (mmdebstrap, npm, Go), the
+/// pinned compose binary (a Python venv) and curl for the checks. `--check` and `--test`
+/// also start PostgreSQL and Redis or drive Chromium: `cargo xtask test` checks those.
+pub const IMAGES: &[Prerequisite] = &[
+    DOCKER,
+    DOCKER_ENGINE,
+    MMDEBSTRAP,
+    CURL,
+    NPM,
+    PYTHON_VENV,
+    Prerequisite {
+        needed_by: "Jaeger's stand-in image, built from its Go module",
+        ..GO
+    },
+];
 
 /// Not a Debian package: bookworm's golang-go is far older than the modules need.
 const GO_INSTALL: &str =

@@ -132,16 +132,16 @@ test('featuresFromOpenApi reads writes and cache entries from the document', () 
 const queue = (/** @type {any[]} */ answers) => () => answers.shift();
 
 test('a clear refused as too soon (429) is retried after Retry-After, then gives up', async () => {
-  const tooSoon = { status: 429, body: { detail: 'Another clear is running' }, headers: { 'Retry-After': '1' } };
+  const tooSoon = { status: 429, body: { detail: 'Another clear is running' }, headers: { 'Retry-After': '2' } };
   /** @type {number[]} */
   const slept = [];
   const sleep = async (/** @type {number} */ ms) => void slept.push(ms);
   const ok = createApi({ fetch: fakeFetch(queue([tooSoon, { status: 200, body: { cleared_keys: 3 } }])), sleep });
   assert.equal((await ok.clearCache('t')).data.cleared_keys, 3);
-  assert.deepEqual(slept, [1000]);
+  assert.deepEqual(slept, [2000]);
   const never = createApi({ fetch: fakeFetch(queue([tooSoon, tooSoon, tooSoon, tooSoon])), sleep });
   await assert.rejects(never.clearCache('t'), (e) => e instanceof ApiError && e.status === 429);
-  assert.deepEqual(slept, [1000, 1000, 1000]);
+  assert.deepEqual(slept, [2000, 2000, 2000]);
   const forbidden = createApi({ fetch: fakeFetch(queue([{ status: 401, body: { detail: 'token' } }])), sleep });
   await assert.rejects(forbidden.clearCache(''), (e) => e instanceof ApiError && e.status === 401);
   assert.equal(slept.length, 3);

@@ -56,31 +56,31 @@ fn host_glibc() -> Option<(u32, u32)> {
 
 /// Builds the release binaries on the host and the three images on `bases`.
 pub fn build_images(docker: &Docker, root: &Path, bases: &Bases) -> anyhow::Result<()> {
-    match host_glibc() {
-        Some(glibc) if glibc <= RUNTIME_GLIBC => {}
+    // Binaries linked here start in the Debian 12 runtime only on a glibc no newer than
+    // its; elsewhere the image compiles them (with upstream bases, which include Rust).
+    let prebuilt = match host_glibc() {
+        Some(glibc) if glibc <= RUNTIME_GLIBC => true,
+        found if !bases.local => {
+            eprintln!(
+                "==> this host's glibc ({found:?}) is newer than the images' Debian 12: the images compile the binaries (BINARIES=source)"
+            );
+            false
+        }
         found => anyhow::bail!(
-            "this host's glibc ({found:?}) is newer than the images' Debian 12 (2.36): binaries \
-             built here would not start in them. Build from source inside the image instead: \
-             docker build --target api -f crates/Dockerfile . (see the README's Images)"
+            "this host's glibc ({found:?}) is newer than the images' Debian 12 (2.36), so binaries \
+             built here would not start in them, and without a registry there is no Rust image \
+             to compile them in: build on Debian 12 or older"
         ),
-    }
-    // One package per cargo call, as `cargo xtask bench` builds the API: the same
-    // feature set, so the two share every compiled dependency.
-    for package in ["cacheme-api", "cacheme-operator"] {
-        let mut build = cargo();
-        build.args(["build", "--release", "--locked", "--package", package]);
-        run(&format!("cargo build --release --package {package}"), build)?;
-    }
-    let bin_dir = root.join("target").join("image-bin");
-    fs::create_dir_all(&bin_dir)?;
-    let release = root.join("target").join("release");
-    for (_, binary) in BINARIES {
-        fs::copy(release.join(binary), bin_dir.join(binary))
-            .with_context(|| format!("cannot copy target/release/{binary}"))?;
+    };
+    if prebuilt {
+        copy_release_binaries(root)?;
     }
     let file = root.join("target").join("images").join("build.json");
     fs::create_dir_all(file.parent().context("no parent")?)?;
-    fs::write(&file, serde_json::to_vec_pretty(&build_file(root, bases))?)?;
+    fs::write(
+        &file,
+        serde_json::to_vec_pretty(&build_file(root, bases, prebuilt))?,
+    )?;
     let mut build = docker.compose();
     build
         .arg("--file")
@@ -105,8 +105,27 @@ pub fn build_images(docker: &Docker, root: &Path, bases: &Bases) -> anyhow::Resu
     )
 }
 
+/// The host's release build of both binaries, into target/image-bin/.
+fn copy_release_binaries(root: &Path) -> anyhow::Result<()> {
+    // One package per cargo call, as `cargo xtask bench` builds the API: the same
+    // feature set, so the two share every compiled dependency.
+    for package in ["cacheme-api", "cacheme-operator"] {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "--package", package]);
+        run(&format!("cargo build --release --package {package}"), build)?;
+    }
+    let bin_dir = root.join("target").join("image-bin");
+    fs::create_dir_all(&bin_dir)?;
+    let release = root.join("target").join("release");
+    for (_, binary) in BINARIES {
+        fs::copy(release.join(binary), bin_dir.join(binary))
+            .with_context(|| format!("cannot copy target/release/{binary}"))?;
+    }
+    Ok(())
+}
+
 /// A compose file that only builds: each image, its Dockerfile, target and arguments.
-fn build_file(root: &Path, bases: &Bases) -> serde_json::Value {
+fn build_file(root: &Path, bases: &Bases, prebuilt: bool) -> serde_json::Value {
     let rust = |target: &str, image: String| {
         json!({
             "image": image,
@@ -115,7 +134,7 @@ fn build_file(root: &Path, bases: &Bases) -> serde_json::Value {
                 "dockerfile": "crates/Dockerfile",
                 "target": target,
                 "args": {
-                    "BINARIES": "prebuilt",
+                    "BINARIES": if prebuilt { "prebuilt" } else { "source" },
                     "RUNTIME_IMAGE": bases.runtime,
                 },
             },
@@ -161,7 +180,11 @@ mod tests {
             node: "n".into(),
             nginx: "x".into(),
         };
-        let file = build_file(Path::new("/repo"), &bases);
+        let file = build_file(Path::new("/repo"), &bases, true);
+        assert_eq!(
+            build_file(Path::new("/repo"), &bases, false)["services"]["api"]["build"]["args"]["BINARIES"],
+            "source"
+        );
         let api = &file["services"]["api"];
         assert_eq!(api["image"], api_image());
         assert_eq!(api["build"]["target"], "api");

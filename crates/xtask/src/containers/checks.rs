@@ -183,6 +183,11 @@ fn check_api_serves(docker: &Docker, image: &str, stores: &Stores) -> anyhow::Re
         args.push(e.clone());
     }
     args.push(image.into());
+    // Dropped however the check ends, so a failure leaves nothing on the server.
+    let _database = DropDatabase {
+        admin_url: &stores.postgres_admin_url,
+        name: &database,
+    };
     let container = Container::run(docker, &args)?;
     let base = format!("http://127.0.0.1:{port}");
     let answered = (|| -> anyhow::Result<()> {
@@ -220,15 +225,24 @@ fn check_api_serves(docker: &Docker, image: &str, stores: &Stores) -> anyhow::Re
     eprintln!(
         "    ok: {image}: /livez and /readyz 200 from the running container, a database read then a cache hit, its healthcheck probe, processes as uid 65532 (read-only root, no capabilities)"
     );
-    drop(container);
-    let _ = std::process::Command::new("psql")
-        .arg(&stores.postgres_admin_url)
-        .args([
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
-        ])
-        .output();
     Ok(())
+}
+
+struct DropDatabase<'a> {
+    admin_url: &'a str,
+    name: &'a str,
+}
+
+impl Drop for DropDatabase<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(self.admin_url)
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
 }
 
 /// The operator needs an API server to serve its probes (the kind run checks those);

@@ -121,8 +121,15 @@ pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
             &override_file(Some(&services), None),
         )?);
     }
-    if verb == "up" {
-        if let Some(message) = taken_ports_message(|v| std::env::var(v).ok(), Docker::port_taken) {
+    // As compose reads them: the shell first, then .env.
+    let dotenv = fs::read_to_string(root.join(".env")).unwrap_or_default();
+    let value_of = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .or_else(|| dotenv_value(&dotenv, var))
+    };
+    if verb == "up" && !already_running(&docker, &files) {
+        if let Some(message) = taken_ports_message(value_of, Docker::port_taken) {
             bail!(message);
         }
         let images = [build::api_image(), build::frontend_image()];
@@ -161,9 +168,8 @@ pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
     )?;
     if args.compose_args.is_empty() {
         let port = |var: &str, default: u16| {
-            std::env::var(var)
-                .ok()
-                .and_then(|v| v.parse().ok())
+            value_of(var)
+                .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(default)
         };
         eprintln!(
@@ -176,6 +182,30 @@ pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `var`'s value in a .env file's text (`KEY=VALUE`, optionally quoted; comments skipped;
+/// the last line wins).
+pub fn dotenv_value(text: &str, var: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.trim() == var)
+        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+        .next()
+}
+
+/// The stack already runs: its own ports are not a conflict (`up` again is a no-op).
+fn already_running(docker: &Docker, files: &[PathBuf]) -> bool {
+    let mut ps = docker.compose();
+    for f in files {
+        ps.arg("--file").arg(f);
+    }
+    ps.args(["ps", "--quiet"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.iter().all(u8::is_ascii_whitespace))
 }
 
 pub(super) fn write_override(
@@ -208,6 +238,18 @@ mod tests {
         );
         assert_eq!(moved, None);
         assert_eq!(taken_ports_message(|_| None, |_| false), None);
+    }
+
+    #[test]
+    fn dotenv_values_are_read_as_compose_reads_them() {
+        let text = "# API_PORT=1\nAPI_PORT=18000\nFRONTEND_PORT=\"13000\"\nX=1=2\n";
+        assert_eq!(dotenv_value(text, "API_PORT").as_deref(), Some("18000"));
+        assert_eq!(
+            dotenv_value(text, "FRONTEND_PORT").as_deref(),
+            Some("13000")
+        );
+        assert_eq!(dotenv_value(text, "X").as_deref(), Some("1=2"));
+        assert_eq!(dotenv_value(text, "PGADMIN_PORT"), None);
     }
 
     #[test]

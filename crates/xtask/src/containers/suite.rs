@@ -280,13 +280,10 @@ impl Stack<'_> {
         let containers = self
             .docker
             .output(&["ps", "--all", "--quiet", "--filter", &label])?;
-        let volumes = self.docker.output(&[
-            "volume",
-            "ls",
-            "--quiet",
-            "--filter",
-            &format!("name={}", self.project),
-        ])?;
+        // By the project's label, not a name prefix (pid 12 would match pid 123's).
+        let volumes = self
+            .docker
+            .output(&["volume", "ls", "--quiet", "--filter", &label])?;
         ensure!(
             containers.is_empty() && volumes.is_empty(),
             "left after down -v: containers {containers:?}, volumes {volumes:?}"
