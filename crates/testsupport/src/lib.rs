@@ -403,6 +403,21 @@ pub struct Stores {
     pub started_redis: Option<RedisServer>,
 }
 
+/// Drops `database` on the server of `admin_url` (psql, forcing out its sessions); a
+/// failure is ignored, since a leftover test database is harmless.
+pub fn drop_database(admin_url: &str, database: &str) {
+    let _ = std::process::Command::new("psql")
+        .arg(admin_url)
+        .args([
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// The database URL with its path replaced by `database`.
 pub fn with_database(url: &str, database: &str) -> String {
     let (without_query, query) = match url.split_once('?') {

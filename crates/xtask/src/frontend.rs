@@ -57,16 +57,7 @@ impl Drop for PageServer {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-        // psql comes with the PostgreSQL server packages; a leftover database is harmless.
-        let _ = Command::new("psql")
-            .arg(&self.admin_url)
-            .args([
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        cacheme_testsupport::drop_database(&self.admin_url, &self.database);
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::{fs, path::Path, time::Duration};
 
-use anyhow::{Context as _, bail, ensure};
-use cacheme_testsupport::{Stores, free_port, with_database};
+use anyhow::{Context as _, ensure};
+use cacheme_testsupport::{Stores, drop_database, free_port, with_database};
 
 use super::{build, engine::Docker, http::Request};
 
@@ -106,16 +106,25 @@ impl<'a> Container<'a> {
         })
     }
 
-    /// The uids of its processes, as the kernel sees them.
-    fn uids(&self) -> anyhow::Result<Vec<String>> {
+    /// Every one of its processes (`what`'s) runs as `uid`, as the kernel sees them.
+    fn runs_as(&self, what: &str, uid: &str) -> anyhow::Result<()> {
         // docker top needs the pid column to map processes to the container.
         let top = self.docker.output(&["top", &self.id, "-eo", "uid,pid"])?;
-        Ok(top
+        let uids: Vec<&str> = top
             .lines()
             .skip(1)
             .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect())
+            .collect();
+        ensure!(
+            !uids.is_empty() && uids.iter().all(|u| *u == uid),
+            "{what}'s processes run as {uids:?}, not {uid}"
+        );
+        Ok(())
+    }
+
+    /// `result`, with the container's log added to a failure.
+    fn with_logs<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        result.map_err(|e| anyhow::anyhow!("{e:#}\nthe container's log:\n{}", self.logs()))
     }
 
     fn logs(&self) -> String {
@@ -212,22 +221,16 @@ fn check_api_serves(docker: &Docker, image: &str, stores: &Stores) -> anyhow::Re
             "/readyz",
         ]);
         probe.context("cacheme-healthcheck in the API's image")?;
-        let uids = container.uids()?;
-        ensure!(
-            !uids.is_empty() && uids.iter().all(|u| u == "65532"),
-            "the API's processes run as {uids:?}, not 65532"
-        );
-        Ok(())
+        container.runs_as("the API", "65532")
     })();
-    if let Err(e) = answered {
-        bail!("{e:#}\nthe container's log:\n{}", container.logs());
-    }
+    container.with_logs(answered)?;
     eprintln!(
         "    ok: {image}: /livez and /readyz 200 from the running container, a database read then a cache hit, its healthcheck probe, processes as uid 65532 (read-only root, no capabilities)"
     );
     Ok(())
 }
 
+/// Drops the database when it goes out of scope, however the check ended.
 struct DropDatabase<'a> {
     admin_url: &'a str,
     name: &'a str,
@@ -235,13 +238,7 @@ struct DropDatabase<'a> {
 
 impl Drop for DropDatabase<'_> {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(self.admin_url)
-            .args([
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-            ])
-            .output();
+        drop_database(self.admin_url, self.name);
     }
 }
 
@@ -283,16 +280,9 @@ fn check_page_serves(docker: &Docker, image: &str) -> anyhow::Result<()> {
             "GET / answered {status}: {}",
             body.chars().take(200).collect::<String>()
         );
-        let uids = container.uids()?;
-        ensure!(
-            !uids.is_empty() && uids.iter().all(|u| u == "101"),
-            "the page's processes run as {uids:?}, not 101"
-        );
-        Ok(())
+        container.runs_as("the page", "101")
     })();
-    if let Err(e) = served {
-        bail!("{e:#}\nthe container's log:\n{}", container.logs());
-    }
+    container.with_logs(served)?;
     eprintln!(
         "    ok: {image}: /healthz and the page from the running container, processes as uid 101 (read-only root, no capabilities)"
     );
