@@ -208,6 +208,31 @@ fn api_deployment_follows_the_container_contract() -> TestResult {
 }
 
 #[test]
+fn the_api_and_the_page_keep_serving_until_the_endpoints_forget_them() -> TestResult {
+    let cm = sample("full")?;
+    let stack = Stack::new(&cm, None)?;
+    for deployment in [stack.api_deployment()?, stack.frontend_deployment()] {
+        let pod = deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .ok_or("no pod spec")?;
+        let sleep = pod.containers[0]
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.sleep.as_ref())
+            .map(|s| s.seconds);
+        assert_eq!(sleep, Some(5), "{:?}", deployment.metadata.name);
+        // The default grace period (30 s) covers the drain and the API's own shutdown.
+        let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+        assert!(grace > 5 + 10, "{grace}");
+    }
+    Ok(())
+}
+
+#[test]
 fn ttl_and_seed_changes_change_the_api_rollout_hash() -> TestResult {
     let cm = sample("minimal")?;
     let hash = |cm: &CacheMe| -> TestResult<Option<String>> {

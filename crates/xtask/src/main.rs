@@ -16,6 +16,8 @@ mod contract;
 mod dev;
 mod e2e;
 mod frontend;
+mod go_build;
+mod kind;
 mod packaging;
 mod prereqs;
 
@@ -136,6 +138,12 @@ enum Task {
     /// through the page, pgAdmin, Redis Commander and Jaeger, then removed.
     #[command(verbatim_doc_comment)]
     Compose(containers::compose::ComposeArgs),
+    /// CacheMe on a real kind cluster: the node image made here (cached), the cluster
+    /// created, the images loaded, `helm install` into a namespace enforcing the
+    /// restricted Pod Security level, then rollouts and pod kills under load, PostgreSQL
+    /// restarted, pgAdmin and Redis Commander, scale, upgrade and uninstall.
+    #[command(verbatim_doc_comment)]
+    Kind(kind::KindArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +163,7 @@ fn main() -> ExitCode {
         Task::Generate => packaging::generate(&root),
         Task::Images(args) => containers::images(&args),
         Task::Compose(args) => containers::compose::compose(&args),
+        Task::Kind(args) => kind::kind(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -276,6 +285,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // project's Dockerfiles and checked one by one, then docker-compose.yml brought up.
     containers::test(&root, &stores)?;
     drop(stores);
+    // The chart on a real kubelet: kind, with the images just built.
+    kind::test(&root)?;
     // A bounded chaos run must find nothing, and the same run with the fill check
     // switched off must find stale reads (the checker can fail).
     chaos::chaos_with(&["--duration", "60"])?;
@@ -323,7 +334,7 @@ mod tests {
     fn every_task_parses_and_what_follows_test_or_dev_is_passed_on() -> anyhow::Result<()> {
         for task in [
             "lint", "generate", "validate", "contract", "chaos", "e2e", "bench", "images",
-            "compose",
+            "compose", "kind",
         ] {
             parse(&[task])?;
         }

@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 
 use cacheme_testsupport::find_binary;
 
-use crate::{e2e, frontend};
+use crate::frontend;
 
 /// How to tell whether a prerequisite is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,30 @@ pub const TEST: &[Prerequisite] = &[
     DOCKER_ENGINE,
     MMDEBSTRAP,
     CURL,
+    GCC,
+    LIBC_STATIC,
+    APT_GET,
 ];
+
+/// The kind node image's static C programs: pause, and runc (cgo).
+const GCC: Prerequisite = program("gcc", "the kind node's pause and runc (static)", "gcc");
+/// libseccomp-dev's .deb for runc, downloaded and unpacked (not installed).
+const APT_GET: Prerequisite = Prerequisite {
+    name: "apt-get",
+    probe: Probe::Program {
+        name: "apt-get",
+        fallback: None,
+    },
+    needed_by: "libseccomp-dev's .deb for the kind node's runc",
+    source: Source::Other("a Debian or Ubuntu host (apt-get download libseccomp-dev)"),
+};
+/// glibc's static library, for the same.
+const LIBC_STATIC: Prerequisite = Prerequisite {
+    name: "libc.a",
+    probe: Probe::File("/usr/lib/x86_64-linux-gnu/libc.a"),
+    needed_by: "the kind node's pause and runc (static)",
+    source: Source::Debian("libc6-dev"),
+};
 
 const CURL: Prerequisite = program("curl", "driving the containers over HTTP", "curl");
 
@@ -133,6 +156,24 @@ const MMDEBSTRAP: Prerequisite = program(
     "base images made from Debian's packages",
     "mmdebstrap",
 );
+
+/// What `cargo xtask kind` needs: the images' prerequisites, Go (kind, the node's binaries)
+/// and gcc.
+pub const KIND: &[Prerequisite] = &[
+    DOCKER,
+    DOCKER_ENGINE,
+    MMDEBSTRAP,
+    CURL,
+    NPM,
+    PYTHON_VENV,
+    Prerequisite {
+        needed_by: "kind, the node's Kubernetes and runtime binaries",
+        ..GO
+    },
+    GCC,
+    LIBC_STATIC,
+    APT_GET,
+];
 
 /// What `cargo xtask images` and `cargo xtask compose` need: the engine, and what the
 /// stand-in bases are made with where no registry answers (mmdebstrap, npm, Go), the
@@ -249,7 +290,7 @@ fn present(root: &Path, probe: &Probe) -> bool {
                     .output()
                     .is_ok_and(|out| out.status.success())
         }
-        Probe::Go => e2e::tools::check_go().is_ok(),
+        Probe::Go => crate::go_build::check_go().is_ok(),
         Probe::DockerEngine => Command::new("docker")
             .args(["info", "--format", "{{.ServerVersion}}"])
             .output()
@@ -290,7 +331,7 @@ mod tests {
         assert!(message.contains("\n  - go, for building"), "{message}");
         assert!(message.contains("https://go.dev/dl"), "{message}");
         assert!(
-            GO_INSTALL.contains(&format!("Go 1.{} ", e2e::tools::GO_MINOR_NEEDED)),
+            GO_INSTALL.contains(&format!("Go 1.{} ", crate::go_build::GO_MINOR_NEEDED)),
             "{GO_INSTALL}"
         );
         // One install line, each package once, Go (not a Debian package) left out.
@@ -328,7 +369,13 @@ mod tests {
             .filter_map(|line| line.split_once("apt_packages+=(")?.1.split_once(')'))
             .flat_map(|(packages, _)| packages.split_whitespace())
             .collect();
-        for p in TEST.iter().chain(BENCH).chain(CHAOS).chain(IMAGES) {
+        for p in TEST
+            .iter()
+            .chain(BENCH)
+            .chain(CHAOS)
+            .chain(IMAGES)
+            .chain(KIND)
+        {
             if let Source::Debian(package) = p.source {
                 assert!(
                     installed.contains(&package),

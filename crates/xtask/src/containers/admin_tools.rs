@@ -8,20 +8,23 @@ use serde_json::Value;
 
 use super::http::Request;
 
-/// docker-compose.yml's defaults for the logins (the suite sets none of them).
-#[derive(Debug, Clone, Copy)]
-pub struct ComposeDefaults {
-    pub pgadmin_email: &'static str,
-    pub pgadmin_password: &'static str,
-    pub postgres_password: &'static str,
+/// pgAdmin's login, the name of the server it imported, and PostgreSQL's password.
+#[derive(Debug, Clone)]
+pub struct PgAdminLogin {
+    pub email: String,
+    pub password: String,
+    pub server: String,
+    pub postgres_password: String,
 }
 
-impl Default for ComposeDefaults {
-    fn default() -> Self {
+impl PgAdminLogin {
+    /// docker-compose.yml's defaults (the suite sets none of them).
+    pub fn compose_defaults() -> Self {
         Self {
-            pgadmin_email: "admin@cacheme.dev",
-            pgadmin_password: "admin123",
-            postgres_password: "cacheme-dev-only",
+            email: "admin@cacheme.dev".into(),
+            password: "admin123".into(),
+            server: "CacheMe (compose)".into(),
+            postgres_password: "cacheme-dev-only".into(),
         }
     }
 }
@@ -46,7 +49,7 @@ pub fn node_id(listing: &Value, label: &str) -> Option<i64> {
 
 /// Logs in with the compose file's account, finds the server it imported and connects
 /// to PostgreSQL with the compose file's password.
-pub fn pgadmin_connects(base: &str, jar: &Path, logins: ComposeDefaults) -> anyhow::Result<()> {
+pub fn pgadmin_connects(base: &str, jar: &Path, logins: &PgAdminLogin) -> anyhow::Result<()> {
     Request::get(format!("{base}/misc/ping")).until(Duration::from_secs(60), |s, _| s == 200)?;
     let _ = std::fs::remove_file(jar);
     let (_, login_page) = Request::get(format!("{base}/login")).with_jar(jar).send()?;
@@ -58,8 +61,8 @@ pub fn pgadmin_connects(base: &str, jar: &Path, logins: ComposeDefaults) -> anyh
         url: format!("{base}/authenticate/login"),
         form: vec![
             ("csrf_token".into(), token.clone()),
-            ("email".into(), logins.pgadmin_email.into()),
-            ("password".into(), logins.pgadmin_password.into()),
+            ("email".into(), logins.email.clone()),
+            ("password".into(), logins.password.clone()),
         ],
         ..Request::default()
     }
@@ -92,8 +95,8 @@ pub fn pgadmin_connects(base: &str, jar: &Path, logins: ComposeDefaults) -> anyh
     let (status, servers) = api("GET", format!("/browser/server/nodes/{group}/"), None)?;
     ensure!(status == 200, "pgAdmin's servers: {status} {servers}");
     let servers: Value = serde_json::from_str(&servers).context("pgAdmin's servers")?;
-    let server = node_id(&servers, "CacheMe (compose)")
-        .context("no server \"CacheMe (compose)\" in pgAdmin")?;
+    let server = node_id(&servers, &logins.server)
+        .with_context(|| format!("no server {:?} in pgAdmin: {servers}", logins.server))?;
     let password = serde_json::json!({ "password": logins.postgres_password }).to_string();
     let (status, answer) = api(
         "POST",
@@ -113,7 +116,9 @@ pub fn pgadmin_connects(base: &str, jar: &Path, logins: ComposeDefaults) -> anyh
     Ok(())
 }
 
-pub fn redis_commander_lists_keys(base: &str) -> anyhow::Result<()> {
+/// Redis Commander connected, listing the API's keys; `connection` is its name for the
+/// Redis (`R:<host>:<port>:<db>`).
+pub fn redis_commander_lists_keys(base: &str, connection: &str) -> anyhow::Result<()> {
     let (status, _) = Request::get(format!("{base}/")).send()?;
     ensure!(status == 200, "Redis Commander answered {status}");
     let (status, body) = Request::get(format!("{base}/apiv2/server/info")).send()?;
@@ -124,7 +129,7 @@ pub fn redis_commander_lists_keys(base: &str) -> anyhow::Result<()> {
     );
     // The keys the API wrote: product 1's entry and its generation, under cacheme:v1:.
     let (status, body) =
-        Request::get(format!("{base}/apiv2/keystree/R:redis:6379:0/cacheme:v1:")).send()?;
+        Request::get(format!("{base}/apiv2/keystree/{connection}/cacheme:v1:")).send()?;
     ensure!(
         status == 200 && body.contains("product"),
         "Redis Commander's keys under cacheme:v1: {status} {}",

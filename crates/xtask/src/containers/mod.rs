@@ -15,6 +15,7 @@ pub mod build;
 pub mod checks;
 pub mod compose;
 pub mod engine;
+pub mod files;
 pub mod http;
 pub mod suite;
 

@@ -187,7 +187,10 @@ impl Stack<'_> {
         eprintln!("    ok: /health healthy on the API's own port");
         self.page_in_chromium(root)?;
         self.pgadmin()?;
-        admin_tools::redis_commander_lists_keys(&self.url("REDIS_COMMANDER_PORT"))?;
+        admin_tools::redis_commander_lists_keys(
+            &self.url("REDIS_COMMANDER_PORT"),
+            "R:redis:6379:0",
+        )?;
         admin_tools::jaeger_has_traces(&self.url("JAEGER_UI_PORT"))?;
         self.api_log_has_no_error()?;
         Ok(())
@@ -225,7 +228,7 @@ impl Stack<'_> {
         let result = admin_tools::pgadmin_connects(
             &self.url("PGADMIN_PORT"),
             &jar,
-            admin_tools::ComposeDefaults::default(),
+            &admin_tools::PgAdminLogin::compose_defaults(),
         );
         let _ = fs::remove_file(&jar);
         result

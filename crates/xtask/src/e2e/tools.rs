@@ -13,21 +13,21 @@ use std::{
     fs,
     io::Write as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
-/// Oldest Go that builds every module here (their go.mod files say `go 1.26.0`).
-pub const GO_MINOR_NEEDED: u32 = 26;
+use crate::go_build::check_go;
+use crate::go_build::run_go;
 
 /// One binary: the Go package it is built from and its name in the cache.
 #[derive(Debug, Clone, Copy)]
 struct Binary {
     name: &'static str,
     package: &'static str,
+    /// Only a cluster's node runs it (the kind node image), not the local control plane.
+    node: bool,
 }
 
 /// A wrapper module and the binaries built from it.
@@ -53,18 +53,37 @@ const GROUPS: &[Group] = &[
             Binary {
                 name: "kube-apiserver",
                 package: "k8s.io/kubernetes/cmd/kube-apiserver",
+                node: false,
             },
             Binary {
                 name: "kube-controller-manager",
                 package: "k8s.io/kubernetes/cmd/kube-controller-manager",
+                node: false,
             },
             Binary {
                 name: "kube-scheduler",
                 package: "k8s.io/kubernetes/cmd/kube-scheduler",
+                node: false,
             },
             Binary {
                 name: "kubectl",
                 package: "k8s.io/kubernetes/cmd/kubectl",
+                node: false,
+            },
+            Binary {
+                name: "kubelet",
+                package: "k8s.io/kubernetes/cmd/kubelet",
+                node: true,
+            },
+            Binary {
+                name: "kubeadm",
+                package: "k8s.io/kubernetes/cmd/kubeadm",
+                node: true,
+            },
+            Binary {
+                name: "kube-proxy",
+                package: "k8s.io/kubernetes/cmd/kube-proxy",
+                node: true,
             },
         ],
         kube_version_ldflags: true,
@@ -76,6 +95,7 @@ const GROUPS: &[Group] = &[
         binaries: &[Binary {
             name: "etcd",
             package: "go.etcd.io/etcd/server/v3",
+            node: false,
         }],
         kube_version_ldflags: false,
     },
@@ -87,10 +107,12 @@ const GROUPS: &[Group] = &[
             Binary {
                 name: "kwok",
                 package: "sigs.k8s.io/kwok/cmd/kwok",
+                node: false,
             },
             Binary {
                 name: "kwokctl",
                 package: "sigs.k8s.io/kwok/cmd/kwokctl",
+                node: false,
             },
         ],
         kube_version_ldflags: false,
@@ -119,8 +141,27 @@ pub fn cache_root() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache").join("cacheme-tools"))
 }
 
+/// The node's own Kubernetes binaries, built with the control plane's recipe (one Go
+/// build cache for both).
+#[derive(Debug, Clone)]
+pub struct NodeBinaries {
+    pub kubelet: PathBuf,
+    pub kubeadm: PathBuf,
+    pub kube_proxy: PathBuf,
+}
+
 /// Builds what is missing (printing progress) and returns every binary's path.
 pub fn ensure(root: &Path) -> anyhow::Result<KubeTools> {
+    ensure_with(root, false).map(|(tools, _)| tools)
+}
+
+/// [`ensure`], and the node binaries as well.
+pub fn ensure_node(root: &Path) -> anyhow::Result<(KubeTools, NodeBinaries)> {
+    let (tools, node) = ensure_with(root, true)?;
+    Ok((tools, node.context("the node binaries were not built")?))
+}
+
+fn ensure_with(root: &Path, with_node: bool) -> anyhow::Result<(KubeTools, Option<NodeBinaries>)> {
     let modules = root.join("crates").join("xtask").join("e2e-tools");
     let cache = cache_root()?;
     fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
@@ -139,7 +180,7 @@ pub fn ensure(root: &Path) -> anyhow::Result<KubeTools> {
         }
         let dir = cache.join(format!("{}-{version}", group.cache_prefix));
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for binary in group.binaries {
+        for binary in group.binaries.iter().filter(|b| with_node || !b.node) {
             let target = dir.join(binary.name);
             let recipe = build_recipe(group, binary, &version, &target);
             let stamp = dir.join(format!("{}.recipe", binary.name));
@@ -164,7 +205,16 @@ pub fn ensure(root: &Path) -> anyhow::Result<KubeTools> {
             .map(|(_, p)| p.clone())
             .with_context(|| format!("{name} is not among the built tools"))
     };
-    Ok(KubeTools {
+    let node = if with_node {
+        Some(NodeBinaries {
+            kubelet: path("kubelet")?,
+            kubeadm: path("kubeadm")?,
+            kube_proxy: path("kube-proxy")?,
+        })
+    } else {
+        None
+    };
+    let tools = KubeTools {
         kube_version: kube_version.trim_start_matches('v').to_owned(),
         kube_apiserver: path("kube-apiserver")?,
         kube_controller_manager: path("kube-controller-manager")?,
@@ -173,7 +223,8 @@ pub fn ensure(root: &Path) -> anyhow::Result<KubeTools> {
         etcd: path("etcd")?,
         kwok: path("kwok")?,
         kwokctl: path("kwokctl")?,
-    })
+    };
+    Ok((tools, node))
 }
 
 /// The version `module` is pinned to in `go_mod` (`require` line or block).
@@ -243,28 +294,6 @@ fn build_recipe(group: &Group, binary: &Binary, version: &str, target: &Path) ->
     }
 }
 
-/// `go` on the PATH, new enough, never fetching another toolchain behind our back.
-pub fn check_go() -> anyhow::Result<()> {
-    let out = Command::new("go")
-        .arg("version")
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .context("`go` is not on the PATH: install Go 1.26 or newer (https://go.dev/dl)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let minor = text
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("go1."))
-        .and_then(|rest| rest.split('.').next())
-        .and_then(|m| m.parse::<u32>().ok());
-    match minor {
-        Some(m) if m >= GO_MINOR_NEEDED => Ok(()),
-        _ => bail!(
-            "Go 1.{GO_MINOR_NEEDED} or newer is needed to build the control plane, found {:?}",
-            text.trim()
-        ),
-    }
-}
-
 fn build(
     module_dir: &Path,
     binary: &Binary,
@@ -272,12 +301,6 @@ fn build(
     recipe: &Recipe,
     target: &Path,
 ) -> anyhow::Result<()> {
-    let log = target.with_extension("build.log");
-    let command = format!(
-        "cd {} && {}",
-        module_dir.display(),
-        recipe.describe().trim()
-    );
     eprintln!(
         "==> building {} from {} {version} (cold: minutes; GOFLAGS={:?})",
         binary.name,
@@ -285,57 +308,21 @@ fn build(
         std::env::var("GOFLAGS").unwrap_or_default()
     );
     let started = Instant::now();
-    let log_file =
-        fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = Command::new("go")
-        .args(&recipe.args)
-        .current_dir(module_dir)
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .with_context(|| format!("cannot start: {command}"))?;
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let name = binary.name;
-    let ticker = std::thread::spawn(move || {
-        while done_rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            eprintln!(
-                "    ... still building {name} ({}s)",
-                started.elapsed().as_secs()
-            );
-        }
-    });
-    let status = child.wait();
-    let _ = done_tx.send(());
-    let _ = ticker.join();
-    let status = status.with_context(|| format!("waiting for: {command}"))?;
-    if !status.success() {
-        let output = fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = output.lines().rev().take(40).collect();
-        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-        let cause = if output.contains("404 Not Found") || output.contains("410 Gone") {
-            "a module is not served by the Go module proxy"
-        } else if output.contains("dial tcp") || output.contains("i/o timeout") {
-            "the Go module proxy cannot be reached"
-        } else {
-            "build error"
-        };
-        bail!(
-            "building {name} failed ({status}, {cause}) after {}s\n  command: {command}\n  log: {}\n{tail}",
-            started.elapsed().as_secs(),
-            log.display()
-        );
-    }
+    run_go(
+        binary.name,
+        module_dir,
+        &recipe.args,
+        &[],
+        &target.with_extension("build.log"),
+    )?;
     let partial = target.with_extension("partial");
     fs::rename(&partial, target)
         .with_context(|| format!("cannot move {} to {}", partial.display(), target.display()))?;
-    let _ = fs::remove_file(&log);
     let mut stderr = std::io::stderr();
     let _ = writeln!(
         stderr,
-        "    built {name} in {}s -> {}",
+        "    built {} in {}s -> {}",
+        binary.name,
         started.elapsed().as_secs(),
         target.display()
     );

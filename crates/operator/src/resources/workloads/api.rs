@@ -169,6 +169,7 @@ impl Stack<'_> {
                 startup_probe: http_probe("/livez", 5, 60),
                 readiness_probe: http_probe("/readyz", 5, 3),
                 liveness_probe: http_probe("/livez", 10, 6),
+                lifecycle: drain_before_stop(),
                 security_context: container_security(true),
                 volume_mounts: Some(mounts),
                 ..Container::default()
@@ -199,6 +200,7 @@ impl Stack<'_> {
                 resources: self.resources(&spec.container.resources),
                 readiness_probe: http_probe("/", 5, 3),
                 liveness_probe: http_probe("/", 10, 6),
+                lifecycle: drain_before_stop(),
                 security_context: container_security(true),
                 volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
                 ..Container::default()

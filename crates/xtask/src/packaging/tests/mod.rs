@@ -6,6 +6,8 @@ use std::{
 
 use anyhow::{bail, ensure};
 
+pub(super) use crate::containers::files::copy_dir;
+
 use super::{
     check_operator_manifest,
     tools::{HELPER_FILES, HELPER_PACKAGE, Tools, run_tool},
@@ -41,20 +43,6 @@ fn scratch(name: &str) -> anyhow::Result<PathBuf> {
     }
     fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Copies `file` (relative to the repository) into `dir`, replacing `from` by `to`
