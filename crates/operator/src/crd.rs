@@ -323,8 +323,9 @@ pub struct ApiNetworkPolicy {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Peers allowed besides the page: by default pods in the namespaces
-    /// `ingress-nginx` (the ingress controller of kind and minikube) and
-    /// `monitoring` (Prometheus). An empty list allows the page only.
+    /// `traefik` (the Gateway and ingress controller of the kind guide),
+    /// `ingress-nginx` (minikube's ingress addon) and `monitoring` (Prometheus).
+    /// An empty list allows the page only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub allowed_from: Option<Vec<NetworkPolicyPeer>>,
@@ -340,7 +341,7 @@ impl Default for ApiNetworkPolicy {
 }
 
 /// Namespaces whose pods reach the API when `allowedFrom` is unset.
-pub const DEFAULT_API_CLIENT_NAMESPACES: &[&str] = &["ingress-nginx", "monitoring"];
+pub const DEFAULT_API_CLIENT_NAMESPACES: &[&str] = &["traefik", "ingress-nginx", "monitoring"];
 /// Default key of the token inside a referenced admin token Secret.
 pub const DEFAULT_TOKEN_KEY: &str = "token";
 

@@ -99,3 +99,26 @@ pub(crate) fn run_go(
     let _ = fs::remove_file(log);
     Ok(())
 }
+
+/// The folder of `module@version` in Go's module cache, downloaded when missing.
+pub fn module_dir(module: &str, version: &str) -> anyhow::Result<std::path::PathBuf> {
+    check_go()?;
+    let out = Command::new("go")
+        .args(["mod", "download", "-json"])
+        .arg(format!("{module}@{version}"))
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .with_context(|| format!("cannot start go mod download {module}@{version}"))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    if !out.status.success() || info["Dir"].as_str().is_none() {
+        bail!(
+            "go mod download {module}@{version} failed ({}): {} {}",
+            out.status,
+            info["Error"].as_str().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(std::path::PathBuf::from(
+        info["Dir"].as_str().unwrap_or_default(),
+    ))
+}

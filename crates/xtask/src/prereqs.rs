@@ -105,6 +105,7 @@ pub const TEST: &[Prerequisite] = &[
     CURL,
     GCC,
     LIBC_STATIC,
+    PKG_CONFIG,
     APT_GET,
 ];
 
@@ -120,6 +121,9 @@ const APT_GET: Prerequisite = Prerequisite {
     needed_by: "libseccomp-dev's .deb for the kind node's runc",
     source: Source::Other("a Debian or Ubuntu host (apt-get download libseccomp-dev)"),
 };
+/// runc's libseccomp binding finds the library with it.
+const PKG_CONFIG: Prerequisite =
+    program("pkg-config", "the kind node's runc (libseccomp)", "pkgconf");
 /// glibc's static library, for the same.
 const LIBC_STATIC: Prerequisite = Prerequisite {
     name: "libc.a",
@@ -172,6 +176,7 @@ pub const KIND: &[Prerequisite] = &[
     },
     GCC,
     LIBC_STATIC,
+    PKG_CONFIG,
     APT_GET,
 ];
 

@@ -1,5 +1,5 @@
 """The kind cluster configuration: kind's v1alpha4 fields only, and one ingress-ready node
-mapping ports 80 and 443."""
+mapping Traefik's node ports 30080 and 30443 (k8s/traefik.yaml)."""
 
 import ipaddress
 
@@ -71,9 +71,9 @@ def check_kind_config(path):
         errors.append('exactly one node must be labelled ingress-ready="true" (found %d)' % len(ingress))
     else:
         where, mapped = ingress[0]
-        for port in (80, 443):
+        for port in (30080, 30443):
             if port not in mapped:
-                errors.append("%s (ingress-ready) must map containerPort %d for ingress-nginx" % (where, port))
+                errors.append("%s (ingress-ready) must map containerPort %d, Traefik's node port" % (where, port))
     if errors:
         fail("%s:\n%s" % (path, "\n".join(errors)))
-    print("   %d node(s); ingress-ready node %s maps 80 and 443" % (len(cfg.get("nodes") or []), ingress[0][0]))
+    print("   %d node(s); ingress-ready node %s maps 30080 and 30443" % (len(cfg.get("nodes") or []), ingress[0][0]))

@@ -19,22 +19,18 @@ use anyhow::{Context as _, bail};
 
 use crate::containers::engine::timed;
 
-/// kind's cluster configuration: one node; on cgroup v1 hosts the kubelet (from 1.35)
-/// starts only with `failCgroupV1: false`, which is harmless elsewhere.
-pub fn config(port_mappings: &[(u16, u16)]) -> String {
-    let mut text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n\
-                    kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n\
-                    nodes:\n- role: control-plane\n"
-        .to_owned();
-    if !port_mappings.is_empty() {
-        text.push_str("  extraPortMappings:\n");
-        for (container, host) in port_mappings {
-            text.push_str(&format!(
-                "  - containerPort: {container}\n    hostPort: {host}\n    listenAddress: \"127.0.0.1\"\n    protocol: TCP\n"
-            ));
+/// `k8s/kind-config.yaml` with each `hostPort: <from>` replaced by `hostPort: <to>`
+/// (free ports, so a run never needs 80 and 443, nor collides with another).
+pub fn config(text: &str, host_ports: &[(u16, u16)]) -> anyhow::Result<String> {
+    let mut out = text.to_owned();
+    for (from, to) in host_ports {
+        let needle = format!("hostPort: {from}\n");
+        if !out.contains(&needle) {
+            bail!("k8s/kind-config.yaml maps no hostPort {from}");
         }
+        out = out.replace(&needle, &format!("hostPort: {to}\n"));
     }
-    text
+    Ok(out)
 }
 
 /// Whether this process's capability bounding set lacks `CAP_SYS_RESOURCE` (24).
@@ -118,13 +114,13 @@ impl Cluster {
         work: &Path,
         name: &str,
         node_image: &str,
-        port_mappings: &[(u16, u16)],
+        config_text: &str,
         keep: bool,
     ) -> anyhow::Result<Self> {
         fs::create_dir_all(work)?;
         let path = kind_path(work)?;
         let config = work.join("kind-config.yaml");
-        fs::write(&config, self::config(port_mappings))?;
+        fs::write(&config, config_text)?;
         let kubeconfig = work.join("kubeconfig");
         let cluster = Self {
             name: name.to_owned(),
@@ -134,13 +130,32 @@ impl Cluster {
             path,
             keep,
         };
-        // A cluster of this name left by an interrupted run goes first.
-        let _ = cluster
+        // A cluster of this name left by an interrupted run of ours (its work folder holds
+        // a kubeconfig) goes first; anyone else's is left alone.
+        let existing = cluster
             .kind_cmd()
-            .args(["delete", "cluster", "--name", name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+            .args(["get", "clusters"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim() == name)
+            })
+            .unwrap_or(false);
+        if existing {
+            if !cluster.kubeconfig.is_file() {
+                bail!(
+                    "a kind cluster named {name} exists and was not made by cargo xtask kind: \
+                     choose another --name, or delete it with: kind delete cluster --name {name}"
+                );
+            }
+            eprintln!("==> deleting the cluster {name} a previous run left");
+            let _ = cluster
+                .kind_cmd()
+                .args(["delete", "cluster", "--name", name])
+                .stdout(Stdio::null())
+                .status();
+        }
         let mut create = cluster.kind_cmd();
         create
             .args(["create", "cluster", "--name", name, "--image", node_image])
@@ -230,10 +245,14 @@ impl Drop for Cluster {
             );
             return;
         }
-        let _ = self
+        let deleted = self
             .kind_cmd()
             .args(["delete", "cluster", "--name", &self.name])
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if deleted && let Some(work) = self.kubeconfig.parent() {
+            let _ = fs::remove_dir_all(work);
+        }
     }
 }
 
@@ -251,11 +270,17 @@ mod tests {
     }
 
     #[test]
-    fn the_config_maps_ports_on_loopback_only() {
-        let text = config(&[(30080, 18080)]);
+    fn the_users_config_is_used_with_free_host_ports_on_loopback() -> anyhow::Result<()> {
+        let file = fs::read_to_string(crate::workspace_root().join("k8s/kind-config.yaml"))?;
+        let text = config(&file, &[(80, 18080), (443, 18443)])?;
         assert!(text.contains("failCgroupV1: false"), "{text}");
-        assert!(text.contains("hostPort: 18080"), "{text}");
-        assert!(text.contains("listenAddress: \"127.0.0.1\""), "{text}");
-        assert!(!config(&[]).contains("extraPortMappings"));
+        assert!(text.contains("hostPort: 18080\n") && text.contains("hostPort: 18443\n"));
+        assert!(!text.contains("hostPort: 80\n") && !text.contains("hostPort: 443\n"));
+        assert_eq!(
+            text.matches("hostPort:").count(),
+            text.matches("listenAddress: \"127.0.0.1\"").count()
+        );
+        assert!(config(&file, &[(8080, 1)]).is_err());
+        Ok(())
     }
 }

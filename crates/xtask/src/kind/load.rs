@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, ensure};
+use anyhow::{Context as _, bail, ensure};
 
 use super::cluster::Cluster;
 
@@ -116,8 +116,17 @@ impl<'a> Load<'a> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Stops the loop and returns every answer it saw.
+    /// Stops the loop and returns every answer it saw; fails if the client had stopped
+    /// by itself (a lost `kubectl exec` stream would otherwise count as no failure).
     pub fn stop(mut self) -> anyhow::Result<Tally> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.reader.take().map(JoinHandle::join);
+            bail!(
+                "the load client ended before it was stopped ({status}) after {} answers: \
+                 kubectl exec lost its stream or the pod went away",
+                self.snapshot().ok
+            );
+        }
         self.cluster
             .kubectl_output(&["-n", NAMESPACE, "exec", POD, "--", "touch", "/tmp/stop"])?;
         let _ = self.child.wait();

@@ -5,12 +5,15 @@
 //! - [`node_image`]: kind's node image made here, cached in Docker by a hash of its inputs.
 //! - [`cluster`]: one cluster, created and deleted (with a `docker` shim where `--privileged`
 //!   cannot work).
+//! - [`gateway`]: the front door, Traefik on the Gateway API's CRDs (`k8s/traefik.yaml`).
 //! - [`scenario`]: `helm install` and what a user does next; [`load`]: requests counted
 //!   from inside the cluster while pods roll, die and restart.
 
 pub mod cluster;
+mod gateway;
 mod load;
 pub mod node_image;
+mod release;
 mod scenario;
 pub mod tools;
 
@@ -42,6 +45,7 @@ pub struct KindArgs {
 
 pub fn kind(args: &KindArgs) -> anyhow::Result<()> {
     let root = crate::workspace_root();
+    only_on_x86_64()?;
     crate::prereqs::check(&root, "kind", crate::prereqs::KIND)?;
     let (docker, tools) = containers::docker(&root)?;
     let node_image = ensure_node_image(&docker, &root)?;
@@ -63,11 +67,29 @@ pub fn kind(args: &KindArgs) -> anyhow::Result<()> {
 
 /// The suite's part (the images were built by the containers' part).
 pub fn test(root: &Path) -> anyhow::Result<()> {
+    only_on_x86_64()?;
     let (docker, tools) = containers::docker(root)?;
     let node_image = ensure_node_image(&docker, root)?;
     let local = bases::choose(&docker, BaseSource::Auto)?;
-    let name = format!("cacheme-test-{}", std::process::id());
-    run(&docker, root, &tools, &node_image, local, &name, false)
+    // One name: a run that was killed leaves its cluster, which the next run deletes.
+    let name = "cacheme-test";
+    run(&docker, root, &tools, &node_image, local, name, false)
+}
+
+/// The node image's pieces (static binaries, libseccomp's multiarch path) are x86_64's.
+fn only_on_x86_64() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::env::consts::ARCH == "x86_64",
+        "cargo xtask kind builds an x86_64 node image; this host is {}",
+        std::env::consts::ARCH
+    );
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The node image's tag, built when Docker does not have it.
@@ -112,7 +134,17 @@ fn run(
     };
     // The load client: kind's root file system has bash and curl.
     let client = node_image::rootfs(docker)?;
+    // Traefik: upstream's image when registries answer, else built here on that file system.
+    let traefik = if local_bases {
+        Some(gateway::traefik_image(docker, root, &client)?)
+    } else {
+        None
+    };
     let work = root.join("target/kind").join(name);
+    // The README's k8s/kind-config.yaml, its host ports 80 and 443 swapped for free ones.
+    let users_config = std::fs::read_to_string(root.join("k8s/kind-config.yaml"))?;
+    let front_door = free_port()?;
+    let config = cluster::config(&users_config, &[(80, front_door), (443, free_port()?)])?;
     let started = std::time::Instant::now();
     let cluster = cluster::Cluster::create(
         &tools::kind()?,
@@ -120,10 +152,11 @@ fn run(
         &work,
         name,
         node_image,
-        &[],
+        &config,
         keep,
     )?;
     let mut load: Vec<&str> = vec![&images.api, &images.operator, &images.frontend, &client];
+    load.extend(traefik.as_deref());
     if let Some(s) = &images.services {
         load.extend([
             s.postgres.as_str(),
@@ -139,7 +172,17 @@ fn run(
         "    cluster up and images loaded in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    scenario::run(&cluster, root, tools, &images, &client)?;
+    if let Err(e) = gateway::install(&cluster, root, traefik.as_deref()) {
+        cluster.dump();
+        if let Ok(logs) = cluster.kubectl_output(&["-n", "traefik", "logs", "deployment/traefik"]) {
+            eprintln!("--- kubectl -n traefik logs deployment/traefik\n{logs}");
+        }
+        return Err(e.context(
+            "Traefik did not come up (a missing Gateway API CRD or RBAC rule leaves it waiting; \
+             an image the node lacks shows as ErrImagePull above)",
+        ));
+    }
+    scenario::run(&cluster, root, tools, &images, &client, front_door)?;
     eprintln!(
         "==> kind: every check passed in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -16,17 +16,14 @@
 //! - The builder `docker pull`s the base image first and ignores a failure: a
 //!   `localhost/…` name keeps that pull on 127.0.0.1.
 //! - Hosts whose root lacks `CAP_SYS_RESOURCE` run the node unprivileged (see
-//!   [`super::shim`]): the entrypoint remounts the read-only cgroup v1 hierarchies
+//!   [`super::cluster`]): the entrypoint remounts the read-only cgroup v1 hierarchies
 //!   read-write, and containerd must not try to lower `oom_score_adj`.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
+use super::release::release_tarball;
 use super::tools::{self, KIND_VERSION, NodeTools};
 use crate::containers::{
     engine::{Docker, timed},
@@ -41,16 +38,6 @@ mount,kmod,libseccomp2,pigz,e2fsprogs,bash,ca-certificates,curl,jq,procps,iputil
 dnsutils,netcat-openbsd";
 const ROOTFS_SUITE: &str = "bookworm";
 
-/// The images kubeadm 1.36 and kind v0.33.0 look for, besides the four control-plane
-/// archives. Versions differ slightly where the proxy does not serve kind's (etcd 3.6.10
-/// is tagged as the 3.6.8-0 kubeadm asks for).
-const ETCD_TAG: &str = "registry.k8s.io/etcd:3.6.8-0";
-const COREDNS_TAG: &str = "registry.k8s.io/coredns/coredns:v1.14.2";
-const PAUSE_TAGS: [&str; 2] = ["registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.2"];
-const KINDNETD_TAG: &str = "docker.io/kindest/kindnetd:v20260820-69b56db7";
-const LOCAL_PATH_TAG: &str = "docker.io/kindest/local-path-provisioner:v20260820-69b56db7";
-const LOCAL_PATH_HELPER_TAG: &str = "docker.io/kindest/local-path-helper:v20260131-7181c60a";
-
 /// The node image's tag: the Kubernetes version and a hash of every input.
 pub fn tag(root: &Path, kube_version: &str, planned: &NodeTools) -> anyhow::Result<String> {
     let mut hash = Fnv::default();
@@ -62,7 +49,9 @@ pub fn tag(root: &Path, kube_version: &str, planned: &NodeTools) -> anyhow::Resu
         ROOTFS_PACKAGES,
         ROOTFS_SUITE,
         &planned.recipes(),
-        PATCHES_VERSION,
+        // How the image is put together: this file, and the release tarball's.
+        include_str!("node_image.rs"),
+        include_str!("release.rs"),
     ] {
         hash.add(part.as_bytes());
     }
@@ -132,30 +121,6 @@ pub fn rootfs(docker: &Docker) -> anyhow::Result<String> {
     Ok(tag)
 }
 
-/// The directory of kind's module (its base-image files), downloaded when missing.
-fn kind_module_dir() -> anyhow::Result<PathBuf> {
-    let out = Command::new("go")
-        .args(["mod", "download", "-json"])
-        .arg(format!("sigs.k8s.io/kind@{KIND_VERSION}"))
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .context("go mod download sigs.k8s.io/kind")?;
-    if !out.status.success() {
-        bail!(
-            "go mod download sigs.k8s.io/kind@{KIND_VERSION} failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    info["Dir"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("go mod download gave no Dir")
-}
-
-/// Bumped whenever [`patch_base_files`] changes (part of the image's hash).
-const PATCHES_VERSION: &str = "patches-1";
-
 /// kind's entrypoint and containerd configuration, for a node that may run unprivileged.
 pub fn patch_base_files(entrypoint: &str, containerd: &str) -> anyhow::Result<(String, String)> {
     const FIX: &str = r#"
@@ -208,7 +173,10 @@ fn base_image(
     let context = work.join("base");
     copy_dir(&root.join("crates/xtask/kind/base"), &context)?;
     let files = context.join("files");
-    copy_dir(&kind_module_dir()?.join("images/base/files"), &files)?;
+    copy_dir(
+        &crate::go_build::module_dir("sigs.k8s.io/kind", KIND_VERSION)?.join("images/base/files"),
+        &files,
+    )?;
     let entrypoint = files.join("usr/local/bin/entrypoint");
     let containerd = files.join("etc/containerd/config.toml");
     let (e, c) = patch_base_files(
@@ -236,226 +204,15 @@ fn base_image(
     Ok(tag.to_owned())
 }
 
-fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(super) fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
     fs::copy(from, to)
         .map(|_| ())
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
 }
 
-/// One binary on the root file system as an image.
-fn binary_image(
-    docker: &Docker,
-    work: &Path,
-    rootfs: &str,
-    tag: &str,
-    binaries: &[&Path],
-    entrypoint: Option<&str>,
-) -> anyhow::Result<()> {
-    let name = tag.replace(['/', ':', '.'], "_");
-    let context = work.join("images").join(name);
-    fs::create_dir_all(&context)?;
-    let mut dockerfile = "ARG ROOTFS\nFROM ${ROOTFS}\n".to_owned();
-    for binary in binaries {
-        let file = binary
-            .file_name()
-            .context("a binary without a name")?
-            .to_string_lossy()
-            .into_owned();
-        copy_file(binary, &context.join(&file))?;
-        dockerfile.push_str(&format!("COPY {file} /usr/local/bin/{file}\n"));
-    }
-    if let Some(entrypoint) = entrypoint {
-        dockerfile.push_str(&format!("ENTRYPOINT [\"/usr/local/bin/{entrypoint}\"]\n"));
-    }
-    fs::write(context.join("Dockerfile"), dockerfile)?;
-    docker.build_classic(&context, tag, &[("ROOTFS", rootfs)])
-}
-
-/// `kubernetes-server-linux-amd64.tar.gz` laid out as `kind build node-image --type file`
-/// reads it.
-fn release_tarball(
-    docker: &Docker,
-    root: &Path,
-    work: &Path,
-    rootfs: &str,
-    kube: &KubeTools,
-    node_bins: &NodeBinaries,
-    node_tools: &NodeTools,
-) -> anyhow::Result<PathBuf> {
-    let version = format!("v{}", kube.kube_version);
-    let components = [
-        ("kube-apiserver", &kube.kube_apiserver),
-        ("kube-controller-manager", &kube.kube_controller_manager),
-        ("kube-scheduler", &kube.kube_scheduler),
-        ("kube-proxy", &node_bins.kube_proxy),
-    ];
-    for (name, binary) in components {
-        let tag = format!("registry.k8s.io/{name}:{version}");
-        binary_image(docker, work, rootfs, &tag, &[binary.as_path()], None)?;
-    }
-    binary_image(docker, work, rootfs, ETCD_TAG, &[kube.etcd.as_path()], None)?;
-    let coredns = node_tools.bin("coredns");
-    binary_image(
-        docker,
-        work,
-        rootfs,
-        COREDNS_TAG,
-        &[&coredns],
-        Some("coredns"),
-    )?;
-    let kindnetd = root.join("crates/xtask/kind/kindnetd/mini-kindnetd.sh");
-    binary_image(
-        docker,
-        work,
-        rootfs,
-        KINDNETD_TAG,
-        &[&kindnetd],
-        Some("mini-kindnetd.sh"),
-    )?;
-    let local_path = node_tools.bin("local-path-provisioner");
-    binary_image(
-        docker,
-        work,
-        rootfs,
-        LOCAL_PATH_TAG,
-        &[&local_path],
-        Some("local-path-provisioner"),
-    )?;
-    // The helper needs only sh, mkdir and rm.
-    docker.output(&["tag", rootfs, LOCAL_PATH_HELPER_TAG])?;
-    let pause = work.join("pause");
-    copy_dir(&root.join("crates/xtask/kind/pause"), &pause)?;
-    copy_file(&node_tools.bin("pause"), &pause.join("pause"))?;
-    docker.build_classic(&pause, PAUSE_TAGS[0], &[])?;
-    docker.output(&["tag", PAUSE_TAGS[0], PAUSE_TAGS[1]])?;
-
-    let tree = work.join("tarball/kubernetes");
-    let bin = tree.join("server/bin");
-    fs::create_dir_all(&bin)?;
-    fs::write(tree.join("version"), format!("{version}\n"))?;
-    copy_file(&node_bins.kubeadm, &bin.join("kubeadm"))?;
-    copy_file(&node_bins.kubelet, &bin.join("kubelet"))?;
-    copy_file(&kube.kubectl, &bin.join("kubectl"))?;
-    for name in [
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-    ] {
-        let archive = bin.join(format!("{name}.tar"));
-        docker.output(&[
-            "save",
-            "-o",
-            &archive.display().to_string(),
-            &format!("registry.k8s.io/{name}:{version}"),
-        ])?;
-        fs::write(
-            bin.join(format!("{name}.docker_tag")),
-            format!("{version}\n"),
-        )?;
-    }
-    let proxy_tag = format!("registry.k8s.io/kube-proxy:{version}");
-    let mut extra = vec![
-        proxy_tag.as_str(),
-        ETCD_TAG,
-        COREDNS_TAG,
-        KINDNETD_TAG,
-        LOCAL_PATH_TAG,
-        LOCAL_PATH_HELPER_TAG,
-    ];
-    extra.extend(PAUSE_TAGS);
-    let unpacked = work.join("kube-proxy-archive");
-    fs::create_dir_all(&unpacked)?;
-    let archive = unpacked.join("saved.tar");
-    let mut save = vec!["save", "-o"];
-    let archive_arg = archive.display().to_string();
-    save.push(&archive_arg);
-    save.extend(extra);
-    docker.output(&save)?;
-    run_tar(&["-C", &unpacked.display().to_string(), "-xf", &archive_arg])?;
-    fs::remove_file(&archive)?;
-    let repositories = unpacked.join("repositories");
-    let text = fs::read_to_string(&repositories)?;
-    fs::write(&repositories, qualified_repositories(&text)?)?;
-    // `repositories` first: kind reads whichever of it and manifest.json comes first.
-    let mut members = vec!["repositories".to_owned()];
-    for entry in fs::read_dir(&unpacked)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name != "repositories" {
-            members.push(name);
-        }
-    }
-    let mut args = vec![
-        "-C".to_owned(),
-        unpacked.display().to_string(),
-        "-cf".to_owned(),
-        bin.join("kube-proxy.tar").display().to_string(),
-    ];
-    args.extend(members);
-    run_tar(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    fs::remove_dir_all(&unpacked)?;
-    fs::write(bin.join("kube-proxy.docker_tag"), format!("{version}\n"))?;
-    let tarball = work.join("kubernetes-server-linux-amd64.tar.gz");
-    run_tar(&[
-        "-C",
-        &work.join("tarball").display().to_string(),
-        "-I",
-        "gzip -1",
-        "-cf",
-        &tarball.display().to_string(),
-        "kubernetes",
-    ])?;
-    Ok(tarball)
-}
-
-fn run_tar(args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new("tar")
-        .args(args)
-        .status()
-        .context("cannot start tar")?;
-    if !status.success() {
-        bail!("tar {} failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
-/// Docker writes Docker Hub names short (`kindest/kindnetd`); kind compares them with
-/// `docker.io/kindest/kindnetd`: spell every repository out.
-pub fn qualified_repositories(text: &str) -> anyhow::Result<String> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).context("docker save wrote an unreadable `repositories`")?;
-    let qualified: serde_json::Map<String, serde_json::Value> = map
-        .into_iter()
-        .map(|(name, tags)| {
-            let first = name.split('/').next().unwrap_or_default();
-            let has_registry = name.contains('/')
-                && (first.contains('.') || first.contains(':') || first == "localhost");
-            let name = if has_registry {
-                name
-            } else if name.contains('/') {
-                format!("docker.io/{name}")
-            } else {
-                format!("docker.io/library/{name}")
-            };
-            (name, tags)
-        })
-        .collect();
-    Ok(serde_json::to_string(&qualified)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repositories_are_spelled_out_in_full() -> anyhow::Result<()> {
-        let text = r#"{"kindest/kindnetd":{"v1":"a"},"registry.k8s.io/pause":{"3.10":"b"},"busybox":{"1":"c"}}"#;
-        let out: serde_json::Value = serde_json::from_str(&qualified_repositories(text)?)?;
-        assert!(out.get("docker.io/kindest/kindnetd").is_some(), "{out}");
-        assert!(out.get("registry.k8s.io/pause").is_some(), "{out}");
-        assert!(out.get("docker.io/library/busybox").is_some(), "{out}");
-        assert_eq!(out.as_object().map(|o| o.len()), Some(3));
-        Ok(())
-    }
 
     #[test]
     fn the_patches_apply_to_kinds_files_or_say_what_changed() -> anyhow::Result<()> {

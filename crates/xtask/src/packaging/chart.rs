@@ -17,6 +17,11 @@ use super::{
 const CUSTOM_KINDS: &[(&str, &str)] = &[
     ("CacheMe", "cacheme.dev/v1alpha1"),
     ("ServiceMonitor", "monitoring.coreos.com/v1"),
+    // Against the Gateway API's own CRDs by a real API server, in `cargo xtask kind`
+    // (the chart's HTTPRoute, k8s/traefik.yaml's GatewayClass and Gateway).
+    ("HTTPRoute", "gateway.networking.k8s.io/v1"),
+    ("GatewayClass", "gateway.networking.k8s.io/v1"),
+    ("Gateway", "gateway.networking.k8s.io/v1"),
 ];
 
 /// The values files the chart is checked with: its defaults, then every `ci/*.yaml`.
