@@ -106,7 +106,52 @@ pub fn ensure_node_image(docker: &Docker, root: &Path) -> anyhow::Result<String>
     let (kube, node_bins) = e2e::tools::ensure_node(root)?;
     let node_tools = tools::ensure(root)?;
     node_image::build(docker, root, &tag, &kube, &node_bins, &node_tools)?;
+    remove_other_tags(docker, &tag);
     Ok(tag)
+}
+
+/// Older builds of the same image (1.4 GB each for the node): gone once a new one exists.
+fn remove_other_tags(docker: &Docker, keep: &str) {
+    let Some((repository, _)) = keep.rsplit_once(':') else {
+        return;
+    };
+    let listed = docker
+        .output(&["images", repository, "--format", "{{.Repository}}:{{.Tag}}"])
+        .unwrap_or_default();
+    for old in listed
+        .lines()
+        .filter(|t| *t != keep && !t.ends_with(":<none>"))
+    {
+        if docker.output(&["rmi", old]).is_ok() {
+            eprintln!("    removed the older {old}");
+        }
+    }
+}
+
+/// kind needs room for a node image's copy of every loaded image: say so before it runs
+/// out halfway (`no space left on device` inside the node).
+fn check_free_space(docker: &Docker) -> anyhow::Result<()> {
+    const NEEDED_GIB: u64 = 8;
+    let dir = docker
+        .output(&["info", "--format", "{{.DockerRootDir}}"])
+        .unwrap_or_else(|_| "/var/lib/docker".to_owned());
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-k", &dir])
+        .output()
+        .context("cannot run df")?;
+    let free_kib: Option<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok());
+    if let Some(kib) = free_kib {
+        anyhow::ensure!(
+            kib / (1024 * 1024) >= NEEDED_GIB,
+            "{dir} has {} GiB free; a kind cluster with CacheMe's images needs about \
+             {NEEDED_GIB} GiB: free some (docker image prune, old target/ folders)",
+            kib / (1024 * 1024)
+        );
+    }
+    Ok(())
 }
 
 fn run(
@@ -141,6 +186,7 @@ fn run(
         None
     };
     let work = root.join("target/kind").join(name);
+    check_free_space(docker)?;
     // The README's k8s/kind-config.yaml, its host ports 80 and 443 swapped for free ones.
     let users_config = std::fs::read_to_string(root.join("k8s/kind-config.yaml"))?;
     let front_door = free_port()?;
