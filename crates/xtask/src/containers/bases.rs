@@ -203,6 +203,7 @@ impl<'a> StandIns<'a> {
         let mut build_args = vec![("BASE", base)];
         build_args.extend_from_slice(args);
         self.docker.build_classic(&context, &tag, &build_args)?;
+        super::disk::remove_superseded(self.docker, &tag);
         Ok(tag)
     }
 }

@@ -102,7 +102,10 @@ pub fn build_images(docker: &Docker, root: &Path, bases: &Bases) -> anyhow::Resu
             }
         ),
         build,
-    )
+    )?;
+    // A rebuild moves the version tag: the image it leaves behind is untagged.
+    super::disk::remove_untagged_own(docker);
+    Ok(())
 }
 
 /// The host's release build of both binaries, into target/image-bin/.

@@ -5,7 +5,7 @@
 //! - [`engine`]: the engine and the compose binary.
 //! - [`bases`]: upstream base images, or stand-ins made here from packages.
 //! - [`build`]: the three images, on the host's release binaries.
-//! - [`checks`]: a test per image.
+//! - [`checks`]: a test per image; [`disk`]: superseded images removed, room checked.
 //! - [`compose`]: `cargo xtask compose`; [`suite`]: docker-compose.yml brought up and
 //!   driven; [`admin_tools`]: pgAdmin, Redis Commander and Jaeger checked in it.
 
@@ -14,6 +14,7 @@ pub mod bases;
 pub mod build;
 pub mod checks;
 pub mod compose;
+pub mod disk;
 pub mod engine;
 pub mod files;
 pub mod http;

@@ -94,7 +94,7 @@ pub fn traefik_image(docker: &Docker, root: &Path, base: &str) -> anyhow::Result
          ENTRYPOINT [\"/usr/local/bin/traefik\"]\n",
     )?;
     docker.build_classic(&context, &tag, &[("BASE", base)])?;
-    super::remove_other_tags(docker, &tag);
+    crate::containers::disk::remove_superseded(docker, &tag);
     Ok(tag)
 }
 

@@ -1,6 +1,6 @@
 //! Traffic from inside the cluster while something disruptive happens, counted.
 //!
-//! A client pod in a namespace of its own sends one request after another (a new
+//! A client pod in another namespace sends one request after another (a new
 //! connection each, as the page's web server and most clients do), alternating between
 //! the API's Service and the page's, and prints each answer's status; `000` is a
 //! connection refused, reset or timed out. Counting happens here, from its output.
@@ -17,8 +17,10 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::cluster::Cluster;
 
-pub const NAMESPACE: &str = "cacheme-load";
-const POD: &str = "load";
+/// The client's namespace: one the API's NetworkPolicy admits by default (where
+/// Prometheus would scrape from), so the chart's defaults are what kube-router enforces.
+pub const NAMESPACE: &str = "monitoring";
+pub const POD: &str = "load";
 
 /// The loop the client pod runs until `/tmp/stop` exists.
 const LOOP: &str = r#"rm -f /tmp/stop
@@ -30,12 +32,22 @@ done"#;
 
 /// Starts the client pod (an image with bash and curl, already loaded into the node).
 pub fn start_client(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
-    let _ = cluster.kubectl_output(&["create", "namespace", NAMESPACE]);
+    start_pod(cluster, NAMESPACE, POD, image)
+}
+
+/// Runs `image` as the pod `name`, in `namespace` (created when missing), until Ready.
+pub fn start_pod(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    image: &str,
+) -> anyhow::Result<()> {
+    let _ = cluster.kubectl_output(&["create", "namespace", namespace]);
     cluster.kubectl_output(&[
         "-n",
-        NAMESPACE,
+        namespace,
         "run",
-        POD,
+        name,
         &format!("--image={image}"),
         "--image-pull-policy=Never",
         "--restart=Never",
@@ -46,13 +58,23 @@ pub fn start_client(cluster: &Cluster, image: &str) -> anyhow::Result<()> {
     ])?;
     cluster.kubectl_output(&[
         "-n",
-        NAMESPACE,
+        namespace,
         "wait",
-        &format!("pod/{POD}"),
+        &format!("pod/{name}"),
         "--for=condition=Ready",
         "--timeout=120s",
     ])?;
     Ok(())
+}
+
+/// Runs `script` in the client pod `name` of `namespace`: its stdout, or an error.
+pub fn exec(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    script: &str,
+) -> anyhow::Result<String> {
+    cluster.kubectl_output(&["-n", namespace, "exec", name, "--", "bash", "-c", script])
 }
 
 /// Answers seen so far: (status, url) counts.

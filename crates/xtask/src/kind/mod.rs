@@ -6,9 +6,11 @@
 //! - [`cluster`]: one cluster, created and deleted (with a `docker` shim where `--privileged`
 //!   cannot work).
 //! - [`gateway`]: the front door, Traefik on the Gateway API's CRDs (`k8s/traefik.yaml`).
+//! - [`addons`]: kube-router enforcing NetworkPolicies, metrics-server for the autoscaler.
 //! - [`scenario`]: `helm install` and what a user does next; [`load`]: requests counted
 //!   from inside the cluster while pods roll, die and restart.
 
+mod addons;
 pub mod cluster;
 mod gateway;
 mod load;
@@ -86,6 +88,10 @@ fn only_on_x86_64() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Docker's free space a cluster takes: the node's unpacked copy of every loaded image,
+/// the saved archives `kind load` streams, the node's own writes.
+const KIND_NEEDS_GIB: u64 = 8;
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -106,52 +112,8 @@ pub fn ensure_node_image(docker: &Docker, root: &Path) -> anyhow::Result<String>
     let (kube, node_bins) = e2e::tools::ensure_node(root)?;
     let node_tools = tools::ensure(root)?;
     node_image::build(docker, root, &tag, &kube, &node_bins, &node_tools)?;
-    remove_other_tags(docker, &tag);
+    containers::disk::remove_superseded(docker, &tag);
     Ok(tag)
-}
-
-/// Older builds of the same image (1.4 GB each for the node): gone once a new one exists.
-fn remove_other_tags(docker: &Docker, keep: &str) {
-    let Some((repository, _)) = keep.rsplit_once(':') else {
-        return;
-    };
-    let listed = docker
-        .output(&["images", repository, "--format", "{{.Repository}}:{{.Tag}}"])
-        .unwrap_or_default();
-    for old in listed
-        .lines()
-        .filter(|t| *t != keep && !t.ends_with(":<none>"))
-    {
-        if docker.output(&["rmi", old]).is_ok() {
-            eprintln!("    removed the older {old}");
-        }
-    }
-}
-
-/// kind needs room for a node image's copy of every loaded image: say so before it runs
-/// out halfway (`no space left on device` inside the node).
-fn check_free_space(docker: &Docker) -> anyhow::Result<()> {
-    const NEEDED_GIB: u64 = 8;
-    let dir = docker
-        .output(&["info", "--format", "{{.DockerRootDir}}"])
-        .unwrap_or_else(|_| "/var/lib/docker".to_owned());
-    let out = std::process::Command::new("df")
-        .args(["--output=avail", "-k", &dir])
-        .output()
-        .context("cannot run df")?;
-    let free_kib: Option<u64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok());
-    if let Some(kib) = free_kib {
-        anyhow::ensure!(
-            kib / (1024 * 1024) >= NEEDED_GIB,
-            "{dir} has {} GiB free; a kind cluster with CacheMe's images needs about \
-             {NEEDED_GIB} GiB: free some (docker image prune, old target/ folders)",
-            kib / (1024 * 1024)
-        );
-    }
-    Ok(())
 }
 
 fn run(
@@ -185,8 +147,14 @@ fn run(
     } else {
         None
     };
+    let addon_images = addons::images(docker, root)?;
     let work = root.join("target/kind").join(name);
-    check_free_space(docker)?;
+    // A copy of every loaded image inside the node, unpacked: measured below.
+    containers::disk::ensure_room(
+        docker,
+        KIND_NEEDS_GIB,
+        "a kind cluster with CacheMe's images",
+    )?;
     // The README's k8s/kind-config.yaml, its host ports 80 and 443 swapped for free ones.
     let users_config = std::fs::read_to_string(root.join("k8s/kind-config.yaml"))?;
     let front_door = free_port()?;
@@ -203,6 +171,7 @@ fn run(
     )?;
     let mut load: Vec<&str> = vec![&images.api, &images.operator, &images.frontend, &client];
     load.extend(traefik.as_deref());
+    load.extend(addon_images.all());
     if let Some(s) = &images.services {
         load.extend([
             s.postgres.as_str(),
@@ -227,6 +196,10 @@ fn run(
             "Traefik did not come up (a missing Gateway API CRD or RBAC rule leaves it waiting; \
              an image the node lacks shows as ErrImagePull above)",
         ));
+    }
+    if let Err(e) = addons::install(&cluster, root, &addon_images) {
+        cluster.dump();
+        return Err(e.context("kube-router or metrics-server did not come up"));
     }
     scenario::run(&cluster, root, tools, &images, &client, front_door)?;
     eprintln!(

@@ -99,10 +99,16 @@ pub fn build(
 
 /// kind's package list on Debian, as an image (about 90 s cold).
 pub fn rootfs(docker: &Docker) -> anyhow::Result<String> {
+    debian_image(docker, "rootfs", ROOTFS_PACKAGES)
+}
+
+/// A Debian root file system with `packages` (comma-separated), as the image
+/// `localhost/cacheme-kind/<name>:<suite>-<hash of the packages>`.
+pub fn debian_image(docker: &Docker, name: &str, packages: &str) -> anyhow::Result<String> {
     let mut hash = Fnv::default();
-    hash.add(ROOTFS_PACKAGES.as_bytes());
+    hash.add(packages.as_bytes());
     let tag = format!(
-        "localhost/cacheme-kind/rootfs:{ROOTFS_SUITE}-{}",
+        "localhost/cacheme-kind/{name}:{ROOTFS_SUITE}-{}",
         hash.hex()
     );
     if docker.has_image(&tag) {
@@ -110,14 +116,15 @@ pub fn rootfs(docker: &Docker) -> anyhow::Result<String> {
     }
     let mut cmd = Command::new("bash");
     cmd.arg("-c").arg(format!(
-        "set -euo pipefail; mmdebstrap --quiet --variant=minbase --include={ROOTFS_PACKAGES} \
+        "set -euo pipefail; mmdebstrap --quiet --variant=minbase --include={packages} \
          {ROOTFS_SUITE} - | docker import - {tag}"
     ));
     timed(
-        &format!("mmdebstrap {ROOTFS_SUITE} (kind's packages) -> {tag}"),
+        &format!("mmdebstrap {ROOTFS_SUITE} ({packages}) -> {tag}"),
         cmd,
     )
-    .context("cannot make the node's root file system (apt-get install mmdebstrap)")?;
+    .context("cannot make a Debian root file system (apt-get install mmdebstrap)")?;
+    crate::containers::disk::remove_superseded(docker, &tag);
     Ok(tag)
 }
 

@@ -100,6 +100,40 @@ const INSTALLS: &[Install] = &[
     },
 ];
 
+/// What the suite adds to a cluster besides the chart and Traefik: kube-router's
+/// NetworkPolicy controller (the node's minimal CNI enforces no policy) and metrics-server
+/// (for the HorizontalPodAutoscaler). Not part of the node image: their recipes are kept
+/// out of its cache key. kube-router v2.1.0 is the newest version the proxy serves;
+/// metrics-server v0.9.1 needs Go 1.26.10, so v0.9.0.
+const ADDONS: &[Install] = &[
+    Install {
+        name: "kube-router",
+        packages: &["github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v2.1.0"],
+        tags: "",
+        ldflags: "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v2.1.0",
+        cgo_seccomp: false,
+    },
+    Install {
+        name: "metrics-server",
+        packages: &["sigs.k8s.io/metrics-server/cmd/metrics-server@v0.9.0"],
+        tags: "",
+        ldflags: "-s -w",
+        cgo_seccomp: false,
+    },
+];
+
+/// The module kube-router's binary comes from (its iptables wrapper is read from there).
+pub const KUBE_ROUTER_MODULE: (&str, &str) =
+    ("github.com/cloudnativelabs/kube-router/v2", "v2.1.0");
+
+/// The add-ons' binaries (`kube-router`, `metrics-server`), built when missing.
+pub fn addons() -> anyhow::Result<PathBuf> {
+    let dir = cache_root()?.join("kind-addons");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    ensure_installs(&dir, ADDONS, |_| true)?;
+    Ok(dir)
+}
+
 /// The folder holding every node tool's binaries (`<dir>/<binary>`), built when missing.
 #[derive(Debug, Clone)]
 pub struct NodeTools {
@@ -126,7 +160,7 @@ impl NodeTools {
 /// node image is).
 pub fn kind() -> anyhow::Result<PathBuf> {
     let dir = tools_dir()?;
-    ensure_installs(&dir, |i| i.name == "kind")?;
+    ensure_installs(&dir, INSTALLS, |i| i.name == "kind")?;
     Ok(dir.join("kind"))
 }
 
@@ -138,7 +172,7 @@ pub fn planned() -> anyhow::Result<NodeTools> {
 /// Every node tool, built when missing.
 pub fn ensure(root: &Path) -> anyhow::Result<NodeTools> {
     let dir = tools_dir()?;
-    ensure_installs(&dir, |_| true)?;
+    ensure_installs(&dir, INSTALLS, |_| true)?;
     ensure_pause(root, &dir)?;
     Ok(NodeTools { dir })
 }
@@ -177,12 +211,16 @@ fn binary_name(package: &str) -> &str {
     }
 }
 
-fn ensure_installs(dir: &Path, wanted: impl Fn(&Install) -> bool) -> anyhow::Result<()> {
+fn ensure_installs(
+    dir: &Path,
+    installs: &[Install],
+    wanted: impl Fn(&Install) -> bool,
+) -> anyhow::Result<()> {
     let lock = fs::File::create(dir.join(".lock"))?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", dir.display()))?;
     let mut go_checked = false;
-    for install in INSTALLS.iter().filter(|i| wanted(i)) {
+    for install in installs.iter().filter(|i| wanted(i)) {
         let args = recipe(install);
         let describe = format!("go {}\n", args.join(" "));
         let stamp = dir.join(format!("{}.recipe", install.name));
@@ -332,7 +370,7 @@ mod tests {
     #[test]
     fn every_package_is_pinned_and_named_once() {
         let mut names = std::collections::BTreeSet::new();
-        for install in INSTALLS {
+        for install in INSTALLS.iter().chain(ADDONS) {
             for package in install.packages {
                 let (_, version) = package
                     .split_once('@')

@@ -6,7 +6,9 @@
 //! and an API pod killed while a client in another namespace sends requests (none may
 //! fail), PostgreSQL's pod deleted with the data kept, pgAdmin and Redis Commander through
 //! their Services, `kubectl scale`, `helm upgrade`, and `helm uninstall` keeping the data
-//! for a reinstall.
+//! for a reinstall. kube-router enforces the NetworkPolicies throughout (a probe from
+//! another namespace is refused where the policies say so), and the autoscaler scales the
+//! API out under load on metrics-server's figures.
 
 use std::{
     path::Path,
@@ -17,6 +19,7 @@ use std::{
 use anyhow::{Context as _, ensure};
 
 mod disruptions;
+mod enforcement;
 mod front_door;
 mod lifecycle;
 
@@ -24,6 +27,7 @@ use disruptions::{
     killed_api_pod_without_failures, operator_failover, postgres_restart_keeps_data,
     ttl_edit_rolls_out_without_failures,
 };
+use enforcement::{autoscaler_scales_out_under_load, network_policies_are_enforced};
 use front_door::{front_door_serves, page_and_api, route_accepted};
 use lifecycle::{admin_tools, helm_upgrade, scale, uninstall_keeps_data};
 
@@ -142,12 +146,14 @@ fn steps(
         // Through Traefik, which follows the API's endpoints itself.
         "http://traefik.traefik.svc.cluster.local/products/5".to_owned(),
     ];
+    network_policies_are_enforced(cluster, client_image)?;
     ttl_edit_rolls_out_without_failures(cluster, &urls)?;
     killed_api_pod_without_failures(cluster, &urls)?;
     postgres_restart_keeps_data(cluster, &page.url(), &token)?;
     drop(page);
     admin_tools(cluster)?;
     operator_failover(cluster)?;
+    autoscaler_scales_out_under_load(cluster, &urls)?;
     scale(cluster)?;
     helm_upgrade(cluster, root, tools, &values, &front)?;
     uninstall_keeps_data(cluster, root, tools, &values)?;
