@@ -1,6 +1,7 @@
-//! Server-side apply of the children under the operator's field manager, and deletion of
-//! the children a switched-off component left. A refused child does not stop the others:
-//! failures are collected and reported together once every child was tried.
+//! Server-side apply of the children under the operator's field manager (also of kinds
+//! that may not be installed: CloudNativePG's Cluster, the Gateway API's HTTPRoute), and
+//! deletion of the children a switched-off component left. A refused child does not stop
+//! the others: failures are collected and reported together once every child was tried.
 
 use std::fmt::Debug;
 
@@ -11,12 +12,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::core::DynamicObject;
+use kube::core::{ApiResource, DynamicObject};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::resources::{Absent, ChildKind, cloudnativepg_resource};
+use crate::resources::{Absent, ChildKind, cloudnativepg_resource, httproute_resource};
 use crate::{Error, FIELD_MANAGER, Result};
 
 /// Server-side apply of one child under the operator's field manager.
@@ -43,33 +44,70 @@ where
     })
 }
 
-/// Server-side apply of the CloudNativePG `Cluster`. A 404 means the API server has no
-/// such kind (an apply creates a missing object, so it never answers 404 otherwise):
-/// [`Error::CloudNativePgMissing`], which says how to install CloudNativePG.
-pub async fn apply_cloudnativepg(
+/// Server-side apply of an object of a kind that may not be installed. A 404 means the
+/// API server has no such kind (an apply creates a missing object, so it never answers
+/// 404 otherwise): `missing`, which says what to install.
+async fn apply_optional_kind(
     client: &Client,
     namespace: &str,
-    cluster: &DynamicObject,
+    object: &DynamicObject,
+    resource: &ApiResource,
+    missing: Error,
 ) -> Result<DynamicObject> {
-    let name = cluster.metadata.name.clone().unwrap_or_default();
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &cloudnativepg_resource());
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(cluster),
+        &Patch::Apply(object),
     )
     .await
     .map_err(|e| match e {
         // The code, not `is_not_found()`: for a path it does not serve the API server
         // answers a plain-text "404 page not found", which has no NotFound reason.
-        kube::Error::Api(status) if status.code == 404 => Error::CloudNativePgMissing,
+        kube::Error::Api(status) if status.code == 404 => missing,
         e => Error::Apply {
-            kind: "Cluster".to_string(),
+            kind: resource.kind.clone(),
             name,
             source: Box::new(e),
         },
     })
+}
+
+/// Server-side apply of the CloudNativePG `Cluster`; [`Error::CloudNativePgMissing`] when
+/// CloudNativePG is not installed.
+pub async fn apply_cloudnativepg(
+    client: &Client,
+    namespace: &str,
+    cluster: &DynamicObject,
+) -> Result<DynamicObject> {
+    let resource = cloudnativepg_resource();
+    apply_optional_kind(
+        client,
+        namespace,
+        cluster,
+        &resource,
+        Error::CloudNativePgMissing,
+    )
+    .await
+}
+
+/// Server-side apply of the Gateway API `HTTPRoute`; [`Error::GatewayApiMissing`] when
+/// the Gateway API CRDs are not installed.
+pub async fn apply_httproute(
+    client: &Client,
+    namespace: &str,
+    route: &DynamicObject,
+) -> Result<DynamicObject> {
+    let resource = httproute_resource();
+    apply_optional_kind(
+        client,
+        namespace,
+        route,
+        &resource,
+        Error::GatewayApiMissing,
+    )
+    .await
 }
 
 /// Applies every object; returns those applied and adds each failure to `failures`.
@@ -105,7 +143,25 @@ pub fn collected(mut failures: Vec<Error>) -> Result<()> {
     }
 }
 
-/// Deletes one object; `Ok(false)` when it was already gone.
+/// Deletes one object through `api`; `Ok(false)` when it was already gone.
+async fn delete_from<K>(api: Api<K>, kind: &str, name: &str) -> Result<bool>
+where
+    K: Resource + Clone + Debug + DeserializeOwned,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        // Also the plain-text 404 of a kind the API server does not serve (the Gateway
+        // API not installed): no object of it can exist, so it is gone already.
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => Ok(false),
+        Err(e) => Err(Error::Delete {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Deletes one object of a built-in kind; `Ok(false)` when it was already gone.
 async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<bool>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -114,15 +170,7 @@ where
         + DeserializeOwned,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
-        Err(e) => Err(Error::Delete {
-            kind: K::kind(&()).to_string(),
-            name: name.to_string(),
-            source: Box::new(e),
-        }),
-    }
+    delete_from(api, &K::kind(&()), name).await
 }
 
 /// Deletes the child of a switched-off component; `Ok(false)` when it was already gone.
@@ -139,6 +187,12 @@ pub async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) ->
         ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
         ChildKind::HorizontalPodAutoscaler => {
             delete::<HorizontalPodAutoscaler>(client, namespace, name).await
+        }
+        ChildKind::HttpRoute => {
+            let resource = httproute_resource();
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &resource);
+            delete_from(api, &resource.kind, name).await
         }
     }
 }

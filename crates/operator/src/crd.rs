@@ -5,7 +5,8 @@
 //!
 //! Longer than most files on purpose: the CRD is one schema, and its types, their
 //! doc comments (the CRD's descriptions) and CEL rules read best in one place; the
-//! stores (Redis, PostgreSQL) are in `crd/stores.rs`.
+//! stores (Redis, PostgreSQL) are in `crd/stores.rs`, the Gateway API route in
+//! `crd/gateway.rs`.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
@@ -15,8 +16,10 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod gateway;
 mod stores;
 
+pub use gateway::{GatewaySpec, ParentReference};
 pub use stores::{
     CloudNativePgSpec, ExternalSpec, PostgresSpec, RedisExternalSpec, RedisMode, RedisSpec,
     RetainPolicy, SecretKeyRef, StorageSpec,
@@ -153,6 +156,15 @@ pub struct CacheMeSpec {
     /// An Ingress routing `/` to the page and the API paths to the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+
+    /// A Gateway API HTTPRoute named like the CacheMe, beside the Ingress or instead of
+    /// it: the API paths (`/products`, `/cache`, `/health`, `/docs`, `/openapi.json`) to
+    /// the API, the rest to the page (to the API when the page is off), attached to the
+    /// Gateways in `parentRefs`. Needs the Gateway API CRDs and a Gateway controller;
+    /// without the CRDs the CacheMe is `Degraded` with reason `GatewayAPIMissing`.
+    /// Removing `gateway` deletes the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
 
     /// OpenTelemetry export of the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,6 +54,14 @@ pub enum Error {
     )]
     CloudNativePgMissing,
 
+    /// `gateway` is set, but the API server has no Gateway API `HTTPRoute` kind
+    /// (applying one answered 404): the Gateway API CRDs are not installed.
+    #[error(
+        "gateway needs the Gateway API, but the API server has no {}: install its CRDs (kubectl apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml) and a Gateway controller, or remove spec.gateway",
+        crate::resources::HTTPROUTES
+    )]
+    GatewayApiMissing,
+
     /// Deleting the child object of a switched-off component failed.
     #[error("cannot delete {kind} {name}: {source}")]
     Delete {
@@ -116,6 +124,7 @@ impl Error {
             Error::MissingOwner => "missing_owner",
             Error::Apply { .. } => "apply",
             Error::CloudNativePgMissing => "cloudnativepg_missing",
+            Error::GatewayApiMissing => "gateway_api_missing",
             Error::Delete { .. } => "delete",
             Error::Secret { .. } => "secret",
             Error::Seed { .. } => "seed",
@@ -137,6 +146,7 @@ impl Error {
             Error::MissingOwner => "MissingOwner",
             Error::Apply { .. } => "ApplyFailed",
             Error::CloudNativePgMissing => "CloudNativePGMissing",
+            Error::GatewayApiMissing => "GatewayAPIMissing",
             Error::Delete { .. } => "DeleteFailed",
             Error::Secret { .. } => "SecretFailed",
             Error::Seed { .. } => "SeedUnavailable",

@@ -113,6 +113,13 @@ pub async fn run(
             scoped::<HorizontalPodAutoscaler>(&client, &namespace),
             owned_config,
         )
+        // Not owned here: CloudNativePG Clusters and Gateway API HTTPRoutes. Either kind
+        // may be missing, and a watch on a kind the API server does not serve fails on
+        // every retry (a warning loop in every operator without it, whether or not a
+        // CacheMe uses it), and would not start by itself once the CRDs are installed.
+        // A Cluster's status is polled (CLOUDNATIVEPG_REQUEUE); the CacheMe reads no
+        // status of an HTTPRoute, and an HTTPRoute edited or deleted by someone else is
+        // applied again by the periodic reconcile (READY_REQUEUE, 5 minutes).
         // A pod that starts crash-looping changes no Deployment status.
         .watches_stream(stack_pods_changes, pod_owner)
         .watches_stream(seed_config_maps, move |config_map| {

@@ -302,6 +302,7 @@ fn switched_off_components_are_listed_for_deletion() -> TestResult {
     cm.spec.redis_commander.enabled = false;
     cm.spec.frontend.enabled = false;
     cm.spec.ingress = None;
+    cm.spec.gateway = None;
     cm.spec.replicas = 1;
     cm.spec.autoscaling = None;
     let off = desired(&cm)?;
@@ -319,6 +320,7 @@ fn switched_off_components_are_listed_for_deletion() -> TestResult {
         "Deployment/shop-frontend",
         "Service/shop-frontend",
         "Ingress/shop",
+        "HTTPRoute/shop",
         "PodDisruptionBudget/shop-api",
         "HorizontalPodAutoscaler/shop-api",
     ] {
@@ -436,6 +438,31 @@ fn endpoints_use_the_ingress_host_or_the_services() -> TestResult {
     let e = Stack::new(&minimal, None)?.endpoints();
     assert_eq!(e.api.as_deref(), Some("http://demo-api.cacheme.svc:8000/"));
     assert_eq!(e.pg_admin, None);
+    Ok(())
+}
+
+#[test]
+fn endpoints_use_the_gateway_host_when_the_ingress_has_none() -> TestResult {
+    let mut cm = sample("full")?;
+    cm.spec.ingress = None;
+    let e = Stack::new(&cm, None)?.endpoints();
+    assert_eq!(e.page.as_deref(), Some("http://gateway.shop.example.com/"));
+    assert_eq!(
+        e.api.as_deref(),
+        Some("http://gateway.shop.example.com/products")
+    );
+    // A wildcard is no address: the first host name that is not one.
+    let gateway = cm.spec.gateway.as_mut().ok_or("no gateway")?;
+    gateway.hostnames = vec!["*.shop.example.com".into(), "www.shop.example.com".into()];
+    let e = Stack::new(&cm, None)?.endpoints();
+    assert_eq!(e.page.as_deref(), Some("http://www.shop.example.com/"));
+    // No host name at all: the Services.
+    cm.spec.gateway.as_mut().ok_or("no gateway")?.hostnames = vec!["*.shop.example.com".into()];
+    let e = Stack::new(&cm, None)?.endpoints();
+    assert_eq!(
+        e.page.as_deref(),
+        Some("http://shop-frontend.cacheme.svc:80/")
+    );
     Ok(())
 }
 

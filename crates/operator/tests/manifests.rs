@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 
 use cacheme_operator::crd::{crd, crd_yaml};
-use cacheme_operator::resources::{CNPG_API_VERSION, Stack};
+use cacheme_operator::resources::{CNPG_API_VERSION, GATEWAY_API_VERSION, Stack};
 use serde_json::Value;
 use support::{
     NAMESPACE, SAMPLES, TestResult, repo_file, run_kubernetes_validate, sample, scratch_dir,
@@ -70,9 +70,12 @@ fn write_children(dir: &std::path::Path) -> TestResult<Vec<PathBuf>> {
         let objects = Stack::new(&cm, Some("[]"))?.desired()?.manifests()?;
         assert!(!objects.is_empty());
         for object in objects {
-            // kubernetes-validate has no schema for CloudNativePG's Cluster (its builder
-            // tests check it); a test below shows it would only warn, not check.
-            if object["apiVersion"] == CNPG_API_VERSION {
+            // kubernetes-validate has no schema for CloudNativePG's Cluster or the Gateway
+            // API's HTTPRoute (their builder tests check them); a test below shows it would
+            // only warn, not check.
+            if object["apiVersion"] == CNPG_API_VERSION
+                || object["apiVersion"] == GATEWAY_API_VERSION
+            {
                 continue;
             }
             let kind = object["kind"].as_str().unwrap_or("unknown").to_lowercase();
@@ -374,5 +377,71 @@ fn redis_mode_is_checked_by_the_schema_and_only_for_redis() -> TestResult {
         serde_json::from_value(json!({"redis": {"external": {"urlSecretRef": {"name": "r"}}}}))?;
     let mode = cm.redis.external.map(|e| e.mode);
     assert_eq!(mode, Some(cacheme_operator::crd::RedisMode::Single));
+    Ok(())
+}
+
+#[test]
+fn gateway_is_checked_by_the_schema_and_cel() -> TestResult {
+    use serde_json::json;
+    let gateway = |gateway: Value| spec_errors(json!({ "gateway": gateway }));
+    let parent = json!({"name": "traefik-gateway", "namespace": "traefik"});
+    assert_eq!(gateway(json!({"parentRefs": [parent]}))?, "");
+    let every_field = json!({
+        "parentRefs": [
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "gateways",
+             "name": "shared", "sectionName": "web", "port": 8080},
+            {"name": "shared", "namespace": "gateways", "sectionName": "websecure"},
+        ],
+        "hostnames": ["shop.example.com", "*.shop.example.com"],
+    });
+    assert_eq!(gateway(every_field)?, "");
+
+    let none = gateway(json!({"parentRefs": []}))?;
+    assert!(
+        none.contains("gateway.parentRefs needs at least one Gateway"),
+        "{none}"
+    );
+    let missing = gateway(json!({"hostnames": ["shop.example.com"]}))?;
+    assert!(missing.contains("parentRefs"), "{missing}");
+    let twice = gateway(json!({"parentRefs": [parent, parent]}))?;
+    assert!(
+        twice.contains("gateway.parentRefs lists the same parent twice"),
+        "{twice}"
+    );
+    for (bad, field) in [
+        (json!({"name": ""}), "spec.gateway.parentRefs[0].name"),
+        (
+            json!({"name": "g", "port": 0}),
+            "spec.gateway.parentRefs[0].port",
+        ),
+        (
+            json!({"name": "g", "namespace": "Traefik"}),
+            "spec.gateway.parentRefs[0].namespace",
+        ),
+        (
+            json!({"name": "g", "sectionName": "web_1"}),
+            "spec.gateway.parentRefs[0].sectionName",
+        ),
+        (
+            json!({"name": "g", "kind": "1Gateway"}),
+            "spec.gateway.parentRefs[0].kind",
+        ),
+        (
+            json!({"name": "g", "weight": 1}),
+            "spec.gateway.parentRefs[0].weight: unknown field",
+        ),
+    ] {
+        let text = gateway(json!({ "parentRefs": [bad] }))?;
+        assert!(text.contains(field), "{bad}: {text}");
+    }
+    for host in [
+        "Shop.example.com",
+        "shop.example.com.",
+        "*",
+        "http://shop.example.com",
+    ] {
+        let text = gateway(json!({"parentRefs": [parent], "hostnames": [host]}))?;
+        assert!(text.contains("spec.gateway.hostnames[0]"), "{host}: {text}");
+    }
     Ok(())
 }

@@ -78,6 +78,7 @@ fn script(cluster: Reply) -> Vec<Call> {
         gone(group("apps/v1", "deployments", "demo-redis-commander")),
         gone(core("services", "demo-redis-commander")),
         gone(group("networking.k8s.io/v1", "ingresses", "demo")),
+        gone(group("gateway.networking.k8s.io/v1", "httproutes", "demo")),
         gone(group(
             "autoscaling/v2",
             "horizontalpodautoscalers",

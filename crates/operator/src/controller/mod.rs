@@ -22,7 +22,8 @@ use parking_lot::Mutex;
 use tracing::{info, instrument, warn};
 
 use crate::apply::{
-    apply_cloudnativepg, apply_each, collected, delete_absent, hand_replicas_to_autoscaler,
+    apply_cloudnativepg, apply_each, apply_httproute, collected, delete_absent,
+    hand_replicas_to_autoscaler,
 };
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
 use crate::resources::{APP_NAME, Component, SecretPlan, Stack};
@@ -341,6 +342,12 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     apply_each(client, &namespace, &desired.network_policies, f).await;
     apply_each(client, &namespace, &desired.pod_disruption_budgets, f).await;
     apply_each(client, &namespace, &desired.ingresses, f).await;
+    // Without the Gateway API CRDs: `GatewayApiMissing`, the other children still applied.
+    if let Some(route) = &desired.httproute
+        && let Err(e) = apply_httproute(client, &namespace, route).await
+    {
+        f.push(e);
+    }
     apply_each(client, &namespace, &desired.hpas, f).await;
 
     for absent in &desired.absent {
@@ -438,3 +445,6 @@ mod tests;
 
 #[cfg(test)]
 mod cloudnativepg_tests;
+
+#[cfg(test)]
+mod gateway_tests;

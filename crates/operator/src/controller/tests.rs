@@ -62,7 +62,7 @@ pub(super) fn cacheme(name: &str, spec: Value) -> CacheMe {
 }
 
 /// The applies and deletes of the default stack `demo`, in the operator's order.
-fn default_stack_calls(deployments: Reply) -> Vec<Call> {
+pub(super) fn default_stack_calls(deployments: Reply) -> Vec<Call> {
     let mut calls = vec![call(
         Method::PATCH,
         core("persistentvolumeclaims", "demo-postgres-data"),
@@ -89,7 +89,7 @@ fn default_stack_calls(deployments: Reply) -> Vec<Call> {
 }
 
 /// Deletes of what is off in the default stack (all already gone).
-fn default_absent_calls() -> Vec<Call> {
+pub(super) fn default_absent_calls() -> Vec<Call> {
     vec![
         call(
             Method::DELETE,
@@ -129,13 +129,18 @@ fn default_absent_calls() -> Vec<Call> {
         ),
         call(
             Method::DELETE,
+            group("gateway.networking.k8s.io/v1", "httproutes", "demo"),
+            not_found(),
+        ),
+        call(
+            Method::DELETE,
             group("autoscaling/v2", "horizontalpodautoscalers", "demo-api"),
             not_found(),
         ),
     ]
 }
 
-fn existing_secrets() -> Vec<Call> {
+pub(super) fn existing_secrets() -> Vec<Call> {
     [
         "demo-api-credentials",
         "demo-postgres-credentials",
@@ -162,7 +167,7 @@ pub(super) fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 
 /// The status a successful reconcile of the default stack writes when every
 /// Deployment is ready.
-fn ready_status(cm: &CacheMe) -> CacheMeStatus {
+pub(super) fn ready_status(cm: &CacheMe) -> CacheMeStatus {
     let stack = Stack::new(cm, None).expect("stack");
     let rollouts: Vec<Rollout> = ["demo-api", "demo-frontend", "demo-postgres", "demo-redis"]
         .iter()

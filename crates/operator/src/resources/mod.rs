@@ -10,6 +10,7 @@
 
 mod autoscaling;
 mod config;
+mod gateway;
 mod network;
 mod workloads;
 
@@ -31,6 +32,7 @@ use crate::crd::{CacheMe, CloudNativePgSpec, Endpoints, ExternalSpec, RetainPoli
 use crate::{Error, Result};
 
 pub use config::SecretPlan;
+pub use gateway::{GATEWAY_API_VERSION, HTTPROUTES, httproute_resource};
 pub use workloads::{CNPG_API_VERSION, CNPG_CLUSTERS, CNPG_URI_KEY, cloudnativepg_resource};
 
 /// `app.kubernetes.io/name` of every child.
@@ -93,6 +95,8 @@ pub enum ChildKind {
     PodDisruptionBudget,
     Ingress,
     HorizontalPodAutoscaler,
+    /// The Gateway API's, whose kind may not exist (then it is absent already).
+    HttpRoute,
 }
 
 /// A child object that must not exist (its component is switched off).
@@ -126,6 +130,8 @@ pub struct Desired {
     pub network_policies: Vec<NetworkPolicy>,
     pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
     pub ingresses: Vec<Ingress>,
+    /// The Gateway API `HTTPRoute` (see [`HTTPROUTES`]).
+    pub httproute: Option<DynamicObject>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
     pub absent: Vec<Absent>,
 }
@@ -380,6 +386,11 @@ impl<'a> Stack<'a> {
             Some(ingress) => d.ingresses.push(ingress),
             None => d.absent.push(absent(ChildKind::Ingress, self.name.clone())),
         }
+        d.httproute = self.httproute()?;
+        if d.httproute.is_none() {
+            d.absent
+                .push(absent(ChildKind::HttpRoute, self.name.clone()));
+        }
         match self.api_hpa() {
             Some(hpa) => d.hpas.push(hpa),
             None => d.absent.push(absent(
@@ -400,11 +411,14 @@ impl<'a> Stack<'a> {
                 self.namespace
             )
         };
-        let (page, api) = match spec
+        // The Ingress's host, else the route's first real host name (plain HTTP: TLS is
+        // the Gateway's listeners' business, which the operator does not read).
+        let host = spec
             .ingress
             .as_ref()
-            .and_then(|i| i.host.as_ref().map(|h| (h, i.tls_secret_name.is_some())))
-        {
+            .and_then(|i| i.host.as_deref().map(|h| (h, i.tls_secret_name.is_some())))
+            .or_else(|| self.gateway_host().map(|h| (h, false)));
+        let (page, api) = match host {
             Some((host, tls)) => {
                 let scheme = if tls { "https" } else { "http" };
                 (
@@ -442,6 +456,7 @@ impl ChildKind {
             ChildKind::Deployment => "apps/v1",
             ChildKind::Service | ChildKind::ConfigMap => "v1",
             ChildKind::NetworkPolicy | ChildKind::Ingress => "networking.k8s.io/v1",
+            ChildKind::HttpRoute => GATEWAY_API_VERSION,
             ChildKind::PodDisruptionBudget => "policy/v1",
             ChildKind::HorizontalPodAutoscaler => "autoscaling/v2",
         }
@@ -457,6 +472,7 @@ impl ChildKind {
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
             ChildKind::Ingress => "Ingress",
             ChildKind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            ChildKind::HttpRoute => "HTTPRoute",
         }
     }
 }
@@ -497,6 +513,9 @@ impl Desired {
         }
         for ingress in &self.ingresses {
             out.push(serde_json::to_value(ingress)?);
+        }
+        if let Some(route) = &self.httproute {
+            out.push(serde_json::to_value(route)?);
         }
         for hpa in &self.hpas {
             out.push(serde_json::to_value(hpa)?);

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::crd::DEFAULT_API_CLIENT_NAMESPACES;
 
-/// Paths of the API routed by the Ingress; everything else goes to the page.
+/// Paths of the API routed by the Ingress and the HTTPRoute; everything else goes to the page.
 pub const API_PATHS: &[&str] = &["/products", "/cache", "/health", "/docs", "/openapi.json"];
 
 impl Stack<'_> {

@@ -18,8 +18,8 @@ const CUSTOM_KINDS: &[(&str, &str)] = &[
     ("CacheMe", "cacheme.dev/v1alpha1"),
     ("ServiceMonitor", "monitoring.coreos.com/v1"),
     // Against the Gateway API's own CRDs by a real API server, in `cargo xtask kind`
-    // (the chart's HTTPRoute, k8s/traefik.yaml's GatewayClass and Gateway).
-    ("HTTPRoute", "gateway.networking.k8s.io/v1"),
+    // (k8s/traefik.yaml's GatewayClass and Gateway). No HTTPRoute is rendered: the
+    // operator builds it from the CacheMe's `gateway`, checked against the CRD above.
     ("GatewayClass", "gateway.networking.k8s.io/v1"),
     ("Gateway", "gateway.networking.k8s.io/v1"),
 ];

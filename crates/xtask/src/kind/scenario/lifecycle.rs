@@ -121,12 +121,19 @@ pub(super) fn helm_upgrade(
         ttl.trim() == "900",
         "after helm upgrade the API's TTL is {ttl:?}"
     );
-    ensure!(
-        cluster
-            .kubectl_output(&["-n", NAMESPACE, "get", "httproute", "cacheme"])
-            .is_err(),
-        "the HTTPRoute outlived instance.gateway.enabled=false"
-    );
+    // The operator deletes its HTTPRoute once it reconciles the CacheMe without gateway
+    // (in the reconcile that rolled the API out; a moment's grace for the deletion).
+    let started = Instant::now();
+    while cluster
+        .kubectl_output(&["-n", NAMESPACE, "get", "httproute", "cacheme"])
+        .is_ok()
+    {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the HTTPRoute outlived instance.gateway.enabled=false by 60 s"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     cluster.kubectl_until(
         &["-n", NAMESPACE, "get", "ingress", "cacheme"],
         Duration::from_secs(60),

@@ -81,7 +81,7 @@ pub fn helm_values(images: &ChartImages) -> Vec<String> {
         [
             "instance.replicas=2",
             "operator.replicas=2",
-            // The front door: an HTTPRoute on k8s/traefik.yaml's Gateway.
+            // The front door: the operator's HTTPRoute (spec.gateway) on k8s/traefik.yaml's Gateway.
             "instance.gateway.enabled=true",
             "instance.gateway.parentRefs[0].name=traefik-gateway",
             "instance.gateway.parentRefs[0].namespace=traefik",

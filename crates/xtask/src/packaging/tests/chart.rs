@@ -97,6 +97,19 @@ fn chart_values_breaking_a_cel_rule_of_the_crd_fail() -> TestResult {
 }
 
 #[test]
+fn chart_values_with_a_gateway_but_no_parent_fail() -> TestResult {
+    let chart = broken_chart("chart-gateway", "values.yaml", "", "")?;
+    fs::write(
+        chart.join("ci/gateway-without-parents.yaml"),
+        "instance:\n  gateway:\n    enabled: true\n",
+    )?;
+    expect_failure(
+        check_chart(&tools()?, &chart, &crd()),
+        "instance.gateway.enabled needs instance.gateway.parentRefs",
+    )
+}
+
+#[test]
 fn chart_with_a_service_selecting_nothing_fails() -> TestResult {
     let chart = broken_chart(
         "chart-selector",
