@@ -58,19 +58,22 @@ impl App {
         }
         let state = state_from_config(config, hooks)?;
         if let Some(products) = seed {
-            state
+            match state
                 .catalog
-                .db()
-                .upsert_products(&products)
+                .apply_seed(&products)
                 .await
-                .context("cannot upsert the SEED_FILE products")?;
-            let ids: Vec<i32> = products.iter().map(|(id, _)| *id).collect();
-            state
-                .catalog
-                .invalidate_changed(&ids)
-                .await
-                .context("cannot record the seed products' invalidations")?;
-            tracing::info!(products = products.len(), "seed products upserted");
+                .context("cannot apply the SEED_FILE products")?
+            {
+                Some(changed) => tracing::info!(
+                    products = products.len(),
+                    changed,
+                    "seed applied (a seed not applied before)"
+                ),
+                None => tracing::info!(
+                    products = products.len(),
+                    "seed already applied: nothing changed (edits made since are kept)"
+                ),
+            }
         }
         // Learn which invalidations are still owed (a crash or a stop may have left some)
         // before serving the first read.

@@ -43,6 +43,24 @@ pub fn parse_seed(text: &str) -> anyhow::Result<Vec<(i32, ValidProduct)>> {
     Ok(products)
 }
 
+/// The seed as one canonical text (its digest says whether it was applied before):
+/// formatting and key order of the file do not matter, values and order of entries do.
+pub fn canonical(products: &[(i32, ValidProduct)]) -> String {
+    let entries: Vec<serde_json::Value> = products
+        .iter()
+        .map(|(id, p)| {
+            serde_json::json!([
+                id,
+                p.name,
+                p.description,
+                p.price.map(|d| d.normalize().to_string()),
+                p.category
+            ])
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
+}
+
 pub fn read_seed_file(path: &Path) -> anyhow::Result<Vec<(i32, ValidProduct)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read SEED_FILE {}", path.display()))?;
@@ -52,6 +70,15 @@ pub fn read_seed_file(path: &Path) -> anyhow::Result<Vec<(i32, ValidProduct)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canonical_text_ignores_formatting_but_not_values() {
+        let a = parse_seed(r#"[{"id":1,"name":"A","price":1.50}]"#).expect("valid");
+        let b = parse_seed(r#"[ { "price": 1.5, "name": "A", "id": 1 } ]"#).expect("valid");
+        let c = parse_seed(r#"[{"id":1,"name":"A","price":1.6}]"#).expect("valid");
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(canonical(&a), canonical(&c));
+    }
 
     #[test]
     fn a_valid_seed_parses() {

@@ -124,7 +124,8 @@ pub struct CacheMeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
-    /// Products upserted by the API at start: inline, or from a ConfigMap.
+    /// Products the API applies at start, once per distinct seed (pods that start with a
+    /// seed already applied keep edits made through the API): inline, or from a ConfigMap.
     /// Without it the API keeps the products of its migrations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_data: Option<SeedData>,

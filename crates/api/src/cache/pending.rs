@@ -16,6 +16,9 @@ pub struct PendingSet {
     ids: HashMap<i32, u64>,
     /// Starts above [`FROM_TABLE`].
     round: u64,
+    /// The table has been read once: until then any id may be owed (a replica that
+    /// starts while the outbox cannot be read must not trust what Redis holds).
+    known: bool,
 }
 
 impl Default for PendingSet {
@@ -23,13 +26,20 @@ impl Default for PendingSet {
         Self {
             ids: HashMap::new(),
             round: FROM_TABLE + 1,
+            known: false,
         }
     }
 }
 
 impl PendingSet {
+    /// Whether reads of `id` must bypass the caches: it is owed, or nothing is known yet.
     pub fn contains(&self, id: i32) -> bool {
-        self.ids.contains_key(&id)
+        !self.known || self.ids.contains_key(&id)
+    }
+
+    /// Whether the table has been read at least once.
+    pub fn is_known(&self) -> bool {
+        self.known
     }
 
     pub fn len(&self) -> usize {
@@ -52,6 +62,7 @@ impl PendingSet {
     /// the rest. Returns the ids that became pending.
     pub fn replace(&mut self, round: u64, table: impl IntoIterator<Item = i32>) -> Vec<i32> {
         let table: std::collections::HashSet<i32> = table.into_iter().collect();
+        self.known = true;
         self.ids
             .retain(|id, mark| table.contains(id) || (*mark != FROM_TABLE && *mark >= round));
         let mut added = Vec::new();
@@ -70,8 +81,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_id_is_pending_until_the_table_was_read_once() {
+        let mut set = PendingSet::default();
+        assert!(set.contains(42) && !set.is_known());
+        let round = set.begin_round();
+        set.replace(round, [7]);
+        assert!(set.is_known() && !set.contains(42) && set.contains(7));
+    }
+
+    #[test]
     fn the_table_decides_except_for_marks_made_while_it_was_read() {
         let mut set = PendingSet::default();
+        let round = set.begin_round();
+        set.replace(round, []);
         assert!(set.mark(1));
         assert!(!set.mark(1));
         let round = set.begin_round();
@@ -93,6 +115,8 @@ mod tests {
     #[test]
     fn a_mark_made_before_the_round_needs_its_row() {
         let mut set = PendingSet::default();
+        let round = set.begin_round();
+        set.replace(round, []);
         set.mark(7);
         let round = set.begin_round();
         set.replace(round, [7]);

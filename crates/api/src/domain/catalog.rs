@@ -11,7 +11,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -87,6 +87,10 @@ impl std::fmt::Debug for Hooks {
 pub(super) struct Pending {
     set: Mutex<PendingSet>,
     count: AtomicUsize,
+    /// The outbox has been read once (until then every id counts as pending).
+    known: AtomicBool,
+    /// The last outbox read failed because PostgreSQL is unavailable.
+    unreadable: AtomicBool,
 }
 
 impl Pending {
@@ -94,12 +98,40 @@ impl Pending {
         let mut set = self.set.lock();
         let result = change(&mut set);
         self.count.store(set.len(), Ordering::Release);
+        self.known.store(set.is_known(), Ordering::Release);
         result
     }
 
-    fn contains(&self, id: i32) -> bool {
-        self.count.load(Ordering::Acquire) > 0 && self.set.lock().contains(id)
+    /// Records whether the last outbox read failed for want of PostgreSQL.
+    pub(super) fn read_failed(&self, database_unavailable: bool) {
+        self.unreadable
+            .store(database_unavailable, Ordering::Release);
     }
+
+    fn owed(&self, id: i32) -> Owed {
+        if !self.known.load(Ordering::Acquire) {
+            if self.unreadable.load(Ordering::Acquire) {
+                Owed::UnknownDatabaseDown
+            } else {
+                Owed::Unknown
+            }
+        } else if self.count.load(Ordering::Acquire) > 0 && self.set.lock().contains(id) {
+            Owed::Yes
+        } else {
+            Owed::No
+        }
+    }
+}
+
+/// Whether an invalidation of an id may still be owed to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owed {
+    No,
+    Yes,
+    /// The outbox has not been read yet.
+    Unknown,
+    /// The outbox has not been read yet, and PostgreSQL failed the last try.
+    UnknownDatabaseDown,
 }
 
 #[derive(Debug, Clone)]
@@ -153,8 +185,8 @@ impl Catalog {
         &self.counters
     }
 
-    pub(super) fn is_pending(&self, id: i32) -> bool {
-        self.pending.contains(id)
+    pub(super) fn owed(&self, id: i32) -> Owed {
+        self.pending.owed(id)
     }
 
     pub fn pending_invalidations(&self) -> usize {

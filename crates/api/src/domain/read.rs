@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use futures::FutureExt as _;
 use tracing::Instrument as _;
 
-use super::{Catalog, CatalogError, Served, Tier};
+use super::{Catalog, CatalogError, Served, Tier, catalog::Owed};
 use crate::{
     cache::{
         expiry::Freshness,
@@ -49,18 +49,24 @@ enum FromRedis {
 impl Catalog {
     /// Looks a product up through both tiers.
     pub async fn get(&self, id: i32) -> Result<Served, CatalogError> {
-        if self.is_pending(id) {
-            // Redis may still hold what a write replaced: bypass both tiers.
-            let started = Instant::now();
-            let product = self.query(id).await;
-            record_db(started.elapsed());
-            return match product? {
-                Some(product) => Ok(Served {
-                    product,
-                    tier: None,
-                }),
-                None => Err(CatalogError::NotFound),
-            };
+        match self.owed(id) {
+            Owed::No => {}
+            Owed::Yes => {
+                // Redis may still hold what a write replaced: bypass both tiers.
+                return self.read_database_only(id).await;
+            }
+            Owed::Unknown => {
+                // The outbox has not been read yet (it failed at start): any id may be
+                // owed, so PostgreSQL first; only if it fails do the caches answer.
+                match self.read_database_only(id).await {
+                    Err(e) if e.database_unavailable() => {}
+                    answered => return answered,
+                }
+            }
+            // PostgreSQL is down: the caches answer (what they hold may include an entry
+            // whose invalidation is owed, as the README's limits say), and as fast as
+            // when the outbox is known.
+            Owed::UnknownDatabaseDown => {}
         }
         let epoch = self.memory.epoch();
         if let Some(value) = self.lookup_memory(id).await {
@@ -71,6 +77,19 @@ impl Catalog {
             FromRedis::Miss { ticket, fallback } => {
                 self.load_from_database(id, ticket, epoch, fallback).await
             }
+        }
+    }
+
+    async fn read_database_only(&self, id: i32) -> Result<Served, CatalogError> {
+        let started = Instant::now();
+        let product = self.query(id).await;
+        record_db(started.elapsed());
+        match product? {
+            Some(product) => Ok(Served {
+                product,
+                tier: None,
+            }),
+            None => Err(CatalogError::NotFound),
         }
     }
 

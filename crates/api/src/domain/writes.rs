@@ -8,7 +8,7 @@
 //! replica reads the outbox every `poll` and bypasses the cache for the ids it holds,
 //! and relays the rows until Redis acknowledges them, across restarts and crashes.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use tracing::Instrument as _;
 
@@ -23,8 +23,9 @@ use crate::{
 /// itself within milliseconds when Redis answers.
 const RELAY_GRACE: Duration = Duration::from_secs(1);
 
-/// Most outbox rows read per poll.
-const OUTBOX_BATCH: i64 = 1000;
+/// Most products relayed per pass: a long backlog is worked through over several polls,
+/// so the next poll (which learns new pending ids) is not held up behind it.
+const RELAY_BATCH: usize = 1000;
 
 impl Catalog {
     /// Runs `work` as a task of its own and waits for it: dropping the caller (a cancelled
@@ -106,14 +107,22 @@ impl Catalog {
         .await
     }
 
-    /// Invalidates products changed outside the write path (seed data at start), through
-    /// the outbox like any write.
-    pub async fn invalidate_changed(&self, ids: &[i32]) -> Result<(), sqlx::Error> {
-        let outbox_ids = self.db.record_invalidations(ids).await?;
-        for (id, outbox_id) in ids.iter().zip(outbox_ids) {
-            self.invalidate(*id, Some(outbox_id)).await;
+    /// Seed data at start (see `Database::apply_seed`): applied once per distinct seed, its
+    /// changes committed with their outbox rows, then invalidated like any write. `None`:
+    /// this seed was applied before, nothing changed.
+    pub async fn apply_seed(
+        &self,
+        products: &[(i32, ValidProduct)],
+    ) -> Result<Option<usize>, sqlx::Error> {
+        let canonical = crate::seed::canonical(products);
+        let Some(changed) = self.db.apply_seed(&canonical, products).await? else {
+            return Ok(None);
+        };
+        for written in &changed {
+            self.invalidate(written.value, Some(written.outbox_id))
+                .await;
         }
-        Ok(())
+        Ok(Some(changed.len()))
     }
 
     /// Drops every trace of `id`: its flight, its L1 entry, and in Redis (one script) its
@@ -161,33 +170,36 @@ impl Catalog {
     /// One pass of [`Catalog::relay_invalidations`].
     pub async fn relay_once(&self) {
         let round = self.pending.update(|set| set.begin_round());
-        let rows = match self.db.outbox(RELAY_GRACE, OUTBOX_BATCH).await {
-            Ok(rows) => rows,
+        let owed = match self.db.owed_invalidations(RELAY_GRACE).await {
+            Ok(owed) => {
+                self.pending.read_failed(false);
+                owed
+            }
             Err(e) => {
                 // Keep what is pending until the table can be read again.
                 tracing::debug!(error = %e, "cannot read the invalidation outbox");
+                self.pending.read_failed(crate::store::unavailable(&e));
                 return;
             }
         };
         let added = self
             .pending
-            .update(|set| set.replace(round, rows.iter().map(|row| row.product_id)));
+            .update(|set| set.replace(round, owed.iter().map(|o| o.product_id)));
         for id in added {
             self.flights.forget(&id);
             self.memory.invalidate(id).await;
         }
-        let mut due: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-        for row in rows.iter().filter(|row| row.due) {
-            due.entry(row.product_id).or_default().push(row.id);
-        }
         let mut relayed = Vec::new();
-        for (id, outbox_ids) in due {
-            match self.redis.invalidate(id).await {
+        for o in owed.iter().filter(|o| o.due).take(RELAY_BATCH) {
+            match self.redis.invalidate(o.product_id).await {
                 Ok(()) => {
-                    self.memory.invalidate(id).await;
-                    self.flights.forget(&id);
-                    relayed.extend(outbox_ids);
-                    tracing::info!(product.id = id, "delayed invalidation reached Redis");
+                    self.memory.invalidate(o.product_id).await;
+                    self.flights.forget(&o.product_id);
+                    relayed.extend_from_slice(&o.row_ids);
+                    tracing::info!(
+                        product.id = o.product_id,
+                        "delayed invalidation reached Redis"
+                    );
                 }
                 // Redis is still unreachable: try again on the next pass.
                 Err(_) => break,

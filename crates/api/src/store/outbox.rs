@@ -13,55 +13,45 @@ pub struct Written<T> {
     pub outbox_id: i64,
 }
 
-/// An invalidation not yet known to have reached Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutboxRow {
-    pub id: i64,
+/// A product whose invalidation is not yet known to have reached Redis: every outbox row
+/// it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedInvalidation {
     pub product_id: i32,
-    /// Older than the relay's grace period: its writer should have deleted it by now.
+    /// Its rows, oldest first.
+    pub row_ids: Vec<i64>,
+    /// One row is older than the relay's grace period: its writer should have deleted it
+    /// by now.
     pub due: bool,
 }
 
 impl Database {
-    /// Records invalidations of `ids` that did not come from a write statement (seed data
-    /// upserted at start).
-    pub async fn record_invalidations(&self, ids: &[i32]) -> Result<Vec<i64>, sqlx::Error> {
-        let ids = ids.to_vec();
-        self.write("record_invalidations", async |conn| {
-            sqlx::query_scalar(
-                "INSERT INTO cache_invalidations (product_id) SELECT unnest($1::int[]) RETURNING id",
-            )
-            .bind(ids.clone())
-            .fetch_all(conn)
-            .await
-        })
-        .await
-    }
-
-    /// Every outbox row (oldest first, at most `limit`); `due` marks those older than `grace`.
-    pub async fn outbox(
+    /// Every product the outbox holds rows for, oldest first: all of them, however many
+    /// rows are owed (a row limit here once hid the newest writes from the pending set, so
+    /// they were served stale for as long as Redis refused invalidations). The number of
+    /// products bounds the answer.
+    pub async fn owed_invalidations(
         &self,
         grace: std::time::Duration,
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    ) -> Result<Vec<OwedInvalidation>, sqlx::Error> {
         let grace_secs = grace.as_secs_f64();
-        let rows: Vec<(i64, i32, bool)> = self
+        let rows: Vec<(i32, Vec<i64>, bool)> = self
             .read(None, move |conn| {
                 sqlx::query_as(
-                    "SELECT id, product_id, created_at < now() - make_interval(secs => $1) \
-                     FROM cache_invalidations ORDER BY id LIMIT $2",
+                    "SELECT product_id, array_agg(id ORDER BY id), \
+                     bool_or(created_at < now() - make_interval(secs => $1)) \
+                     FROM cache_invalidations GROUP BY product_id ORDER BY min(id)",
                 )
                 .bind(grace_secs)
-                .bind(limit)
                 .fetch_all(conn)
                 .boxed()
             })
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, product_id, due)| OutboxRow {
-                id,
+            .map(|(product_id, row_ids, due)| OwedInvalidation {
                 product_id,
+                row_ids,
                 due,
             })
             .collect())

@@ -69,35 +69,69 @@ impl Database {
         .await
     }
 
-    /// Inserts or updates products with the given ids (seed data), in one transaction,
-    /// then moves the id sequence past them.
-    pub async fn upsert_products(
+    /// Applies seed data (`canonical`: the seed as text, for its digest) unless this very
+    /// seed was the last one applied. In one transaction: each product whose values differ
+    /// is inserted or updated together with its outbox row (so no crash leaves a change
+    /// without the record that its cache entries must go), the id sequence moves past
+    /// them, and the seed's digest is stored. Concurrent starts are serialised by a table
+    /// lock. `None`: already applied; otherwise the changed products and their rows.
+    pub async fn apply_seed(
         &self,
+        canonical: &str,
         products: &[(i32, ValidProduct)],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Option<Vec<Written<i32>>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE seed_applied IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let same: Option<bool> = sqlx::query_scalar("SELECT digest = md5($1) FROM seed_applied")
+            .bind(canonical)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if same == Some(true) {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let mut changed = Vec::new();
         for (id, p) in products {
-            sqlx::query(
-                "INSERT INTO products (id, name, description, price, category) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, \
-                 price = EXCLUDED.price, category = EXCLUDED.category \
-                 WHERE (products.name, products.description, products.price, products.category) \
-                 IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.price, EXCLUDED.category)",
+            let row: Option<(i64,)> = sqlx::query_as(
+                "WITH changed AS ( \
+                   INSERT INTO products (id, name, description, price, category) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, \
+                   price = EXCLUDED.price, category = EXCLUDED.category \
+                   WHERE (products.name, products.description, products.price, products.category) \
+                   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, EXCLUDED.price, EXCLUDED.category) \
+                   RETURNING id) \
+                 INSERT INTO cache_invalidations (product_id) SELECT id FROM changed RETURNING id",
             )
             .bind(id)
             .bind(&p.name)
             .bind(&p.description)
             .bind(p.price)
             .bind(&p.category)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            if let Some((outbox_id,)) = row {
+                changed.push(Written {
+                    value: *id,
+                    outbox_id,
+                });
+            }
         }
         sqlx::query(
             "SELECT setval(pg_get_serial_sequence('products', 'id'), GREATEST((SELECT max(id) FROM products), 1))",
         )
         .execute(&mut *tx)
         .await?;
-        tx.commit().await
+        sqlx::query(
+            "INSERT INTO seed_applied (singleton, digest) VALUES (true, md5($1)) \
+             ON CONFLICT (singleton) DO UPDATE SET digest = EXCLUDED.digest, applied_at = now()",
+        )
+        .bind(canonical)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(changed))
     }
 
     #[tracing::instrument(name = "db.insert_product", skip_all, fields(db.system = "postgresql", db.statement = "insert_product"))]

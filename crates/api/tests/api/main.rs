@@ -1,5 +1,6 @@
 //! Integration tests: the real service against real PostgreSQL and Redis.
 
+mod acknowledged_writes;
 mod binary;
 mod cache;
 mod cluster;

@@ -1,0 +1,200 @@
+//! Acknowledged writes that were lost outside the chaos checker's fault model (issue:
+//! consistency, round 2). Each test reproduces one, and was seen failing before its fix.
+
+use std::time::{Duration, Instant};
+
+use cacheme_testsupport::RedisServer;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestDatabase, start, test_config};
+
+async fn name_of(app: &TestApp, id: i32) -> String {
+    let answer = app.get(&format!("/products/{id}")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["name"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn rename(app: &TestApp, id: i32, name: &str) {
+    let write = app
+        .send(
+            Method::PATCH,
+            &format!("/products/{id}"),
+            Some(json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(write.status, 200, "{}", write.body);
+}
+
+/// D1: the outbox was read 1000 oldest rows at a time and the pending set replaced by
+/// them, so with a backlog owed the newest write dropped out of it, the writer's own
+/// included, and both replicas served the old entry for as long as Redis refused writes.
+#[tokio::test]
+async fn a_backlog_of_owed_invalidations_does_not_hide_the_newest_write() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    config.redis_timeout_ms = 200;
+    let a = start(config.clone(), Some(db)).await;
+    let b = start(config, None).await;
+    for app in [&a, &b] {
+        name_of(app, 11).await;
+        let again = app.get("/products/11").await;
+        assert_eq!(again.body["source"], "cache", "{}", again.body);
+    }
+    // Redis answers reads but refuses every write, as under `noeviction` at maxmemory.
+    let mut conn = a.redis().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(20_000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT PAUSE WRITE");
+    // 1000 older invalidations owed for another product.
+    sqlx::query(
+        "INSERT INTO cache_invalidations (product_id) SELECT 12 FROM generate_series(1, 1000)",
+    )
+    .execute(&a.pool)
+    .await
+    .expect("the backlog");
+
+    rename(&a, 11, "Steam Deck 2").await;
+    let acked = Instant::now();
+    let mut stale = Vec::new();
+    while acked.elapsed() < Duration::from_secs(3) {
+        let on_a = name_of(&a, 11).await;
+        if on_a != "Steam Deck 2" {
+            stale.push(format!("writer at {:?}: {on_a}", acked.elapsed()));
+        }
+        // The other replica learns within its poll (250 ms); the bound is 1 s.
+        let on_b = name_of(&b, 11).await;
+        if acked.elapsed() > Duration::from_secs(1) && on_b != "Steam Deck 2" {
+            stale.push(format!("other replica at {:?}: {on_b}", acked.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT UNPAUSE");
+    assert!(
+        stale.is_empty(),
+        "old value served after the ack: {stale:?}"
+    );
+}
+
+fn seed_file(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "cacheme-seed-{}-{}.json",
+        std::process::id(),
+        name.replace(' ', "-")
+    ));
+    std::fs::write(
+        &path,
+        json!([{ "id": 3, "name": name, "price": 10 }]).to_string(),
+    )
+    .expect("write the seed file");
+    path
+}
+
+/// D6: every replica start upserted the seed, so a scale-out reverted edits acknowledged
+/// since; a changed seed still applies, once.
+#[tokio::test]
+async fn a_replica_starting_with_the_seed_does_not_revert_an_acknowledged_edit() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &crate::helpers::shared_redis_url());
+    config.seed_file = Some(seed_file("Seeded console"));
+    let first = start(config.clone(), Some(db)).await;
+    assert_eq!(name_of(&first, 3).await, "Seeded console");
+    rename(&first, 3, "Edited console").await;
+
+    // A scale-out: a second replica with the same seed.
+    let second = start(config.clone(), None).await;
+    assert_eq!(name_of(&second, 3).await, "Edited console");
+    assert_eq!(name_of(&first, 3).await, "Edited console");
+
+    // A new seed is a deliberate change: it applies, and every replica sees it.
+    config.seed_file = Some(seed_file("Reseeded console"));
+    let third = start(config, None).await;
+    assert_eq!(name_of(&third, 3).await, "Reseeded console");
+    crate::helpers::eventually("the other replicas see the new seed", || async {
+        name_of(&first, 3).await == "Reseeded console"
+            && name_of(&second, 3).await == "Reseeded console"
+    })
+    .await;
+}
+
+/// D6: the seed's upsert committed before its outbox rows were written, so a crash in
+/// between left a changed row that no replica knew to invalidate. Both now commit
+/// together: while the outbox cannot be written, the change is not visible either.
+#[tokio::test]
+async fn a_seed_change_is_never_committed_without_its_outbox_row() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &crate::helpers::shared_redis_url());
+    let admin = db.pool().await;
+    let first = start(config.clone(), Some(db)).await;
+    let before = name_of(&first, 3).await;
+
+    let mut lock = admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE cache_invalidations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the outbox");
+    config.seed_file = Some(seed_file("Half-seeded console"));
+    // The replica starts, and is stopped (a crash) while the outbox is unwritable.
+    let started =
+        tokio::time::timeout(Duration::from_secs(2), cacheme_api::App::build(&config)).await;
+    assert!(started.is_err(), "the start waits for the outbox");
+    let seen: String = sqlx::query_scalar("SELECT name FROM products WHERE id = 3")
+        .fetch_one(&first.pool)
+        .await
+        .expect("read the row");
+    lock.rollback().await.expect("unlock");
+    assert_eq!(
+        seen, before,
+        "the seed's change was visible without its outbox row"
+    );
+}
+
+/// D7: a replica that started while the outbox could not be read served whatever Redis
+/// held, owed invalidations included. Until it has read the outbox once, PostgreSQL
+/// answers first (the caches only while PostgreSQL fails).
+#[tokio::test]
+async fn a_replica_that_has_not_read_the_outbox_asks_postgresql_first() {
+    let db = TestDatabase::create().await;
+    let config = test_config(&db.url, &crate::helpers::shared_redis_url());
+    let writer = start(config.clone(), Some(db)).await;
+    name_of(&writer, 5).await;
+    assert_eq!(writer.get("/products/5").await.body["source"], "cache");
+
+    // A write whose invalidation never reached Redis (its writer then died), and an
+    // outbox that cannot be read when the next replica starts: one transaction, so no
+    // relay runs in between.
+    let mut tx = writer.pool.begin().await.expect("begin");
+    for statement in [
+        "UPDATE products SET name = 'Owed console' WHERE id = 5",
+        "INSERT INTO cache_invalidations (product_id) VALUES (5)",
+        "ALTER TABLE cache_invalidations RENAME TO cache_invalidations_away",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .expect(statement);
+    }
+    tx.commit().await.expect("commit");
+
+    let reader = start(config, None).await;
+    let read = reader.get("/products/5").await;
+    sqlx::query("ALTER TABLE cache_invalidations_away RENAME TO cache_invalidations")
+        .execute(&writer.pool)
+        .await
+        .expect("the outbox back");
+    assert_eq!(read.body["name"], "Owed console", "{}", read.body);
+    crate::helpers::eventually("the relay clears the owed row", || async {
+        let body = reader.get("/products/5").await.body;
+        body["source"] == "cache" && body["name"] == "Owed console"
+    })
+    .await;
+}
