@@ -24,4 +24,4 @@ pub use app::App;
 pub use cache::{KeyScheme, keys::KeyLayout};
 pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
 pub use domain::{Hook, Hooks};
-pub use store::{MIGRATOR, migrate};
+pub use store::{MIGRATOR, migrate, migrate_with_retry};

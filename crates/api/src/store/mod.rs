@@ -206,6 +206,9 @@ impl Database {
     }
 }
 
+/// How long one start-up connection attempt may take before it is retried.
+const MIGRATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Creates the database when missing, then applies every pending migration.
 ///
 /// Several replicas may start at once: a concurrent `CREATE DATABASE` that
@@ -213,9 +216,16 @@ impl Database {
 /// PostgreSQL advisory lock.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let exists = sqlx::Postgres::database_exists(url)
-        .await
-        .context("cannot reach PostgreSQL")?;
+    // A server that never answers (packets dropped: a NetworkPolicy not yet synced, a
+    // failed-over address) would hold a connection attempt for the TCP timeout, about
+    // two minutes, or for ever once connected; each attempt gets MIGRATE_CONNECT_TIMEOUT.
+    let exists = tokio::time::timeout(
+        MIGRATE_CONNECT_TIMEOUT,
+        sqlx::Postgres::database_exists(url),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from PostgreSQL within {MIGRATE_CONNECT_TIMEOUT:?}"))?
+    .context("cannot reach PostgreSQL")?;
     if !exists && let Err(e) = sqlx::Postgres::create_database(url).await {
         // Another replica may have created it in the meantime.
         if !sqlx::Postgres::database_exists(url).await.unwrap_or(false) {
@@ -224,6 +234,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(1)
+        .acquire_timeout(MIGRATE_CONNECT_TIMEOUT)
         .connect(url)
         .await
         .context("cannot connect to the database")?;

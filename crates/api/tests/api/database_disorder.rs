@@ -169,3 +169,32 @@ async fn a_write_whose_outcome_is_unknown_still_invalidates() {
     assert_eq!(entry["cached"], false, "{entry}");
     assert_ne!(entry["generation"], before, "{entry}");
 }
+
+/// A PostgreSQL that accepts the connection and never answers (a black hole: packets of a
+/// NetworkPolicy not synced yet, an address that failed over) held the start-up migration
+/// until TCP gave up, about two minutes on kind, or for ever: each attempt is bounded and
+/// retried, and the start gives up after its patience.
+#[tokio::test]
+async fn a_silent_postgresql_at_start_costs_bounded_attempts_not_a_hang() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+    let port = silent.local_addr().expect("its address").port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/cacheme");
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        cacheme_api::migrate_with_retry(&url, Duration::from_secs(1)),
+    )
+    .await
+    .expect("the start gave up within 30 s");
+    assert!(
+        result.is_err(),
+        "nothing answered, yet the migration passed"
+    );
+    // One attempt (5 s) past the patience (1 s), and the retry's second.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
