@@ -82,23 +82,39 @@ impl std::fmt::Debug for Hooks {
 }
 
 /// Ids with a pending invalidation, and their number, so the read path skips the lock
-/// when there are none (nearly always).
-#[derive(Debug, Default)]
+/// when there are none (nearly always): one atomic load on a hit.
+#[derive(Debug)]
 pub(super) struct Pending {
     set: Mutex<PendingSet>,
+    /// The set's size, or [`NOT_READ_YET`] until the outbox has been read once (until
+    /// then every id counts as owed).
     count: AtomicUsize,
-    /// The outbox has been read once (until then every id counts as pending).
-    known: AtomicBool,
     /// The last outbox read failed because PostgreSQL is unavailable.
     unreadable: AtomicBool,
+}
+
+const NOT_READ_YET: usize = usize::MAX;
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            set: Mutex::default(),
+            count: AtomicUsize::new(NOT_READ_YET),
+            unreadable: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Pending {
     pub(super) fn update<R>(&self, change: impl FnOnce(&mut PendingSet) -> R) -> R {
         let mut set = self.set.lock();
         let result = change(&mut set);
-        self.count.store(set.len(), Ordering::Release);
-        self.known.store(set.is_known(), Ordering::Release);
+        let count = if set.is_known() {
+            set.len()
+        } else {
+            NOT_READ_YET
+        };
+        self.count.store(count, Ordering::Release);
         result
     }
 
@@ -109,16 +125,20 @@ impl Pending {
     }
 
     fn owed(&self, id: i32) -> Owed {
-        if !self.known.load(Ordering::Acquire) {
-            if self.unreadable.load(Ordering::Acquire) {
-                Owed::UnknownDatabaseDown
-            } else {
-                Owed::Unknown
-            }
-        } else if self.count.load(Ordering::Acquire) > 0 && self.set.lock().contains(id) {
-            Owed::Yes
-        } else {
-            Owed::No
+        match self.count.load(Ordering::Acquire) {
+            0 => Owed::No,
+            NOT_READ_YET if self.unreadable.load(Ordering::Acquire) => Owed::UnknownDatabaseDown,
+            NOT_READ_YET => Owed::Unknown,
+            _ if self.set.lock().contains(id) => Owed::Yes,
+            _ => Owed::No,
+        }
+    }
+
+    /// Ids owed (0 until the outbox has been read once).
+    fn len(&self) -> usize {
+        match self.count.load(Ordering::Acquire) {
+            NOT_READ_YET => 0,
+            n => n,
         }
     }
 }
@@ -190,7 +210,7 @@ impl Catalog {
     }
 
     pub fn pending_invalidations(&self) -> usize {
-        self.pending.count.load(Ordering::Acquire)
+        self.pending.len()
     }
 
     /// Loads in flight or lingering (for `/cache/stats`: none should outlive its deadline).
