@@ -94,6 +94,12 @@ pub fn build(
     .args(["--base-image", &base, "--image", tag]);
     timed(&format!("kind build node-image {tag}"), cmd)?;
     let _ = fs::remove_dir_all(&work);
+    // Its inputs are in the node image now, and rebuilt whenever it is.
+    let mut inputs = super::release::intermediate_images(&kube.kube_version);
+    inputs.push(base);
+    for input in &inputs {
+        let _ = docker.output(&["rmi", input]);
+    }
     Ok(())
 }
 

@@ -58,6 +58,32 @@ fn binary_image(
     docker.build_classic(&context, tag, &[("ROOTFS", rootfs)])
 }
 
+/// Every image the tarball is made of, by tag: inside the node image once it is built,
+/// so Docker need not keep them (about 3 GB).
+pub fn intermediate_images(kube_version: &str) -> Vec<String> {
+    let mut tags: Vec<String> = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+    ]
+    .iter()
+    .map(|name| format!("registry.k8s.io/{name}:v{kube_version}"))
+    .collect();
+    tags.extend(
+        [
+            ETCD_TAG,
+            COREDNS_TAG,
+            KINDNETD_TAG,
+            LOCAL_PATH_TAG,
+            LOCAL_PATH_HELPER_TAG,
+        ]
+        .map(String::from),
+    );
+    tags.extend(PAUSE_TAGS.map(String::from));
+    tags
+}
+
 /// `kubernetes-server-linux-amd64.tar.gz` laid out as `kind build node-image --type file`
 /// reads it.
 pub fn release_tarball(
@@ -232,6 +258,15 @@ pub fn qualified_repositories(text: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_intermediate_images_are_the_tarballs_and_nothing_of_ours() {
+        let tags = intermediate_images("1.36.1");
+        assert!(tags.contains(&"registry.k8s.io/kube-proxy:v1.36.1".to_owned()));
+        assert!(tags.iter().any(|t| t.starts_with("registry.k8s.io/pause:")));
+        assert_eq!(tags.len(), 11);
+        assert!(tags.iter().all(|t| !t.starts_with("localhost/")));
+    }
 
     #[test]
     fn repositories_are_spelled_out_in_full() -> anyhow::Result<()> {
