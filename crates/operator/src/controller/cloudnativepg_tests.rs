@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::tests::{cacheme, condition, find, run};
+use super::tests::{assert_degraded_and_warned, cacheme, condition, find, run, written_status};
 use super::*;
-use crate::fixtures::Recorded;
 use crate::fixtures::scripted::*;
 
 const CLUSTER: &str = "/apis/postgresql.cnpg.io/v1/namespaces/cacheme/clusters/demo-postgres";
@@ -90,16 +89,6 @@ fn script(cluster: Reply) -> Vec<Call> {
 
 fn cnpg_cacheme() -> CacheMe {
     cacheme("demo", json!({"postgres": {"cloudNativePG": {}}}))
-}
-
-fn written_status(recorded: &[Recorded]) -> Value {
-    find(
-        recorded,
-        Method::PATCH,
-        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
-    )
-    .body["status"]
-        .clone()
 }
 
 #[tokio::test]
@@ -200,28 +189,13 @@ async fn without_cloudnativepg_installed_the_cacheme_is_degraded_and_backs_off()
         &group("apps/v1", "deployments", "demo-api"),
     );
 
-    let status = written_status(&recorded);
-    assert_eq!(status["phase"], "Degraded");
-    let degraded = condition(&status, "Degraded");
-    assert_eq!(
-        (&degraded["status"], &degraded["reason"]),
-        (&json!("True"), &json!("CloudNativePGMissing"))
-    );
-    let message = degraded["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("clusters.postgresql.cnpg.io")
-            && message.contains("kubectl apply --server-side -f"),
-        "{message}"
-    );
-    let warning = &find(
+    assert_degraded_and_warned(
         &recorded,
-        Method::POST,
-        &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
-    )
-    .body;
-    assert_eq!(
-        (&warning["type"], &warning["reason"]),
-        (&json!("Warning"), &json!("CloudNativePGMissing"))
+        "CloudNativePGMissing",
+        &[
+            "clusters.postgresql.cnpg.io",
+            "kubectl apply --server-side -f",
+        ],
     );
     // The normal per-object backoff, not a hot loop.
     let cm = Arc::new(cm);

@@ -5,14 +5,13 @@
 //! without.
 
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::tests::{
-    cacheme, condition, default_absent_calls, default_stack_calls, existing_secrets, find,
-    ready_status, run,
+    assert_degraded_and_warned, cacheme, condition, default_absent_calls, default_stack_calls,
+    existing_secrets, find, ready_status, run, written_status,
 };
 use super::*;
-use crate::fixtures::Recorded;
 use crate::fixtures::scripted::*;
 
 fn route_path() -> String {
@@ -54,16 +53,6 @@ fn stack_with_route(route: Reply) -> Vec<Call> {
     calls.push(call(Method::PATCH, route_path(), route));
     calls.extend(absent_calls(None, None));
     calls
-}
-
-fn written_status(recorded: &[Recorded]) -> Value {
-    find(
-        recorded,
-        Method::PATCH,
-        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
-    )
-    .body["status"]
-        .clone()
 }
 
 #[tokio::test]
@@ -158,29 +147,17 @@ async fn without_the_gateway_api_a_cacheme_with_gateway_is_degraded() {
         &group("apps/v1", "deployments", "demo-api"),
     );
 
-    let status = written_status(&recorded);
-    assert_eq!(status["phase"], "Degraded");
-    assert_eq!(condition(&status, "Ready")["status"], "False");
-    let degraded = condition(&status, "Degraded");
     assert_eq!(
-        (&degraded["status"], &degraded["reason"]),
-        (&json!("True"), &json!("GatewayAPIMissing"))
+        condition(&written_status(&recorded), "Ready")["status"],
+        "False"
     );
-    let message = degraded["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("httproutes.gateway.networking.k8s.io")
-            && message.contains("standard-install.yaml"),
-        "{message}"
-    );
-    let warning = &find(
+    assert_degraded_and_warned(
         &recorded,
-        Method::POST,
-        &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
-    )
-    .body;
-    assert_eq!(
-        (&warning["type"], &warning["reason"]),
-        (&json!("Warning"), &json!("GatewayAPIMissing"))
+        "GatewayAPIMissing",
+        &[
+            "httproutes.gateway.networking.k8s.io",
+            "standard-install.yaml",
+        ],
     );
 }
 

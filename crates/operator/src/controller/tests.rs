@@ -158,6 +158,41 @@ pub(super) fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> 
         .unwrap_or_else(|| panic!("no {method} {path}"))
 }
 
+/// The status the reconcile of the CacheMe `demo` wrote.
+pub(super) fn written_status(recorded: &[Recorded]) -> Value {
+    find(
+        recorded,
+        Method::PATCH,
+        &group("cacheme.dev/v1alpha1", "cachemes", "demo/status"),
+    )
+    .body["status"]
+        .clone()
+}
+
+/// The written status is Degraded for `reason`, its message names each of `mentions`,
+/// and a Warning event with the same reason was posted.
+pub(super) fn assert_degraded_and_warned(recorded: &[Recorded], reason: &str, mentions: &[&str]) {
+    let status = written_status(recorded);
+    assert_eq!(status["phase"], "Degraded");
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(
+        (&degraded["status"], &degraded["reason"]),
+        (&json!("True"), &json!(reason))
+    );
+    let message = degraded["message"].as_str().unwrap_or_default();
+    assert!(mentions.iter().all(|m| message.contains(m)), "{message}");
+    let warning = &find(
+        recorded,
+        Method::POST,
+        &format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"),
+    )
+    .body;
+    assert_eq!(
+        (&warning["type"], &warning["reason"]),
+        (&json!("Warning"), &json!(reason))
+    );
+}
+
 pub(super) fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
