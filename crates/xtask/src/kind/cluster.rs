@@ -219,6 +219,26 @@ impl Cluster {
         }
     }
 
+    /// Waits until `kubectl <args>` fails (the object is gone); after `timeout`, fails
+    /// with "`outlived` by N s".
+    pub fn wait_gone(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+        outlived: &str,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.kubectl_output(args).is_ok() {
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "{outlived} by {} s",
+                timeout.as_secs()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Ok(())
+    }
+
     /// What a failed run needs to be understood: every pod, the events, the node's state.
     pub fn dump(&self) {
         for args in [

@@ -123,17 +123,11 @@ pub(super) fn helm_upgrade(
     );
     // The operator deletes its HTTPRoute once it reconciles the CacheMe without gateway
     // (in the reconcile that rolled the API out; a moment's grace for the deletion).
-    let started = Instant::now();
-    while cluster
-        .kubectl_output(&["-n", NAMESPACE, "get", "httproute", "cacheme"])
-        .is_ok()
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "the HTTPRoute outlived instance.gateway.enabled=false by 60 s"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    cluster.wait_gone(
+        &["-n", NAMESPACE, "get", "httproute", "cacheme"],
+        Duration::from_secs(60),
+        "the HTTPRoute outlived instance.gateway.enabled=false",
+    )?;
     cluster.kubectl_until(
         &["-n", NAMESPACE, "get", "ingress", "cacheme"],
         Duration::from_secs(60),
@@ -167,17 +161,11 @@ pub(super) fn uninstall_keeps_data(
     ]);
     crate::run("helm uninstall cacheme", uninstall)?;
     // The operator removes what it owns; the data claim and its password stay.
-    let started = Instant::now();
-    while cluster
-        .kubectl_output(&["-n", NAMESPACE, "get", "deployment", "cacheme-api"])
-        .is_ok()
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "the API outlived helm uninstall by 120 s"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    cluster.wait_gone(
+        &["-n", NAMESPACE, "get", "deployment", "cacheme-api"],
+        Duration::from_secs(120),
+        "the API outlived helm uninstall",
+    )?;
     cluster.kubectl_output(&["-n", NAMESPACE, "get", "pvc", "cacheme-postgres-data"])?;
     cluster.kubectl_output(&[
         "-n",
