@@ -83,6 +83,7 @@ impl App {
             state.catalog.redis().clone(),
             state.catalog.clone(),
         ));
+        background.spawn(state.catalog.redis().clone().keep_checking_incarnation());
         background.spawn(
             state
                 .catalog

@@ -91,6 +91,22 @@ impl KeyScheme {
         format!("{}:gen:epoch", self.base(id))
     }
 
+    /// `cacheme:v1:gen:filled:product:42`: the epoch the entry was filled under, with
+    /// the entry's TTL. A lookup serves the entry only while it equals the epoch, so
+    /// entries a restarted Redis brings back from its persistence, filled before the epoch
+    /// was rotated for the new process, are never served (the entry itself stays the
+    /// product's plain JSON). Bookkeeping like the counters: a clear leaves it to expire.
+    pub fn filled_epoch(&self, id: i32) -> String {
+        format!("{}:gen:filled:product:{id}", self.base(id))
+    }
+
+    /// `cacheme:v1:gen:incarnation` (per bucket in cluster mode): the `run_id` of the
+    /// Redis process the epoch was last checked against. Another process (a restart, a
+    /// restore, a failover) rotates the epoch. A counter, so a clear keeps it.
+    pub fn incarnation(&self, id: i32) -> String {
+        format!("{}:gen:incarnation", self.base(id))
+    }
+
     /// Whether `key` is a generation counter or an epoch, which a clear must keep.
     pub fn is_counter(&self, key: &str) -> bool {
         key.strip_prefix(self.prefix.as_str())
@@ -177,6 +193,13 @@ mod tests {
         assert_eq!(keys.invalidation_channel(42), "cacheme:v1:invalidations");
         assert_eq!(keys.epoch(42), "cacheme:v1:gen:epoch");
         assert_eq!(keys.epoch(7), keys.epoch(42), "one epoch per server");
+        assert_eq!(keys.filled_epoch(42), "cacheme:v1:gen:filled:product:42");
+        assert!(
+            keys.is_counter(&keys.filled_epoch(42)),
+            "not counted by a clear"
+        );
+        assert_eq!(keys.incarnation(42), "cacheme:v1:gen:incarnation");
+        assert!(keys.is_counter(&keys.incarnation(42)), "a clear keeps it");
         assert!(keys.is_counter(&keys.epoch(1)));
         assert_ne!(keys.epoch(0), keys.generation(0));
         assert_eq!(keys.all_keys_pattern(), "cacheme:*");
@@ -199,6 +222,8 @@ mod tests {
             for other in [
                 keys.generation(id),
                 keys.epoch(id),
+                keys.filled_epoch(id),
+                keys.incarnation(id),
                 keys.invalidation_channel(id),
             ] {
                 assert_eq!(key_slot(other.as_bytes()), slot, "{other}");

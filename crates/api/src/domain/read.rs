@@ -159,7 +159,9 @@ impl Catalog {
             Err(e) => {
                 bump(&counters.redis_misses);
                 match e {
-                    CacheError::BreakerOpen => bump(&counters.redis_skipped),
+                    CacheError::BreakerOpen | CacheError::Unverified => {
+                        bump(&counters.redis_skipped);
+                    }
                     other => {
                         bump(&counters.redis_errors);
                         if matches!(other, CacheError::Timeout(_)) {

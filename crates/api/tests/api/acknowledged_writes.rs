@@ -198,3 +198,74 @@ async fn a_replica_that_has_not_read_the_outbox_asks_postgresql_first() {
     })
     .await;
 }
+
+/// D2: a Redis restarted from its own persistence (or restored from a backup) held the
+/// entry, the generation and the epoch of before the write, so every replica, the writer
+/// included, served the invalidated entry until its TTL. The epoch is now tied to the
+/// Redis process (`run_id`): a restart rotates it, and entries filled under another epoch
+/// are not served.
+#[tokio::test]
+async fn a_redis_restarted_from_older_data_does_not_bring_back_an_invalidated_entry() {
+    let mut redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    // So the window below also sees what Redis serves once L1's copies expire.
+    config.l1_ttl_ms = 300;
+    let a = start(config.clone(), Some(db)).await;
+    let b = start(config, None).await;
+    let original = name_of(&a, 1).await;
+    for app in [&a, &b] {
+        let again = app.get("/products/1").await;
+        assert_eq!(again.body["source"], "cache", "{}", again.body);
+    }
+    // A snapshot holding the entry, its generation and the epoch.
+    let mut conn = a.redis().await;
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut conn)
+        .await
+        .expect("SAVE");
+    rename(&a, 1, "Restored-away name").await;
+    // Redis dies without saving again and starts from the snapshot (`dump.rdb`).
+    redis.restart().expect("restart redis from its dump");
+    let mut check = redis::Client::open(redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let restored: Option<String> = redis::AsyncCommands::get(&mut check, a.product_key(1))
+        .await
+        .expect("GET");
+    let restored_name = restored
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+        .map(|entry| entry["name"].clone());
+    assert_eq!(
+        restored_name,
+        Some(json!(original)),
+        "the restarted Redis holds the old entry"
+    );
+
+    let restarted = Instant::now();
+    let mut stale = Vec::new();
+    while restarted.elapsed() < Duration::from_secs(4) {
+        for (replica, app) in [("writer", &a), ("other replica", &b)] {
+            let answer = app.get("/products/1").await;
+            if answer.body["name"] != "Restored-away name" {
+                stale.push(format!(
+                    "{replica} at {:?}: {} from {}",
+                    restarted.elapsed(),
+                    answer.body["name"],
+                    answer.body["source"]
+                ));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stale.is_empty(),
+        "invalidated entry served again: {stale:?}"
+    );
+    crate::helpers::eventually("the cache works again", || async {
+        a.get("/products/1").await.body["source"] == "cache"
+    })
+    .await;
+}

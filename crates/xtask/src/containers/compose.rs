@@ -89,7 +89,6 @@ pub(super) fn override_file(
     if let Some(prefix) = volume_prefix {
         file["volumes"] = json!({
             "cache-me-postgres-data": { "name": format!("{prefix}-postgres-data") },
-            "cache-me-redis-data": { "name": format!("{prefix}-redis-data") },
             "cache-me-pgadmin-data": { "name": format!("{prefix}-pgadmin-data") },
         });
     }

@@ -57,6 +57,7 @@ pub(super) async fn listen(
                 let for_warning = redis.clone();
                 tokio::spawn(async move { warn_about_eviction_policy(&for_warning).await });
                 let reason = session.run(Arc::clone(&state), &target).await;
+                redis.withdraw_trust();
                 target.lost();
                 tracing::warn!(
                     reason,

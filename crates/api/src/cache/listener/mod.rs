@@ -95,6 +95,7 @@ async fn listen_single(redis: RedisTier, client: redis::Client, target: impl Inv
                     }
                 }
             }
+            redis.withdraw_trust();
             target.lost();
             tracing::warn!(
                 "cache invalidation channel lost; L1 flushed and bypassed until it is back"

@@ -11,7 +11,10 @@
 //! (so `volatile-*` eviction policies never touch them), and a per-Redis random *epoch*
 //! key, also without TTL, is checked by every fill. A `FLUSHALL`, a restart without
 //! persistence or a failover to an empty replica removes the epoch with the counters, so
-//! every fill read before it is refused. Under an `allkeys-*` policy a single counter can
+//! every fill read before it is refused. A Redis that comes back with *older* data (a
+//! restart from persistence, a restore, a failover to a lagging replica) keeps an old
+//! epoch, so the epoch is also tied to the Redis process (`incarnation`) and every entry
+//! records the epoch it was filled under. Under an `allkeys-*` policy a single counter can
 //! still be evicted; that policy is not supported (README, "Cache patterns").
 //!
 //! (Over 400 lines: the request-path calls of both modes, which share the breaker and
@@ -34,11 +37,15 @@ use super::{
 
 pub mod admin;
 pub mod cluster;
+mod incarnation;
 mod scripts;
+
+use incarnation::Incarnation;
+pub use incarnation::RECHECK_INTERVAL;
 
 use cluster::{BreakerSettings, ClusterState, RedisConnection};
 
-use scripts::{ENSURE_EPOCH_SCRIPT, FILL_SCRIPT, INVALIDATE_SCRIPT};
+use scripts::{ENSURE_EPOCH_SCRIPT, FILL_SCRIPT, INVALIDATE_SCRIPT, VERIFY_INCARNATION_SCRIPT};
 
 /// Administrative calls (clear, INFO) may scan many keys, so they get more time than a lookup.
 const ADMIN_TIMEOUT_FLOOR: Duration = Duration::from_secs(5);
@@ -79,6 +86,8 @@ pub enum CacheError {
     Timeout(Duration),
     #[error("redis skipped: circuit breaker open")]
     BreakerOpen,
+    #[error("redis skipped: the connection changed while the lookup was in flight")]
+    Unverified,
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("redis cluster node {node} is down: {error}")]
@@ -97,8 +106,9 @@ pub struct FillTicket {
     pub epoch: u64,
 }
 
-/// What `MGET` of a lookup returns: the entry, its generation, the epoch.
-type LookupValues = (Option<String>, Option<u64>, Option<u64>);
+/// What `MGET` of a lookup returns: the entry, its generation, the epoch, the epoch the
+/// entry was filled under.
+type LookupValues = (Option<String>, Option<u64>, Option<u64>, Option<u64>);
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +161,9 @@ pub struct RedisTier {
     fill_script: Arc<Script>,
     invalidate_script: Arc<Script>,
     ensure_epoch_script: Arc<Script>,
+    verify_incarnation_script: Arc<Script>,
+    /// Which epochs were checked against the Redis process answering now.
+    incarnation: Arc<Incarnation>,
     unsafe_skip_fill_check: bool,
 }
 
@@ -222,6 +235,11 @@ impl RedisTier {
             fill_script: Arc::new(Script::new(FILL_SCRIPT)),
             invalidate_script: Arc::new(Script::new(INVALIDATE_SCRIPT)),
             ensure_epoch_script: Arc::new(Script::new(ENSURE_EPOCH_SCRIPT)),
+            verify_incarnation_script: Arc::new(Script::new(VERIFY_INCARNATION_SCRIPT)),
+            incarnation: Arc::new(Incarnation::new(match settings.layout {
+                KeyLayout::Single => 1,
+                KeyLayout::Cluster => usize::from(keys::BUCKETS),
+            })),
             unsafe_skip_fill_check: settings.unsafe_skip_fill_check,
         })
     }
@@ -305,7 +323,105 @@ impl RedisTier {
             (Err(CacheError::Redis(e)), Call::Plain) if !is_outage(e) => {}
             (Err(_), Call::Plain) => breaker.record_failure(now),
         }
+        self.withdraw_trust_after(&result);
         result
+    }
+
+    /// After a call that failed as an outage (the connection may be re-established to
+    /// another Redis process), entries are not served until the epoch is checked again.
+    fn withdraw_trust_after<T>(&self, result: &Result<T, CacheError>) {
+        match result {
+            Err(CacheError::Redis(e)) if !is_outage(e) => {}
+            Err(
+                CacheError::Redis(_)
+                | CacheError::Timeout(_)
+                | CacheError::NodeDown { .. }
+                | CacheError::NotReplicated,
+            ) => self.incarnation.withdraw(),
+            Ok(_)
+            | Err(CacheError::BreakerOpen | CacheError::Unverified | CacheError::Reply(_)) => {}
+        }
+    }
+
+    /// Stops serving entries until the epoch is checked against the Redis process again
+    /// (the subscription was lost: the server may have restarted).
+    pub fn withdraw_trust(&self) {
+        self.incarnation.withdraw();
+    }
+
+    /// Which epoch `id` uses: the server's, or its bucket's.
+    fn epoch_index(&self, id: i32) -> usize {
+        match self.keys.layout() {
+            KeyLayout::Single => 0,
+            KeyLayout::Cluster => usize::from(KeyScheme::bucket(id)),
+        }
+    }
+
+    /// Checks `id`'s epoch against the Redis process answering, rotating it if that
+    /// process is not the one it was checked against (see `incarnation`).
+    /// Returns whether it rotated.
+    async fn check_incarnation(&self, id: i32) -> Result<bool, CacheError> {
+        let token = self.incarnation.before_check();
+        let mut conn = self.conn.clone();
+        let mut invocation = self.verify_incarnation_script.prepare_invoke();
+        invocation
+            .key(self.keys.incarnation(id))
+            .key(self.keys.epoch(id))
+            .arg(random_u64());
+        let rotated: i64 = self.guarded(id, invocation.invoke_async(&mut conn)).await?;
+        if rotated == 1 {
+            tracing::info!(
+                epoch = %self.keys.epoch(id),
+                "new Redis process (restart, restore or failover): epoch rotated, entries \
+                 filled before it are not served"
+            );
+        }
+        self.incarnation.checked(self.epoch_index(id), token);
+        Ok(rotated == 1)
+    }
+
+    /// Runs for the life of the app: checks every epoch every [`RECHECK_INTERVAL`], so a
+    /// restart no call saw fail (an idle connection re-established in between) is noticed
+    /// within that interval.
+    pub async fn keep_checking_incarnation(self) {
+        let mut ticks = tokio::time::interval(RECHECK_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.check_every_incarnation().await {
+                tracing::debug!(error = %e, "cannot check the Redis process yet");
+            }
+        }
+    }
+
+    /// Checks the epoch against every Redis process (run every [`RECHECK_INTERVAL`]). In
+    /// a cluster, one bucket per master stands for its master's buckets: a process seen
+    /// new there makes every bucket check its own epoch again before it is served.
+    pub async fn check_every_incarnation(&self) -> Result<(), CacheError> {
+        let ids: Vec<i32> = match &self.backend {
+            Backend::Single { .. } => vec![0],
+            Backend::Cluster { state, .. } => {
+                let topology = state.topology();
+                let mut owners = std::collections::HashSet::new();
+                // Id `b` is in bucket `b`; with no slot map yet, every bucket.
+                (0..keys::BUCKETS)
+                    .filter(|&bucket| match topology.owner(bucket) {
+                        Some(owner) => owners.insert(owner.clone()),
+                        None => true,
+                    })
+                    .map(i32::from)
+                    .collect()
+            }
+        };
+        let checks = ids.into_iter().map(|id| self.check_incarnation(id));
+        let rotated = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<bool>, _>>()?;
+        if matches!(self.backend, Backend::Cluster { .. }) && rotated.contains(&true) {
+            self.incarnation.withdraw();
+        }
+        Ok(())
     }
 
     /// Value, generation, epoch and remaining TTL in one round trip of two commands
@@ -313,6 +429,16 @@ impl RedisTier {
     /// or flushed Redis) costs one more round trip, to create it.
     #[tracing::instrument(name = "cache.redis.lookup", skip(self), fields(cache.tier = "redis", db.system = "redis", cache.hit))]
     pub async fn lookup(&self, id: i32) -> Result<Lookup, CacheError> {
+        let index = self.epoch_index(id);
+        let token = match self.incarnation.trusted(index) {
+            Some(token) => token,
+            None => {
+                self.check_incarnation(id).await?;
+                self.incarnation
+                    .trusted(index)
+                    .ok_or(CacheError::Unverified)?
+            }
+        };
         let key = self.keys.product(id);
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
@@ -320,14 +446,20 @@ impl RedisTier {
             .arg(&key)
             .arg(self.keys.generation(id))
             .arg(self.keys.epoch(id))
+            .arg(self.keys.filled_epoch(id))
             .pttl(&key);
         let (values, pttl): (LookupValues, i64) =
             self.guarded(id, pipe.query_async(&mut conn)).await?;
-        let (raw, generation, epoch) = values;
+        if !self.incarnation.still_trusted(token) {
+            return Err(CacheError::Unverified);
+        }
+        let (raw, generation, epoch, filled_under) = values;
         let epoch = match epoch {
             Some(epoch) => epoch,
             None => self.ensure_epoch(id).await?,
         };
+        // An entry filled under another epoch is older than a rotation: not served.
+        let raw = raw.filter(|_| filled_under == Some(epoch));
         let ticket = FillTicket {
             generation: generation.unwrap_or(0),
             epoch,
@@ -377,6 +509,7 @@ impl RedisTier {
             .key(self.keys.product(id))
             .key(self.keys.generation(id))
             .key(self.keys.epoch(id))
+            .key(self.keys.filled_epoch(id))
             .arg(ticket.generation)
             .arg(ticket.epoch)
             .arg(stored_text(value))
@@ -405,7 +538,10 @@ impl RedisTier {
             .arg(self.publish_command());
         // Not guarded by the breaker: a write must try to invalidate even when reads have
         // given up on Redis for a while; the caller retries failures.
-        let _: i64 = Self::bounded(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        let invalidated =
+            Self::bounded(self.timeout, invocation.invoke_async::<i64>(&mut conn)).await;
+        self.withdraw_trust_after(&invalidated);
+        invalidated?;
         if let (Backend::Cluster { state, .. }, RedisConnection::Cluster(cluster)) =
             (&self.backend, &mut conn)
         {

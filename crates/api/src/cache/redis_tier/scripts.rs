@@ -1,8 +1,9 @@
 //! The Lua scripts that make fills and invalidations atomic in Redis.
 
-/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch; ARGV[1] expected generation,
-/// ARGV[2] expected epoch, ARGV[3] value, ARGV[4] TTL ms, ARGV[5] `1` to skip both checks
-/// (`UNSAFE_SKIP_FILL_CHECK`, for proving the chaos checker can fail).
+/// KEYS[1] value, KEYS[2] generation, KEYS[3] epoch, KEYS[4] the epoch the value is filled
+/// under; ARGV[1] expected generation, ARGV[2] expected epoch, ARGV[3] value, ARGV[4] TTL
+/// ms, ARGV[5] `1` to skip both checks (`UNSAFE_SKIP_FILL_CHECK`, for proving the chaos
+/// checker can fail).
 pub(super) const FILL_SCRIPT: &str = r"
 if ARGV[5] ~= '1' then
   if redis.call('GET', KEYS[3]) ~= ARGV[2] then
@@ -14,6 +15,7 @@ if ARGV[5] ~= '1' then
   end
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[4])
 return 1
 ";
 
@@ -40,4 +42,22 @@ if not epoch then
   epoch = ARGV[1]
 end
 return epoch
+";
+
+/// KEYS[1] incarnation, KEYS[2] epoch; ARGV[1] a fresh epoch. When the Redis process
+/// answering is not the one the epoch was last checked against (its `run_id` differs: a
+/// restart, perhaps from persistence or a backup, or a failover), stores the fresh epoch:
+/// every fill read before and every entry filled before is then refused. Returns 1 if it
+/// rotated. Scripts replicate as their effects, so reading `INFO` here is allowed.
+pub(super) const VERIFY_INCARNATION_SCRIPT: &str = r"
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if not run_id then
+  return redis.error_reply('ERR no run_id in INFO server')
+end
+if redis.call('GET', KEYS[1]) == run_id and redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], run_id)
+return 1
 ";
