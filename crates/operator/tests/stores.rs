@@ -197,3 +197,53 @@ fn pgadmin_points_at_cloudnativepg_s_read_write_service() -> TestResult {
     assert_eq!(servers["Servers"]["1"]["Host"], "pg-postgres-rw");
     Ok(())
 }
+
+/// D5 (issue #22): every instance used the API's default prefix `cacheme`, so two
+/// CacheMe resources on one external Redis read, invalidated and cleared each other's
+/// entries. Each instance now gets its own prefix; a managed Redis needs none.
+#[test]
+fn two_instances_on_one_external_redis_never_share_a_key_prefix() -> TestResult {
+    let prefix = |cm: &CacheMe| -> TestResult<Option<String>> {
+        Ok(env_var(&api_env(cm)?, "CACHE_KEY_PREFIX").and_then(|e| e.value.clone()))
+    };
+    let mut shop = sample("external")?;
+    let mut other = shop.clone();
+    other.metadata.name = Some("other".into());
+    let mut elsewhere = shop.clone();
+    elsewhere.metadata.namespace = Some("elsewhere".into());
+    let prefixes: BTreeSet<Option<String>> = [&shop, &other, &elsewhere]
+        .into_iter()
+        .map(prefix)
+        .collect::<TestResult<_>>()?;
+    assert_eq!(prefixes.len(), 3, "{prefixes:?}");
+    let namespace = shop.metadata.namespace.clone().unwrap_or_default();
+    let name = shop.metadata.name.clone().unwrap_or_default();
+    assert_eq!(prefix(&shop)?, Some(format!("cacheme.{namespace}.{name}")));
+
+    // A name too long for the API's 64 characters: a hash, still unique and valid.
+    let mut long = shop.clone();
+    long.metadata.name = Some("n".repeat(60));
+    let hashed = prefix(&long)?.ok_or("a prefix")?;
+    assert!(
+        hashed.len() <= 64 && hashed.starts_with("cacheme."),
+        "{hashed}"
+    );
+    assert!(
+        hashed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+        "{hashed}"
+    );
+    long.metadata.name = Some("m".repeat(60));
+    assert_ne!(prefix(&long)?, Some(hashed));
+
+    // Chosen in the spec: taken as it is.
+    if let Some(external) = shop.spec.redis.external.as_mut() {
+        external.key_prefix = Some("team-a".into());
+    }
+    assert_eq!(prefix(&shop)?, Some("team-a".into()));
+
+    // A managed Redis serves one instance: the API's default.
+    assert_eq!(prefix(&sample("minimal")?)?, None);
+    Ok(())
+}

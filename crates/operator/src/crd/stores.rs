@@ -41,6 +41,13 @@ pub struct RedisExternalSpec {
     #[serde(default, skip_serializing_if = "RedisMode::is_single")]
     #[schemars(extend("default" = "single"))]
     pub mode: RedisMode,
+    /// What every key and channel of this instance starts with (the API's
+    /// `CACHE_KEY_PREFIX`). Default `cacheme.<namespace>.<name>` (a hash when longer than
+    /// 64 characters), so two CacheMe resources on one Redis never read, invalidate or
+    /// clear each other's entries. Two instances given the same prefix share them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
+    pub key_prefix: Option<String>,
 }
 
 /// How the API talks to an external Redis.

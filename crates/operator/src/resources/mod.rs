@@ -191,6 +191,21 @@ impl<'a> Stack<'a> {
         })
     }
 
+    /// The API's key prefix in an external Redis: `cacheme.<namespace>.<name>`, unique
+    /// per instance (namespaces hold no dot, so the first dot after `cacheme.` ends the
+    /// namespace); `cacheme.<hash>` when that is over the API's 64 characters.
+    pub fn default_key_prefix(&self) -> String {
+        let readable = format!("cacheme.{}.{}", self.namespace, self.name);
+        if readable.len() <= 64 {
+            readable
+        } else {
+            format!(
+                "cacheme.{}",
+                short_hash(format!("{}/{}", self.namespace, self.name).as_bytes())
+            )
+        }
+    }
+
     /// Name of a component's objects: `<cacheme>-<component>`.
     pub fn child_name(&self, component: Component) -> String {
         format!("{}-{}", self.name, component.as_str())

@@ -96,6 +96,14 @@ impl Stack<'_> {
                 if external.mode == RedisMode::Cluster {
                     env_vars.push(env("REDIS_MODE", external.mode.as_str()));
                 }
+                // A managed Redis serves one instance; an external one may serve several.
+                env_vars.push(env(
+                    "CACHE_KEY_PREFIX",
+                    external
+                        .key_prefix
+                        .clone()
+                        .unwrap_or_else(|| self.default_key_prefix()),
+                ));
             }
             None => {
                 let secret = self.secret_name(Component::Redis);
