@@ -19,9 +19,10 @@ use super::{
 /// A connection between statements, and when it was last used.
 pub(super) type KeptConnection = (PoolConnection<Postgres>, Instant);
 
-/// A connection lent to one statement. Dropped without being marked reusable (the
-/// statement failed, or its request was cancelled mid-statement) it goes back to sqlx's
-/// pool, which checks it; marked reusable it is kept for the next statement.
+/// A connection lent to one statement. Marked reusable it is kept for the next statement.
+/// Dropped without (the statement failed so, or its request was cancelled mid-statement)
+/// it is closed: sqlx would check it with a ping that has no deadline, holding a pool
+/// slot for TCP's retransmission time (about 15 minutes) if the server went silent.
 struct Checkout<'a> {
     db: &'a Database,
     conn: Option<PoolConnection<Postgres>>,
@@ -47,11 +48,13 @@ impl<'a> Checkout<'a> {
 
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && self.reusable
-            && !self.db.permits.is_closed()
-        {
-            self.db.kept.lock().push((conn, Instant::now()));
+        if let Some(mut conn) = self.conn.take() {
+            if self.reusable && !self.db.permits.is_closed() {
+                self.db.kept.lock().push((conn, Instant::now()));
+            } else if !self.reusable {
+                // sqlx closes it within its own bound (`CLOSE_ON_DROP_TIMEOUT`).
+                conn.close_on_drop();
+            }
         }
     }
 }
@@ -130,12 +133,16 @@ impl Database {
                 let conn = self.pool.acquire().await?;
                 return Ok(Checkout::new(self, conn, permit));
             };
+            // Bounded: a connection that went silent must not hold the permit.
             if last_used.elapsed() < IDLE_BEFORE_PING
-                || sqlx::Connection::ping(&mut *conn).await.is_ok()
+                || self
+                    .bounded(sqlx::Connection::ping(&mut *conn))
+                    .await
+                    .is_ok()
             {
                 return Ok(Checkout::new(self, conn, permit));
             }
-            // Dropped by a restart or a proxy: close it and try the next one.
+            // Dropped by a restart or a proxy, or silent: close it and try the next one.
             conn.close_on_drop();
         }
     }

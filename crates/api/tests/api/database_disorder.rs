@@ -198,3 +198,151 @@ async fn a_silent_postgresql_at_start_costs_bounded_attempts_not_a_hang() {
     );
     drop(silent);
 }
+
+/// A TCP proxy to PostgreSQL that can turn every connection open so far into a black
+/// hole (bytes accepted, never forwarded, never closed), as a failover to a new address
+/// or a firewall's silent drop does, while new connections go through.
+struct BlackHoleProxy {
+    port: u16,
+    /// Connections accepted so far (numbered from 1).
+    opened: Arc<std::sync::atomic::AtomicU64>,
+    /// Connections numbered up to this are black holes.
+    swallow_up_to: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BlackHoleProxy {
+    async fn start(target_port: u16) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("its address").port();
+        let swallow_up_to = Arc::new(AtomicU64::new(0));
+        let opened = Arc::new(AtomicU64::new(0));
+        let swallow = Arc::clone(&swallow_up_to);
+        let count = Arc::clone(&opened);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let number = count.fetch_add(1, Ordering::SeqCst) + 1;
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)]
+                {
+                    let swallow = Arc::clone(&swallow);
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buffer = vec![0_u8; 16 * 1024];
+                        loop {
+                            let Ok(n) = from.read(&mut buffer).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            if number <= swallow.load(Ordering::SeqCst) {
+                                // Hold both sockets open and say nothing, for ever.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buffer[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            opened,
+            swallow_up_to,
+        }
+    }
+
+    /// Every connection open now goes silent; later ones go through.
+    fn black_hole_open_connections(&self) {
+        use std::sync::atomic::Ordering;
+        self.swallow_up_to
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// An app with one PostgreSQL connection, reached through a [`BlackHoleProxy`], and
+/// statements bounded to 500 ms; no L1 and no negative entries, so every read of a new
+/// id is a query.
+async fn app_behind_black_hole_proxy() -> (crate::helpers::TestApp, BlackHoleProxy) {
+    let db = crate::helpers::TestDatabase::create().await;
+    let (head, db_port_and_name) = db.url.rsplit_once(':').expect("a port in the URL");
+    let (db_port, db_name) = db_port_and_name.split_once('/').expect("a database name");
+    let proxy = BlackHoleProxy::start(db_port.parse().expect("a port")).await;
+    let mut config = crate::helpers::test_config(
+        &format!("{head}:{}/{db_name}", proxy.port),
+        &crate::helpers::shared_redis_url(),
+    );
+    config.l1_enabled = false;
+    config.negative_ttl_seconds = 0;
+    config.db_max_connections = 1;
+    config.db_statement_timeout_ms = 500;
+    config.db_acquire_timeout_ms = 1000;
+    let app = crate::helpers::start(config, Some(db)).await;
+    (app, proxy)
+}
+
+/// A2: a PostgreSQL connection that went silent (no RST: a failover to a new address, a
+/// dropped route) was pinged without a bound, by us when it had been kept idle and by
+/// sqlx when a statement on it passed its deadline, each holding a pool slot for TCP's
+/// retransmission time (about 15 minutes): every later miss answered 503. Both pings are
+/// now bounded and a connection whose statement failed so is closed, not pinged.
+#[tokio::test]
+async fn a_silent_postgresql_connection_is_replaced_not_waited_on() {
+    let (app, proxy) = app_behind_black_hole_proxy().await;
+    let answered_within = |limit: Duration, started: Instant| started.elapsed() < limit;
+
+    // A statement sent on a connection that went silent passes its deadline (503), and
+    // the next miss gets a new connection.
+    assert_eq!(app.get("/products/1").await.status, 200);
+    proxy.black_hole_open_connections();
+    let silent = app.get("/products/2").await;
+    assert_eq!(silent.status, 503, "{}", silent.body);
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    loop {
+        let answer = app.get("/products/3").await;
+        statuses.push(answer.status);
+        if answer.status == 200 || !answered_within(Duration::from_secs(8), started) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        statuses.last().map(|s| s.as_u16()),
+        Some(200),
+        "misses after a silent connection: {statuses:?} over {:?}",
+        started.elapsed()
+    );
+}
+
+/// A2, the other unbounded ping: a connection kept idle for 10 s is pinged before its
+/// next statement, and that ping waited on a silent server for ever, holding the only
+/// permit. It is bounded now, and the connection replaced.
+#[tokio::test]
+async fn a_kept_connection_that_went_silent_while_idle_is_replaced() {
+    let (app, proxy) = app_behind_black_hole_proxy().await;
+
+    assert_eq!(app.get("/products/1").await.status, 200);
+    proxy.black_hole_open_connections();
+    // Idle long enough to be pinged before the next statement.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let started = Instant::now();
+    let answer = app.get("/products/2").await;
+    assert_eq!(
+        answer.status,
+        200,
+        "after {:?}: {}",
+        started.elapsed(),
+        answer.body
+    );
+}

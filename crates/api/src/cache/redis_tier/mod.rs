@@ -359,7 +359,7 @@ impl RedisTier {
 
     /// Checks `id`'s epoch against the Redis process answering, rotating it if that
     /// process is not the one it was checked against (see `incarnation`).
-    /// Returns whether it rotated.
+    /// Returns whether another process than the one recorded answered.
     async fn check_incarnation(&self, id: i32) -> Result<bool, CacheError> {
         let token = self.incarnation.before_check();
         let mut conn = self.conn.clone();
@@ -368,8 +368,9 @@ impl RedisTier {
             .key(self.keys.incarnation(id))
             .key(self.keys.epoch(id))
             .arg(random_u64());
-        let rotated: i64 = self.guarded(id, invocation.invoke_async(&mut conn)).await?;
-        if rotated == 1 {
+        let outcome: i64 = self.guarded(id, invocation.invoke_async(&mut conn)).await?;
+        let another_process = outcome == 1;
+        if another_process {
             tracing::info!(
                 epoch = %self.keys.epoch(id),
                 "new Redis process (restart, restore or failover): epoch rotated, entries \
@@ -377,7 +378,7 @@ impl RedisTier {
             );
         }
         self.incarnation.checked(self.epoch_index(id), token);
-        Ok(rotated == 1)
+        Ok(another_process)
     }
 
     /// Runs for the life of the app: checks every epoch every [`RECHECK_INTERVAL`], so a

@@ -47,17 +47,22 @@ return epoch
 /// KEYS[1] incarnation, KEYS[2] epoch; ARGV[1] a fresh epoch. When the Redis process
 /// answering is not the one the epoch was last checked against (its `run_id` differs: a
 /// restart, perhaps from persistence or a backup, or a failover), stores the fresh epoch:
-/// every fill read before and every entry filled before is then refused. Returns 1 if it
-/// rotated. Scripts replicate as their effects, so reading `INFO` here is allowed.
+/// every fill read before and every entry filled before is then refused. Returns 0 when
+/// nothing changed, 1 when another process was recorded, 2 when none was (a new or
+/// flushed Redis). Scripts replicate as their effects, so reading `INFO` here is allowed.
 pub(super) const VERIFY_INCARNATION_SCRIPT: &str = r"
 local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 if not run_id then
   return redis.error_reply('ERR no run_id in INFO server')
 end
-if redis.call('GET', KEYS[1]) == run_id and redis.call('EXISTS', KEYS[2]) == 1 then
+local recorded = redis.call('GET', KEYS[1])
+if recorded == run_id and redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], run_id)
-return 1
+if recorded then
+  return 1
+end
+return 2
 ";
