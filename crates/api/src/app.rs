@@ -88,6 +88,12 @@ impl App {
             state
                 .catalog
                 .clone()
+                .expire_outbox_knowledge(config.outbox_lease()),
+        );
+        background.spawn(
+            state
+                .catalog
+                .clone()
                 .relay_invalidations(config.invalidation_poll()),
         );
         let listener = TcpListener::bind(config.bind_addr)

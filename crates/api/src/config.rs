@@ -211,6 +211,12 @@ impl Config {
         Duration::from_millis(self.invalidation_poll_ms)
     }
 
+    /// How long one outbox read vouches for which invalidations are owed: four polls,
+    /// at least a second (README, "What is guaranteed").
+    pub fn outbox_lease(&self) -> Duration {
+        (self.invalidation_poll() * 4).max(Duration::from_secs(1))
+    }
+
     /// The defaults, as `cacheme-api` with an empty environment would use them.
     pub fn defaults() -> Self {
         Cli::parse_from(["cacheme-api"]).config

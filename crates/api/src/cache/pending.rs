@@ -51,6 +51,12 @@ impl PendingSet {
         self.ids.insert(id, self.round).is_none()
     }
 
+    /// The last read of the table is too old to vouch for what is owed now (the poll is
+    /// failing or slow): until the next read, every id counts as owed, as at start.
+    pub fn expire(&mut self) {
+        self.known = false;
+    }
+
     /// Called before reading the table; pass the result to [`PendingSet::replace`].
     pub fn begin_round(&mut self) -> u64 {
         self.round += 1;
@@ -87,6 +93,18 @@ mod tests {
         let round = set.begin_round();
         set.replace(round, [7]);
         assert!(set.is_known() && !set.contains(42) && set.contains(7));
+    }
+
+    #[test]
+    fn an_expired_read_vouches_for_nothing_until_the_next() {
+        let mut set = PendingSet::default();
+        let round = set.begin_round();
+        set.replace(round, [7]);
+        set.expire();
+        assert!(!set.is_known() && set.contains(42) && set.contains(7));
+        let round = set.begin_round();
+        set.replace(round, []);
+        assert!(set.is_known() && !set.contains(42) && !set.contains(7));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub(super) struct Pending {
     count: AtomicUsize,
     /// The last outbox read failed because PostgreSQL is unavailable.
     unreadable: AtomicBool,
+    /// When the outbox was last read.
+    last_read: Mutex<Option<Instant>>,
 }
 
 const NOT_READ_YET: usize = usize::MAX;
@@ -101,6 +103,7 @@ impl Default for Pending {
             set: Mutex::default(),
             count: AtomicUsize::new(NOT_READ_YET),
             unreadable: AtomicBool::new(false),
+            last_read: Mutex::new(None),
         }
     }
 }
@@ -122,6 +125,28 @@ impl Pending {
     pub(super) fn read_failed(&self, database_unavailable: bool) {
         self.unreadable
             .store(database_unavailable, Ordering::Release);
+    }
+
+    /// Records a successful outbox read (after [`PendingSet::replace`]).
+    pub(super) fn read_at(&self, now: Instant) {
+        *self.last_read.lock() = Some(now);
+    }
+
+    /// Forgets what the outbox said when that is older than `lease`: a replica that
+    /// cannot read it (a slow or saturated PostgreSQL) does not know which writes other
+    /// replicas failed to invalidate since, so every id counts as owed until it can.
+    /// Returns whether it did so now (it vouched until then).
+    pub(super) fn expire_older_than(&self, lease: Duration, now: Instant) -> bool {
+        let stale = self
+            .last_read
+            .lock()
+            .is_some_and(|at| now.saturating_duration_since(at) > lease);
+        stale
+            && self.update(|set| {
+                let vouched = set.is_known();
+                set.expire();
+                vouched
+            })
     }
 
     fn owed(&self, id: i32) -> Owed {

@@ -167,9 +167,31 @@ impl Catalog {
         }
     }
 
+    /// Runs for the life of the app: when the outbox has not been read for `lease`, every
+    /// id counts as owed (PostgreSQL first) until it is read again, so in-process trust
+    /// has a bound that does not depend on the poll getting through.
+    pub async fn expire_outbox_knowledge(self, lease: Duration) {
+        let mut ticks = tokio::time::interval(lease / 4);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if self
+                .pending
+                .expire_older_than(lease, std::time::Instant::now())
+            {
+                tracing::warn!(
+                    ?lease,
+                    "the invalidation outbox has not been read for longer than its lease: \
+                     reading PostgreSQL first until it is"
+                );
+            }
+        }
+    }
+
     /// One pass of [`Catalog::relay_invalidations`].
     pub async fn relay_once(&self) {
         let round = self.pending.update(|set| set.begin_round());
+        let started = std::time::Instant::now();
         let owed = match self.db.owed_invalidations(RELAY_GRACE).await {
             Ok(owed) => {
                 self.pending.read_failed(false);
@@ -185,6 +207,8 @@ impl Catalog {
         let added = self
             .pending
             .update(|set| set.replace(round, owed.iter().map(|o| o.product_id)));
+        // What the table held when the read began is what it vouches for.
+        self.pending.read_at(started);
         for id in added {
             self.flights.forget(&id);
             self.memory.invalidate(id).await;

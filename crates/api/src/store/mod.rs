@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use parking_lot::Mutex;
 
 use sqlx::{
-    Connection as _, PgConnection, PgPool,
+    Connection as _, PgPool,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -22,6 +22,7 @@ macro_rules! product_columns {
 
 mod failure;
 mod outbox;
+mod own_connection;
 mod pool;
 mod products;
 
@@ -29,6 +30,7 @@ pub use failure::{outcome_unknown, unavailable};
 pub use outbox::Written;
 
 use failure::deadline_passed;
+use own_connection::OwnConnection;
 use pool::KeptConnection;
 
 /// The schema and the 15 seed products; the single source of truth for both.
@@ -66,8 +68,10 @@ pub struct Database {
     metrics: Arc<Metrics>,
     /// The health checks' own connection: probes never wait behind requests for a
     /// permit, so a busy pool does not make a pod unready.
-    health: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
-    options: PgConnectOptions,
+    health: OwnConnection,
+    /// The outbox poll's own connection: how other replicas' writes are learned when
+    /// Redis cannot announce them, so it must not queue behind misses.
+    outbox: OwnConnection,
 }
 
 /// Pool settings of [`Database::connect_lazy`].
@@ -121,8 +125,8 @@ impl Database {
             statement_timeout,
             simulated_latency,
             metrics,
-            health: Arc::default(),
-            options,
+            health: OwnConnection::new(options.clone()),
+            outbox: OwnConnection::new(options),
         })
     }
 
@@ -173,36 +177,9 @@ impl Database {
     /// A round trip to the server on the health checks' own connection (never a request
     /// permit), bounded by the acquire timeout.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        let limit = self.acquire_timeout;
-        let check = async {
-            let mut slot = self.health.lock().await;
-            let result = match slot.as_mut() {
-                Some(conn) => conn.ping().await,
-                None => match PgConnection::connect_with(&self.options).await {
-                    Ok(mut conn) => {
-                        let pinged = conn.ping().await;
-                        *slot = Some(conn);
-                        pinged
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            if result.is_err() {
-                // Reconnect on the next check.
-                *slot = None;
-            }
-            result
-        };
-        match tokio::time::timeout(limit, check).await {
-            Ok(result) => result,
-            Err(_) => {
-                // The check was dropped mid-call: its connection is in an unknown state.
-                if let Ok(mut slot) = self.health.try_lock() {
-                    *slot = None;
-                }
-                Err(deadline_passed(limit))
-            }
-        }
+        self.health
+            .run(self.acquire_timeout, |conn| Box::pin(conn.ping()))
+            .await
     }
 }
 

@@ -29,14 +29,17 @@ impl Database {
     /// Every product the outbox holds rows for, oldest first: all of them, however many
     /// rows are owed (a row limit here once hid the newest writes from the pending set, so
     /// they were served stale for as long as Redis refused invalidations). The number of
-    /// products bounds the answer.
+    /// products bounds the answer. Bounded by the statement deadline.
     pub async fn owed_invalidations(
         &self,
         grace: std::time::Duration,
     ) -> Result<Vec<OwedInvalidation>, sqlx::Error> {
         let grace_secs = grace.as_secs_f64();
+        // On its own connection: behind request misses in the pool's queue, other
+        // replicas would not learn pending ids for as long as the queue is long.
         let rows: Vec<(i32, Vec<i64>, bool)> = self
-            .read(None, move |conn| {
+            .outbox
+            .run(self.statement_deadline(), move |conn| {
                 sqlx::query_as(
                     "SELECT product_id, array_agg(id ORDER BY id), \
                      bool_or(created_at < now() - make_interval(secs => $1)) \

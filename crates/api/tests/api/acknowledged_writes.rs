@@ -26,6 +26,26 @@ async fn rename(app: &TestApp, id: i32, name: &str) {
     assert_eq!(write.status, 200, "{}", write.body);
 }
 
+/// Redis answers reads but refuses every write for `millis` (`CLIENT PAUSE WRITE`), as
+/// under `noeviction` at maxmemory.
+async fn refuse_writes(conn: &mut crate::helpers::TestRedis, millis: u64) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(millis)
+        .arg("WRITE")
+        .query_async(conn)
+        .await
+        .expect("CLIENT PAUSE WRITE");
+}
+
+async fn accept_writes(conn: &mut crate::helpers::TestRedis) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(conn)
+        .await
+        .expect("CLIENT UNPAUSE");
+}
+
 /// D1: the outbox was read 1000 oldest rows at a time and the pending set replaced by
 /// them, so with a backlog owed the newest write dropped out of it, the writer's own
 /// included, and both replicas served the old entry for as long as Redis refused writes.
@@ -44,13 +64,7 @@ async fn a_backlog_of_owed_invalidations_does_not_hide_the_newest_write() {
     }
     // Redis answers reads but refuses every write, as under `noeviction` at maxmemory.
     let mut conn = a.redis().await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(20_000)
-        .arg("WRITE")
-        .query_async(&mut conn)
-        .await
-        .expect("CLIENT PAUSE WRITE");
+    refuse_writes(&mut conn, 20_000).await;
     // 1000 older invalidations owed for another product.
     sqlx::query(
         "INSERT INTO cache_invalidations (product_id) SELECT 12 FROM generate_series(1, 1000)",
@@ -74,11 +88,7 @@ async fn a_backlog_of_owed_invalidations_does_not_hide_the_newest_write() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _: () = redis::cmd("CLIENT")
-        .arg("UNPAUSE")
-        .query_async(&mut conn)
-        .await
-        .expect("CLIENT UNPAUSE");
+    accept_writes(&mut conn).await;
     assert!(
         stale.is_empty(),
         "old value served after the ack: {stale:?}"
@@ -268,4 +278,98 @@ async fn a_redis_restarted_from_older_data_does_not_bring_back_an_invalidated_en
         a.get("/products/1").await.body["source"] == "cache"
     })
     .await;
+}
+
+/// D3: the outbox poll waited for a permit behind request misses, so under a miss storm
+/// (Redis refusing writes, the pool saturated) another replica never learned that a
+/// write's invalidation was owed, and served the old value from L1, then Redis. The poll
+/// now has a connection of its own.
+#[tokio::test]
+async fn a_saturated_pool_does_not_keep_other_replicas_from_learning_a_write() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    config.redis_timeout_ms = 200;
+    let a = start(config.clone(), Some(db)).await;
+    let mut busy = config;
+    busy.db_max_connections = 1;
+    busy.simulated_db_latency_ms = 300;
+    busy.negative_ttl_seconds = 0;
+    let b = start(busy, None).await;
+    name_of(&b, 11).await;
+    name_of(&b, 11).await;
+    assert_eq!(b.get("/products/11").await.body["cache_tier"], "memory");
+
+    // Misses of unknown ids keep B's only connection busy, its queue always full.
+    let storm: Vec<_> = (0..16)
+        .map(|worker| {
+            let client = b.client.clone();
+            let base = b.url("/products/");
+            tokio::spawn(async move {
+                for n in 0_u32.. {
+                    let id = 1_000_000 + worker * 100_000 + n;
+                    let _ = client.get(format!("{base}{id}")).send().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut conn = a.redis().await;
+    refuse_writes(&mut conn, 10_000).await;
+    rename(&a, 11, "Learned console").await;
+    let acked = Instant::now();
+    let mut seen = Vec::new();
+    let mut learned = 0;
+    while acked.elapsed() < Duration::from_secs(4) {
+        let answer = b.get("/products/11").await;
+        // A 503 (the queue is long) is the storm's doing, not a stale read.
+        if answer.status == 200 && acked.elapsed() > Duration::from_secs(1) {
+            if answer.body["name"] == "Learned console" {
+                learned += 1;
+            } else {
+                seen.push(format!("{:?}: {}", acked.elapsed(), answer.body["name"]));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in storm {
+        worker.abort();
+    }
+    accept_writes(&mut conn).await;
+    assert!(
+        seen.is_empty(),
+        "the other replica, past the 1 s bound: {seen:?}"
+    );
+    assert!(learned > 0, "no read of the other replica was answered");
+}
+
+/// D3/D4: in-process trust had no bound of its own: a replica whose outbox poll could
+/// not get through (here the table is locked) kept trusting its caches, however long
+/// ago it last learned which invalidations are owed. Past the lease (four polls, at
+/// least 1 s) it reads PostgreSQL first. The row is changed behind the caches' back, as
+/// a write whose invalidation is owed looks to a replica that cannot read the outbox.
+#[tokio::test]
+async fn a_replica_that_cannot_read_the_outbox_stops_trusting_its_caches() {
+    let db = TestDatabase::create().await;
+    let config = test_config(&db.url, &crate::helpers::shared_redis_url());
+    let admin = db.pool().await;
+    let app = start(config, Some(db)).await;
+    name_of(&app, 5).await;
+    assert_eq!(app.get("/products/5").await.body["source"], "cache");
+
+    let mut lock = admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE cache_invalidations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the outbox");
+    sqlx::query("UPDATE products SET name = 'Owed elsewhere' WHERE id = 5")
+        .execute(&admin)
+        .await
+        .expect("change the row");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let read = app.get("/products/5").await;
+    lock.rollback().await.expect("unlock");
+    assert_eq!(read.body["name"], "Owed elsewhere", "{}", read.body);
+    assert_eq!(read.body["source"], "database", "{}", read.body);
 }
