@@ -5,17 +5,26 @@
 //! - a fill is dropped when any invalidation happened since the filler started reading
 //!   (the epoch check), so a reader cannot put back what a writer just removed;
 //! - while the invalidation channel is down the tier is not trusted: it is flushed, and
-//!   neither read nor filled until the channel is back (messages may have been missed).
+//!   neither read nor filled until the channel is back (messages may have been missed);
+//! - even while it is up, it is trusted only for [`L1_LEASE`] after the listener last
+//!   proved it had applied every message published before some moment (a ping's reply
+//!   follows every message published before the ping on the same connection): a
+//!   replica that was paused, throttled or whose listener is stuck stops using L1
+//!   within the lease, however late its messages are.
 
 use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use super::value::CachedValue;
+
+/// How long one proof that every earlier message was applied lets L1 be used: under the
+/// 1 s bound on other replicas' writes, with room for two missed pings (every 250 ms).
+pub const L1_LEASE: Duration = Duration::from_millis(750);
 
 #[derive(Debug, Clone)]
 pub struct MemoryTier {
@@ -23,6 +32,10 @@ pub struct MemoryTier {
     enabled: bool,
     epoch: Arc<AtomicU64>,
     trusted: Arc<AtomicBool>,
+    /// What `vouched_until` counts from.
+    origin: Instant,
+    /// L1 may be used until this many milliseconds after `origin`.
+    vouched_until: Arc<AtomicU64>,
 }
 
 impl MemoryTier {
@@ -40,16 +53,33 @@ impl MemoryTier {
             epoch: Arc::new(AtomicU64::new(0)),
             // Untrusted until the invalidation channel is subscribed.
             trusted: Arc::new(AtomicBool::new(false)),
+            origin: Instant::now(),
+            vouched_until: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    fn millis_since_origin(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Every message published before `sent_at` has been applied: L1 may be used until
+    /// [`L1_LEASE`] after it.
+    pub fn vouch(&self, sent_at: Instant) {
+        let until = self
+            .millis_since_origin(sent_at)
+            .saturating_add(u64::try_from(L1_LEASE.as_millis()).unwrap_or(u64::MAX));
+        self.vouched_until.fetch_max(until, Ordering::AcqRel);
     }
 
     pub fn enabled(&self) -> bool {
         self.enabled
     }
 
-    /// Usable now: enabled and the invalidation channel is up.
+    /// Usable now: enabled, the invalidation channel is up and vouched for recently.
     pub fn active(&self) -> bool {
-        self.enabled && self.trusted.load(Ordering::Acquire)
+        self.enabled
+            && self.trusted.load(Ordering::Acquire)
+            && self.millis_since_origin(Instant::now()) < self.vouched_until.load(Ordering::Acquire)
     }
 
     pub async fn get(&self, id: i32) -> Option<CachedValue> {
@@ -109,7 +139,23 @@ mod tests {
     fn trusted_tier() -> MemoryTier {
         let tier = MemoryTier::new(true, 1 << 20, Duration::from_secs(60));
         tier.set_trusted(true);
+        tier.vouch(Instant::now());
         tier
+    }
+
+    #[tokio::test]
+    async fn a_trusted_tier_is_used_only_within_its_lease() {
+        let tier = MemoryTier::new(true, 1 << 20, Duration::from_secs(60));
+        tier.set_trusted(true);
+        assert!(!tier.active(), "never vouched for");
+        tier.vouch(Instant::now());
+        assert!(tier.active());
+        tier.insert_if_unchanged(3, product(3), tier.epoch()).await;
+        assert_eq!(tier.get(3).await, Some(product(3)));
+        // No new proof for longer than the lease.
+        tokio::time::sleep(L1_LEASE + Duration::from_millis(50)).await;
+        assert!(!tier.active());
+        assert_eq!(tier.get(3).await, None);
     }
 
     #[tokio::test]

@@ -273,6 +273,10 @@ impl InvalidationTarget for Catalog {
         self.memory.set_trusted(true);
     }
 
+    fn vouched(&self, sent_at: std::time::Instant) {
+        self.memory.vouch(sent_at);
+    }
+
     /// `*` for everything, else one id.
     async fn apply(&self, message: &str) {
         if message == "*" {

@@ -373,3 +373,36 @@ async fn a_replica_that_cannot_read_the_outbox_stops_trusting_its_caches() {
     assert_eq!(read.body["name"], "Owed elsewhere", "{}", read.body);
     assert_eq!(read.body["source"], "database", "{}", read.body);
 }
+
+/// D4: L1 had no lease: another replica used it for as long as its listener had not yet
+/// applied the write's message (a paused or throttled process, a stuck listener), up to
+/// `L1_TTL_MS`. L1 is now used only within 750 ms of the listener proving (a ping's
+/// reply) that it applied every message published before some moment.
+#[tokio::test]
+async fn a_replica_whose_listener_is_late_stops_using_l1_within_its_lease() {
+    use futures::FutureExt as _;
+    let db = TestDatabase::create().await;
+    let config = test_config(&db.url, &crate::helpers::shared_redis_url());
+    let writer = start(config.clone(), Some(db)).await;
+    let late = crate::helpers::start_with_hooks(
+        config,
+        None,
+        cacheme_api::Hooks {
+            // Its listener takes 3 s over each message, as a paused process would.
+            before_remote_invalidation: Some(std::sync::Arc::new(|_id| {
+                tokio::time::sleep(Duration::from_secs(3)).boxed()
+            })),
+            ..cacheme_api::Hooks::default()
+        },
+    )
+    .await;
+    late.wait_for_memory_tier(true).await;
+    name_of(&late, 11).await;
+    name_of(&late, 11).await;
+    assert_eq!(late.get("/products/11").await.body["cache_tier"], "memory");
+
+    rename(&writer, 11, "Leased console").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let read = late.get("/products/11").await;
+    assert_eq!(read.body["name"], "Leased console", "{}", read.body);
+}

@@ -9,7 +9,10 @@
 //! bucket's slot migrating (an invalidation may then run on the importing node, whose
 //! messages we do not hear), or serves other buckets than when we subscribed.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use redis::{
     AsyncConnectionConfig, Client, ConnectionInfo, PushInfo, PushKind, Value,
@@ -35,6 +38,8 @@ struct Session {
     pushes: UnboundedReceiver<PushInfo>,
     /// The slot map the subscriptions follow.
     topology: Arc<Topology>,
+    /// When the check that accepted the subscriptions began.
+    checked_at: Instant,
 }
 
 pub(super) async fn listen(
@@ -48,6 +53,7 @@ pub(super) async fn listen(
         match subscribe_all(&redis, &seeds, &state).await {
             Ok(session) => {
                 target.subscribed();
+                target.vouched(session.checked_at);
                 backoff = Duration::from_millis(100);
                 tracing::info!(
                     masters = session.masters.len(),
@@ -119,6 +125,7 @@ async fn subscribe_all(
         return Err(format!("{unserved} buckets are in slots no master serves"));
     }
     // Not trusted while a bucket's slot migrates, or if the map moved meanwhile.
+    let checked_at = Instant::now();
     if let Some(reason) = check(masters.clone(), Arc::clone(&topology), Arc::clone(state)).await {
         return Err(reason);
     }
@@ -126,7 +133,24 @@ async fn subscribe_all(
         masters,
         pushes,
         topology,
+        checked_at,
     })
+}
+
+/// Applies one push; returns why the subscriptions can no longer be trusted, if so.
+async fn handle(push: PushInfo, target: &impl InvalidationTarget) -> Option<String> {
+    match push.kind {
+        PushKind::SMessage => match payload(&push) {
+            Some(message) => target.apply(&message).await,
+            None => tracing::warn!("undecodable invalidation message"),
+        },
+        PushKind::SUnsubscribe => {
+            return Some("a master unsubscribed us from a channel (its slot moved)".into());
+        }
+        PushKind::Disconnection => return Some("a master's connection closed".into()),
+        _ => {}
+    }
+    None
 }
 
 /// The text of a sharded message's payload (`smessage channel payload`).
@@ -146,7 +170,9 @@ impl Session {
             masters,
             mut pushes,
             topology,
+            checked_at: _,
         } = self;
+        let mut check_started = Instant::now();
         let mut ticks = tokio::time::interval(PING_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
@@ -156,24 +182,27 @@ impl Session {
             tokio::select! {
                 push = pushes.recv() => match push {
                     None => return "every connection closed".into(),
-                    Some(push) => match push.kind {
-                        PushKind::SMessage => match payload(&push) {
-                            Some(message) => target.apply(&message).await,
-                            None => tracing::warn!("undecodable invalidation message"),
-                        },
-                        PushKind::SUnsubscribe => {
-                            return "a master unsubscribed us from a channel (its slot moved)".into();
+                    Some(push) => {
+                        if let Some(reason) = handle(push, target).await {
+                            return reason;
                         }
-                        PushKind::Disconnection => return "a master's connection closed".into(),
-                        _ => {}
-                    },
+                    }
                 },
                 outcome = &mut checking, if !checking.is_terminated() => {
                     if let Some(reason) = outcome {
                         return reason;
                     }
+                    // Each master's reply followed every message it published before the
+                    // check: apply those still queued, then L1 is vouched for.
+                    while let Ok(push) = pushes.try_recv() {
+                        if let Some(reason) = handle(push, target).await {
+                            return reason;
+                        }
+                    }
+                    target.vouched(check_started);
                 }
                 _ = ticks.tick(), if checking.is_terminated() => {
+                    check_started = Instant::now();
                     checking.set(
                         check(masters.clone(), Arc::clone(&topology), Arc::clone(&state)).fuse(),
                     );

@@ -7,23 +7,26 @@
 //! One Redis: one channel on one connection. A cluster: one sharded channel per bucket,
 //! subscribed on the master that owns its slot (`cluster`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 
 use super::redis_tier::{Backend, RedisTier, admin::eviction_policy_supported};
 
 mod cluster;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// An idle subscription is pinged this often, so a frozen server is noticed.
-const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// The subscription is pinged this often: each reply renews L1's lease
+/// (`memory::L1_LEASE`), and a frozen server is noticed.
+const PING_INTERVAL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the subscription keeps in step: the owner of L1 and of the loads in flight.
 pub trait InvalidationTarget {
     /// The subscription is up: L1 may be trusted again.
     fn subscribed(&self);
+    /// Every message published before `sent_at` has been applied.
+    fn vouched(&self, sent_at: Instant);
     /// What another replica (or this one) announced: `*` for everything, else one id.
     fn apply(&self, message: &str) -> impl Future<Output = ()> + Send;
     /// The subscription was lost: announcements may have been missed.
@@ -44,6 +47,13 @@ async fn warn_about_eviction_policy(redis: &RedisTier) {
     }
 }
 
+async fn apply_message(target: &impl InvalidationTarget, message: &redis::Msg) {
+    match message.get_payload::<String>() {
+        Ok(payload) => target.apply(&payload).await,
+        Err(e) => tracing::warn!(error = %e, "undecodable invalidation message"),
+    }
+}
+
 /// Runs for the life of the app.
 pub async fn listen_for_invalidations(redis: RedisTier, target: impl InvalidationTarget) {
     match redis.backend().clone() {
@@ -58,6 +68,7 @@ async fn listen_single(redis: RedisTier, client: redis::Client, target: impl Inv
     let channel = redis.keys().invalidation_channel(0);
     let mut backoff = Duration::from_millis(100);
     loop {
+        let sent_at = Instant::now();
         let subscribed = async {
             let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
                 .await
@@ -74,24 +85,37 @@ async fn listen_single(redis: RedisTier, client: redis::Client, target: impl Inv
 
         if let Some((mut sink, mut stream)) = subscribed {
             target.subscribed();
+            target.vouched(sent_at);
             backoff = Duration::from_millis(100);
             tracing::info!(%channel, "subscribed to cache invalidations; L1 in use");
-            warn_about_eviction_policy(&redis).await;
-            loop {
+            // Beside the messages, not before them: it waits on the data connection.
+            let for_warning = redis.clone();
+            tokio::spawn(async move { warn_about_eviction_policy(&for_warning).await });
+            let mut ticks = tokio::time::interval(PING_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            'session: loop {
                 tokio::select! {
                     message = stream.next() => match message {
-                        Some(message) => match message.get_payload::<String>() {
-                            Ok(payload) => target.apply(&payload).await,
-                            Err(e) => tracing::warn!(error = %e, "undecodable invalidation message"),
-                        },
+                        Some(message) => apply_message(&target, &message).await,
                         None => break,
                     },
-                    () = tokio::time::sleep(PING_INTERVAL) => {
+                    _ = ticks.tick() => {
+                        let sent_at = Instant::now();
                         // In subscribed mode Redis answers PING with an array, not "PONG".
                         let pong = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await;
                         if !matches!(pong, Ok(Ok(_))) {
                             break;
                         }
+                        // Every message published before the ping arrived before its reply:
+                        // apply those still queued, then L1 is vouched for.
+                        while let Some(message) = stream.next().now_or_never() {
+                            match message {
+                                Some(message) => apply_message(&target, &message).await,
+                                None => break 'session,
+                            }
+                        }
+                        target.vouched(sent_at);
                     }
                 }
             }
