@@ -31,6 +31,7 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     router: Router,
+    limits: http::serve::ServeLimits,
     state: AppState,
     background: Background,
 }
@@ -103,6 +104,7 @@ impl App {
         Ok(Self {
             listener,
             router,
+            limits: config.serve_limits(),
             state,
             background,
         })
@@ -122,10 +124,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed")?;
+        http::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         self.background.stop().await;
         self.state.catalog.db().close().await;
         Ok(())

@@ -114,6 +114,16 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_timeout_ms: u64,
 
+    /// Longest wait for a request's headers, and for the next request on an idle
+    /// keep-alive connection, in milliseconds: a slow or idle client is cut off.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub http_header_read_timeout_ms: u64,
+
+    /// Connections served at once; more wait in the kernel's accept queue until one
+    /// closes (keep it under the process's open-file limit).
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub http_max_connections: u64,
+
     /// JSON array of products (`id`, `name`, `description`, `price`, `category`) upserted at start.
     #[arg(long, env = "SEED_FILE")]
     pub seed_file: Option<PathBuf>,
@@ -213,6 +223,17 @@ impl Config {
 
     /// How long one outbox read vouches for which invalidations are owed: four polls,
     /// at least a second (README, "What is guaranteed").
+    /// How the accept loop bounds clients; a shutdown waits for requests in flight
+    /// (each bounded by `REQUEST_TIMEOUT_MS`) and a little more.
+    pub fn serve_limits(&self) -> crate::http::serve::ServeLimits {
+        crate::http::serve::ServeLimits {
+            header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
+            max_connections: usize::try_from(self.http_max_connections).unwrap_or(usize::MAX),
+            shutdown_patience: Duration::from_millis(self.request_timeout_ms)
+                + Duration::from_secs(2),
+        }
+    }
+
     pub fn outbox_lease(&self) -> Duration {
         (self.invalidation_poll() * 4).max(Duration::from_secs(1))
     }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod middleware;
 pub mod problems;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 use axum::{

@@ -120,3 +120,63 @@ async fn text_postgresql_cannot_store_and_oversized_fields_are_422_and_change_no
         .await;
     assert_eq!(answer.status, 413, "{}", answer.body);
 }
+
+/// A1: `axum::serve` ran hyper without a timer, so a client that never finished its
+/// headers (slowloris) or left a keep-alive connection idle held it for ever, and nothing
+/// capped the connections: enough of them took every file descriptor. Headers and idle
+/// keep-alive now have a deadline, and connections beyond the cap wait to be accepted.
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.http_header_read_timeout_ms = 500;
+        c.http_max_connections = 2;
+    })
+    .await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let half_request = async || {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("send half the headers");
+        stream
+    };
+
+    // A client that stops half-way through its headers is closed within the deadline.
+    let mut slow = half_request().await;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "a client that never finished its headers was still connected after 5 s"
+    );
+
+    // Two held connections fill the cap: a third client is not served until one goes.
+    let mut held = vec![half_request().await, half_request().await];
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let url = app.url("/livez");
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "served beyond the cap of 2 connections"
+    );
+    // The held ones are cut off after the header deadline; then the cap lets others in.
+    let mut buffer = Vec::new();
+    let _ = held[0].read_to_end(&mut buffer).await;
+    held.clear();
+    let answer = client
+        .get(&url)
+        .send()
+        .await
+        .expect("served once a slot is free");
+    assert_eq!(answer.status(), 200);
+}
