@@ -160,6 +160,7 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
         None => None,
     };
+    warn_about_unsafe_settings(config);
     Ok(AppState::new(SharedState {
         catalog: Catalog::new(db, redis, memory, hooks, Arc::new(counters)),
         metrics,
@@ -170,6 +171,17 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         )),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
     }))
+}
+
+/// Says so loudly when the chaos checker's self-test switch is on in this process.
+fn warn_about_unsafe_settings(config: &Config) {
+    if config.unsafe_skip_fill_check {
+        tracing::warn!(
+            "UNSAFE_SKIP_FILL_CHECK is on: fills are stored without checking generation and \
+             epoch, so a stale row can be cached after a write. It exists only to prove the \
+             chaos checker can fail; never set it anywhere else"
+        );
+    }
 }
 
 fn write_policy(config: &Config) -> WritePolicy {

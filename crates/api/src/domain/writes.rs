@@ -214,7 +214,14 @@ impl Catalog {
             self.memory.invalidate(id).await;
         }
         let mut relayed = Vec::new();
+        // In a cluster, one master that fails skips only its own ids this pass (each
+        // failure costs a timeout); the others' are relayed.
+        let mut failed_shards = std::collections::HashSet::new();
         for o in owed.iter().filter(|o| o.due).take(RELAY_BATCH) {
+            let shard = self.redis.shard_of(o.product_id);
+            if shard.as_ref().is_some_and(|s| failed_shards.contains(s)) {
+                continue;
+            }
             match self.redis.invalidate(o.product_id).await {
                 Ok(()) => {
                     self.memory.invalidate(o.product_id).await;
@@ -225,8 +232,13 @@ impl Catalog {
                         "delayed invalidation reached Redis"
                     );
                 }
-                // Redis is still unreachable: try again on the next pass.
-                Err(_) => break,
+                // Still unreachable: try again on the next pass.
+                Err(_) => match shard {
+                    None => break,
+                    Some(shard) => {
+                        failed_shards.insert(shard);
+                    }
+                },
             }
         }
         if let Err(e) = self.db.delete_outbox_rows(&relayed).await {

@@ -34,13 +34,17 @@ impl WritePolicy {
 }
 
 /// Constant-time comparison of a presented bearer token with the configured one. The
-/// scheme is case-insensitive (RFC 9110 §11.1).
+/// scheme is case-insensitive (RFC 9110 §11.1). Their SHA-256 digests are compared, not
+/// the tokens: `ct_eq` of slices returns at once when the lengths differ, which would
+/// tell a client the token's length.
 pub fn token_matches(expected: &str, authorization: Option<&str>) -> bool {
+    use sha2::{Digest, Sha256};
     let Some((scheme, presented)) = authorization.and_then(|v| v.trim().split_once(' ')) else {
         return false;
     };
-    scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(presented.trim().as_bytes().ct_eq(expected.as_bytes()))
+    let presented: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+    let expected: [u8; 32] = Sha256::digest(expected.as_bytes()).into();
+    scheme.eq_ignore_ascii_case("bearer") && bool::from(presented.ct_eq(&expected))
 }
 
 /// Passes when the request may write (see [`WritePolicy`]).

@@ -43,6 +43,7 @@ use crate::{config::CorsOrigins, observability};
         routes::products::ProductResponse,
         routes::products::Source,
     )),
+    modifiers(&BearerScheme),
     tags(
         (name = "products", description = "Product reads, cached"),
         (name = "cache", description = "Cache statistics and management"),
@@ -51,6 +52,30 @@ use crate::{config::CorsOrigins, observability};
     )
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` scheme the write operations require (`ADMIN_TOKEN`), so the
+/// document is valid and Swagger UI can send the token.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_default()
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "The admin token (`ADMIN_TOKEN`); writes and cache clears need it",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
 
 /// Every endpoint and the OpenAPI 3.1 document describing them, from one registration.
 fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {

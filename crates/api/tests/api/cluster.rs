@@ -256,3 +256,59 @@ async fn while_a_bucket_slot_migrates_other_replicas_do_not_serve_it_from_memory
         read.body
     );
 }
+
+/// A5: the relay stopped at the first invalidation that failed, so with one master down
+/// the owed invalidations of every other master waited behind it (and the outbox grew)
+/// until the failover. Now only the lost master's ids wait.
+#[tokio::test]
+async fn a_lost_master_holds_back_only_its_own_owed_invalidations() {
+    let mut cluster = start_cluster().await;
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &cluster.urls().join(","));
+    config.redis_mode = RedisMode::Cluster;
+    config.redis_timeout_ms = 200;
+    let app = start(config, Some(db)).await;
+    for id in 1..=15 {
+        source(&app, id).await;
+    }
+    let owners: Vec<(i32, u16)> = (1..=15)
+        .map(|id| (id, owner(&cluster, &app.product_key(id))))
+        .collect();
+    let (lost_id, victim) = owners[0];
+    let (healthy_id, _) = *owners
+        .iter()
+        .find(|(_, port)| *port != victim)
+        .expect("products spread over masters");
+    cluster.kill(victim).expect("kill a master");
+
+    // Owed invalidations, the lost master's first, both past the relay's grace period.
+    for id in [lost_id, healthy_id] {
+        sqlx::query(
+            "INSERT INTO cache_invalidations (product_id, created_at) \
+             VALUES ($1, now() - interval '1 minute')",
+        )
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .expect("an owed invalidation");
+    }
+    let owed = |id: i32| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM cache_invalidations WHERE product_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("count owed rows")
+        }
+    };
+    // Well within the 2 s before the lost master's replica takes over.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        owed(healthy_id).await,
+        0,
+        "product {healthy_id} (a healthy master) is still owed behind product {lost_id}"
+    );
+}

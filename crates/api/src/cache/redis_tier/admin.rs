@@ -24,7 +24,8 @@ pub struct NodeHealth {
     pub node: String,
     /// `up` or `down`.
     pub status: String,
-    /// Why it is down.
+    /// Why it is down, as a kind (`timeout`, `breaker open`, `unreachable`, `server
+    /// error`): the answer is public, the cause goes to the log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// This process's breaker for the node.
@@ -263,7 +264,10 @@ impl RedisTier {
                 NodeHealth {
                     node: node.to_string(),
                     status: if outcome.is_ok() { "up" } else { "down" }.to_owned(),
-                    error: outcome.err().map(|e| e.to_string()),
+                    error: outcome.err().map(|e| {
+                        tracing::warn!(%node, error = %e, "Redis Cluster master check failed");
+                        e.kind().to_owned()
+                    }),
                     breaker: state.node_breaker_state(node, std::time::Instant::now()),
                 }
             }

@@ -110,6 +110,19 @@ pub struct FillTicket {
 /// entry was filled under.
 type LookupValues = (Option<String>, Option<u64>, Option<u64>, Option<u64>);
 
+impl CacheError {
+    /// What kind of failure this is, without its cause (for public answers).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::BreakerOpen | Self::Unverified => "breaker open",
+            Self::Redis(e) if e.is_io_error() || e.is_connection_dropped() => "unreachable",
+            Self::NodeDown { .. } => "unreachable",
+            Self::Redis(_) | Self::NotReplicated | Self::Reply(_) => "server error",
+        }
+    }
+}
+
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup {
@@ -267,6 +280,21 @@ impl RedisTier {
         match &self.backend {
             Backend::Single { breaker, .. } => breaker.state(now),
             Backend::Cluster { state, .. } => state.summary(now),
+        }
+    }
+
+    /// Which Redis holds `id`'s keys, for callers that stop sending to one that failed:
+    /// `None` for the single Redis (a failure there stops everything), else its master as
+    /// the slot map last said.
+    pub fn shard_of(&self, id: i32) -> Option<String> {
+        match &self.backend {
+            Backend::Single { .. } => None,
+            Backend::Cluster { state, .. } => Some(
+                state
+                    .topology()
+                    .owner(KeyScheme::bucket(id))
+                    .map_or_else(|| "unserved".to_owned(), ToString::to_string),
+            ),
         }
     }
 

@@ -182,7 +182,7 @@ pub async fn list_products(
 #[utoipa::path(
     post, path = "/products", tag = "products",
     request_body = ProductInput,
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; `Location` names the new product", body = Product),
         problems::UnauthorizedWithToken, problems::WritesDisabled, problems::NotJson,
@@ -209,7 +209,7 @@ pub async fn create_product(
     put, path = "/products/{id}", tag = "products",
     params(("id" = i32, Path, minimum = 1)),
     request_body = ProductInput,
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The product as stored", body = Product),
         problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
@@ -231,7 +231,7 @@ pub async fn replace_product(
     patch, path = "/products/{id}", tag = "products",
     params(("id" = i32, Path, minimum = 1)),
     request_body = ProductPatch,
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The product as stored", body = Product),
         problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
@@ -252,7 +252,7 @@ pub async fn patch_product(
 #[utoipa::path(
     delete, path = "/products/{id}", tag = "products",
     params(("id" = i32, Path, minimum = 1)),
-    security((), ("bearer" = [])),
+    security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
         problems::Unauthorized, problems::WritesDisabled, problems::ProductNotFound,
