@@ -47,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            cacheme_api::install_mutation_from_env().map_err(anyhow::Error::msg)?;
             let app = App::build(&cli.config).await?;
             tracing::info!(
                 addr = %app.local_addr()?,

@@ -129,7 +129,10 @@ impl Catalog {
     /// entry, with a generation bump and an announcement to every replica. Once Redis
     /// acknowledged, the outbox row goes; until then the id is pending.
     async fn invalidate(&self, id: i32, outbox_id: Option<i64>) {
-        self.flights.forget(&id);
+        use crate::mutation::{Mutation, active};
+        if !active(Mutation::NoFlightForgetOnWrite) {
+            self.flights.forget(&id);
+        }
         self.memory.invalidate(id).await;
         if let Some(hook) = &self.hooks.before_redis_invalidate {
             hook(id).await;
@@ -139,9 +142,14 @@ impl Catalog {
                 // A reader may have copied the old entry from Redis into L1, or started a
                 // load, between the drop above and the script: drop both again, so no
                 // read after this write returns can see the old value here.
-                self.memory.invalidate(id).await;
-                self.flights.forget(&id);
+                if !active(Mutation::NoSecondL1Drop) {
+                    self.memory.invalidate(id).await;
+                    if !active(Mutation::NoFlightForgetOnWrite) {
+                        self.flights.forget(&id);
+                    }
+                }
                 if let Some(outbox_id) = outbox_id
+                    && !active(Mutation::OutboxNeverDeleted)
                     && let Err(e) = self.db.delete_outbox_rows(&[outbox_id]).await
                 {
                     // Harmless: the relay invalidates it once more, then deletes it.
@@ -240,6 +248,9 @@ impl Catalog {
                     }
                 },
             }
+        }
+        if crate::mutation::active(crate::mutation::Mutation::OutboxNeverDeleted) {
+            relayed.clear();
         }
         if let Err(e) = self.db.delete_outbox_rows(&relayed).await {
             tracing::debug!(error = %e, "relayed outbox rows not deleted yet");

@@ -1,5 +1,6 @@
 """docker-compose.yml, as `docker compose config --format json` resolves it: healthchecks,
-healthy dependencies, the expected ports bound to 127.0.0.1, the named volumes."""
+healthy dependencies, the expected ports bound to 127.0.0.1, the named volumes, and a
+cache Redis that keeps nothing on disk."""
 
 import json
 
@@ -39,9 +40,19 @@ def check_compose_policy(config_json, expect_ports):
         if got is None or got[0] != svc_name or str(got[1]) != target:
             errors.append("host port %s must map to %s:%s (found %s)" % (host, svc_name, target, got))
     vols = cfg.get("volumes", {})
-    for v in ("cache-me-postgres-data", "cache-me-redis-data", "cache-me-pgadmin-data"):
+    for v in ("cache-me-postgres-data", "cache-me-pgadmin-data"):
         if v not in vols or vols[v].get("name", v) != v:
             errors.append("named volume %s is missing" % v)
+    # A cache: a Redis restarted from its own persistence brings back invalidated
+    # entries (CacheMe refuses them, README "What is guaranteed"), and nothing in it is
+    # worth keeping.
+    redis = services.get("redis", {})
+    command = redis.get("command") or []
+    for flag, value in (("--appendonly", "no"), ("--save", "")):
+        if flag not in command or command.index(flag) + 1 >= len(command) or command[command.index(flag) + 1] != value:
+            errors.append("service redis must run with %s %r (a cache keeps nothing on disk)" % (flag, value))
+    if redis.get("volumes"):
+        errors.append("service redis must not mount a volume (a cache keeps nothing on disk)")
     if errors:
         fail("\n".join(errors))
     print("   %d services, each with a healthcheck; ports %s" % (len(services), ", ".join(sorted(published, key=int))))

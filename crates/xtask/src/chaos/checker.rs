@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::history::{FaultWindow, Op, OpKind};
+use super::history::{FaultWindow, Op, OpKind, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,6 +17,9 @@ pub enum ViolationKind {
     /// Older than a write acknowledged by another replica more than the coherence bound
     /// before the read was invoked.
     StaleCrossReplica,
+    /// 404 for a product that exists (the workload's products are seeded and never
+    /// deleted): a poisoned negative entry, say.
+    Missing,
 }
 
 /// One bad read; indexes point into the history.
@@ -76,7 +79,8 @@ impl Acked {
     }
 }
 
-/// Checks 1 (no value that was never written) and 2 (no stale read) of every 200 read.
+/// Checks 1 (no value that was never written) and 2 (no stale read) of every 200 read,
+/// and that no read of the workload's products (which always exist) answers 404.
 pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
     // Highest seq invoked per product, by invoke time (prefix maxima).
     let mut invoked: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
@@ -118,6 +122,16 @@ pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
 
     let mut out = Checked::default();
     for (i, read) in history.iter().enumerate() {
+        if read.kind == OpKind::Read && read.outcome == (Outcome::Status { code: 404 }) {
+            out.reads_checked += 1;
+            out.violations.push(Violation {
+                kind: ViolationKind::Missing,
+                read: i,
+                newer_write: None,
+                missed_by_ms: None,
+            });
+            continue;
+        }
         if read.kind != OpKind::Read || !read.is_ok() {
             continue;
         }

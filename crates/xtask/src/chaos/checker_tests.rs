@@ -100,6 +100,16 @@ fn values_that_were_never_written_are_caught() {
 }
 
 #[test]
+fn a_404_for_an_existing_product_is_caught() {
+    let h = vec![
+        write(1, 0, 0, 0, 5),
+        with(read(1, 1, 0, 6, 7), Outcome::Status { code: 404 }),
+        read(1, 0, 0, 8, 9),
+    ];
+    assert_eq!(kinds(&h), [ViolationKind::Missing]);
+}
+
+#[test]
 fn failed_and_abandoned_reads_are_not_checked() {
     let h = vec![
         write(1, 0, 0, 0, 5),

@@ -64,6 +64,7 @@ impl Replica {
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "SEED_FILE",
             "UNSAFE_SKIP_FILL_CHECK",
+            "CACHEME_MUTATION",
         ] {
             cmd.env_remove(var);
         }
@@ -150,6 +151,7 @@ impl Cluster {
         bin: &Path,
         replicas: usize,
         unsafe_skip_fill_check: bool,
+        mutation: Option<&str>,
         redis_cluster: bool,
         out: &Path,
     ) -> anyhow::Result<Self> {
@@ -173,6 +175,9 @@ impl Cluster {
                 env.push(("REDIS_MODE".into(), "cluster".into()));
             }
             (None, None) => bail!("no Redis"),
+        }
+        if let Some(mutation) = mutation {
+            env.push(("CACHEME_MUTATION".into(), mutation.into()));
         }
         if unsafe_skip_fill_check {
             env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));

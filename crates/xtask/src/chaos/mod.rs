@@ -72,7 +72,78 @@ pub fn chaos(args: Args, typed: &[String]) -> anyhow::Result<()> {
     run_checked(args.options(seed_from_time())?, typed)
 }
 
+/// The mutations of the API's `mutations` feature (`crates/api/src/mutation.rs`), each a
+/// mechanism the checker must miss when it is gone; the API refuses unknown names.
+const MUTATIONS: [&str; 7] = [
+    "no-l1-epoch-check",
+    "no-second-l1-drop",
+    "nothing-pending",
+    "lost-does-nothing",
+    "no-flight-forget-on-write",
+    "outbox-never-deleted",
+    // Not a feature switch: `UNSAFE_SKIP_FILL_CHECK`, both checks of the fill script.
+    "skip-fill-check",
+];
+
 fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
+    if opts.mutations {
+        return run_mutations(&opts, typed);
+    }
+    let report = run_once(&opts, typed)?;
+    verdict(&opts, &report)
+}
+
+/// One run per mutation; fails unless the checker caught every one.
+fn run_mutations(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for name in MUTATIONS {
+        eprintln!("==> mutation {name}");
+        let mut one = opts.clone();
+        one.mutations = false;
+        if name == "skip-fill-check" {
+            one.unsafe_skip_fill_check = true;
+        } else {
+            one.mutation = Some(name.to_owned());
+        }
+        let mut typed = typed.to_vec();
+        typed.push(format!("(mutation {name})"));
+        let report = run_once(&one, &typed)?;
+        // Judged as an ordinary run: any failing check catches the mutation.
+        let caught = verdict(&one, &report).err();
+        eprintln!(
+            "    {name}: {}",
+            caught
+                .as_ref()
+                .map_or("NOT CAUGHT".to_owned(), |e| format!("caught ({e})"))
+        );
+        rows.push((name, caught.map(|e| e.to_string())));
+    }
+    eprintln!(
+        "==> mutations (each mechanism switched off, {} s each):",
+        opts.duration_s
+    );
+    for (name, caught) in &rows {
+        eprintln!(
+            "    {name:<28} {}",
+            caught.as_deref().map_or("NOT CAUGHT", |_| "caught")
+        );
+    }
+    let missed: Vec<&str> = rows
+        .iter()
+        .filter(|(_, caught)| caught.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    anyhow::ensure!(
+        missed.is_empty(),
+        "the checker did not catch {missed:?}: a checker gap, or a mechanism the faults never need"
+    );
+    Ok(())
+}
+
+/// One run: starts the stores and the replicas, runs the workload and the faults, checks
+/// the history and writes the report.
+fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<report::Report> {
+    let opts = opts.clone();
     let command = format!("cargo xtask chaos {}", typed.join(" "));
     eprintln!(
         "==> chaos: seed {} (rerun with --seed {})",
@@ -92,6 +163,7 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
         &bin,
         opts.replicas,
         opts.unsafe_skip_fill_check,
+        opts.mutation.as_deref(),
         opts.redis_cluster,
         &out,
     )?;
@@ -170,14 +242,29 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
     let stale = checked
         .violations
         .iter()
-        .filter(|v| v.kind != ViolationKind::NeverWritten)
+        .filter(|v| {
+            matches!(
+                v.kind,
+                ViolationKind::StaleSameReplica | ViolationKind::StaleCrossReplica
+            )
+        })
         .count();
-    let (nines, lower_bound) = availability::nines(stale as u64, checked.reads_checked);
+    let totals = report::totals(&history);
+    let chances = totals.writes_acknowledged * opts.replicas as u64;
+    let (stale_read_rate, upper_bound) = availability::stale_rate(stale as u64, chances);
+    let cached: u64 = totals
+        .reads_by_source
+        .iter()
+        .filter(|(source, _)| source.starts_with("cache"))
+        .map(|(_, n)| n)
+        .sum();
+    let cache_share = cached as f64 / totals.reads_ok.max(1) as f64;
     let mut by_kind: Vec<(ViolationKind, usize)> = Vec::new();
     for kind in [
         ViolationKind::NeverWritten,
         ViolationKind::StaleSameReplica,
         ViolationKind::StaleCrossReplica,
+        ViolationKind::Missing,
     ] {
         let n = checked.count(kind);
         if n > 0 {
@@ -199,12 +286,14 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
         replicas: opts.replicas,
         api_settings: api_settings(&opts),
         coherence_bound_ms: opts.coherence_bound_ms,
-        totals: report::totals(&history),
+        totals,
         reads_checked: checked.reads_checked,
         violations_total: checked.violations.len(),
         violations_by_kind: by_kind,
-        stale_read_nines: nines,
-        stale_read_nines_is_lower_bound: lower_bound,
+        chances,
+        stale_read_rate,
+        stale_read_rate_is_upper_bound: upper_bound,
+        cache_share,
         availability: availability::availability(&history, &faults, run_us),
         convergence,
         violations: report::detail(&history, &faults, &checked.violations),
@@ -228,13 +317,37 @@ fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
         "chaos: {} reads checked, {} violations",
         report.reads_checked, report.violations_total
     );
-    verdict(&opts, &report)
+    Ok(report)
 }
+
+/// Below this share of 200 reads answered by a cache tier, the run fails: a build that
+/// never caches, or leaves every written id pending for ever, is consistent but broken
+/// (runs here answer about 85 % from a cache).
+const MIN_CACHE_SHARE: f64 = 0.5;
+
+/// Reads outside fault windows that must answer 200 (runs here: 99.99 %).
+const MIN_QUIET_READS_OK: f64 = 0.99;
 
 fn verdict(opts: &Options, report: &report::Report) -> anyhow::Result<()> {
     let n = report.violations_total;
     if opts.expect_violations {
-        anyhow::ensure!(n > 0, "--expect-violations: the checker found no violation");
+        // Stale reads, what the disabled mechanism lets through; a value never written
+        // or a 404 would be another bug.
+        let stale: usize = report
+            .violations_by_kind
+            .iter()
+            .filter(|(kind, _)| {
+                matches!(
+                    kind,
+                    ViolationKind::StaleSameReplica | ViolationKind::StaleCrossReplica
+                )
+            })
+            .map(|(_, n)| n)
+            .sum();
+        anyhow::ensure!(
+            stale > 0,
+            "--expect-violations: the checker found no stale read ({n} violations of other kinds)"
+        );
         return Ok(());
     }
     anyhow::ensure!(
@@ -245,6 +358,27 @@ fn verdict(opts: &Options, report: &report::Report) -> anyhow::Result<()> {
         report.convergence.ok,
         "the replicas did not converge (see target/chaos/report.md)"
     );
+    anyhow::ensure!(
+        report.cache_share >= MIN_CACHE_SHARE,
+        "only {:.1} % of reads were answered by a cache (at least {:.0} % expected): \
+         consistent, but the cache is not working (see target/chaos/report.md)",
+        report.cache_share * 100.0,
+        MIN_CACHE_SHARE * 100.0
+    );
+    if let Some(quiet) = report
+        .availability
+        .iter()
+        .find(|a| a.fault == availability::NO_FAULT)
+        && let Some(share) = quiet.read_ok_share
+    {
+        anyhow::ensure!(
+            share >= MIN_QUIET_READS_OK,
+            "only {:.2} % of reads outside fault windows answered 200 (at least {:.0} % \
+             expected; see target/chaos/report.md)",
+            share * 100.0,
+            MIN_QUIET_READS_OK * 100.0
+        );
+    }
     Ok(())
 }
 
@@ -279,6 +413,9 @@ fn api_settings(opts: &Options) -> Vec<String> {
     if opts.unsafe_skip_fill_check {
         s.push("UNSAFE_SKIP_FILL_CHECK=true".into());
     }
+    if let Some(mutation) = &opts.mutation {
+        s.push(format!("CACHEME_MUTATION={mutation}"));
+    }
     s
 }
 
@@ -289,6 +426,9 @@ fn api_binary(root: &Path, opts: &Options) -> anyhow::Result<PathBuf> {
     }
     let mut build = cargo();
     build.args(["build", "--package", "cacheme-api"]);
+    if opts.mutation.is_some() || opts.mutations {
+        build.args(["--features", "cacheme-api/mutations"]);
+    }
     if opts.release {
         build.arg("--release");
     }

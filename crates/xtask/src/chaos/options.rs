@@ -19,6 +19,10 @@ pub struct Options {
     pub api_bin: Option<PathBuf>,
     pub history: bool,
     pub redis_cluster: bool,
+    /// Replicas run with this mechanism switched off (`CACHEME_MUTATION`).
+    pub mutation: Option<String>,
+    /// Run once per mutation and report which the checker catches.
+    pub mutations: bool,
 }
 
 /// `cargo xtask chaos` options, as typed.
@@ -73,6 +77,14 @@ pub struct Args {
     /// Exit 0 only if a violation was found: proves the checker can fail.
     #[arg(long)]
     pub expect_violations: bool,
+    /// Replicas run with one consistency mechanism switched off (`CACHEME_MUTATION`,
+    /// the API built with its `mutations` feature); see `--mutations` for the names.
+    #[arg(long, value_name = "NAME", conflicts_with = "mutations")]
+    pub mutation: Option<String>,
+    /// One run per mutation (each mechanism switched off in turn, `--duration` each):
+    /// passes only if the checker fails every one of them.
+    #[arg(long, conflicts_with_all = ["expect_violations", "unsafe_skip_fill_check"])]
+    pub mutations: bool,
 }
 
 impl Args {
@@ -94,6 +106,8 @@ impl Args {
             api_bin: self.api_bin,
             history: self.history,
             redis_cluster: self.redis_cluster,
+            mutation: self.mutation,
+            mutations: self.mutations,
         };
         anyhow::ensure!(
             (10..=3600).contains(&o.duration_s),
@@ -151,7 +165,12 @@ mod tests {
         );
         assert!(o.release && o.unsafe_skip_fill_check && o.expect_violations);
         assert_eq!(o.coherence_bound_ms, 500);
+        let o = parse_options(&args("--mutation nothing-pending"), 9)?;
+        assert_eq!(o.mutation.as_deref(), Some("nothing-pending"));
+        assert!(parse_options(&args("--mutations"), 9)?.mutations);
         for bad in [
+            "--mutations --expect-violations",
+            "--mutations --mutation nothing-pending",
             "--replicas 1",
             "--products 16",
             "--duration x",

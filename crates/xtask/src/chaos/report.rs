@@ -27,8 +27,13 @@ pub struct Report {
     pub reads_checked: u64,
     pub violations_total: usize,
     pub violations_by_kind: Vec<(ViolationKind, usize)>,
-    pub stale_read_nines: f64,
-    pub stale_read_nines_is_lower_bound: bool,
+    /// Acknowledged writes × replicas: the chances a stale read had.
+    pub chances: u64,
+    /// Stale reads per chance (see `availability::stale_rate`).
+    pub stale_read_rate: f64,
+    pub stale_read_rate_is_upper_bound: bool,
+    /// Share of the reads answered 200 that a cache tier answered.
+    pub cache_share: f64,
     pub availability: Vec<Availability>,
     pub convergence: Convergence,
     pub faults: Vec<FaultWindow>,
@@ -194,15 +199,26 @@ pub fn markdown(r: &Report) -> String {
     for (kind, n) in &r.violations_by_kind {
         let _ = writeln!(s, "  - {kind:?}: {n}");
     }
-    let bound = if r.stale_read_nines_is_lower_bound {
-        "≥ "
+    let bound = if r.stale_read_rate_is_upper_bound {
+        "≤ "
     } else {
         ""
     };
     let _ = writeln!(
         s,
-        "- stale-read ratio: {bound}{:.2} nines",
-        r.stale_read_nines
+        "- stale reads per acknowledged write and replica: {bound}{:.1e} over {} chances{}",
+        r.stale_read_rate,
+        r.chances,
+        if r.stale_read_rate_is_upper_bound {
+            " (95 % upper bound, rule of three: reads are correlated, writes × replicas are the chances)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- reads answered by a cache tier: {:.1} %",
+        r.cache_share * 100.0
     );
     let c = &r.convergence;
     let _ = writeln!(
