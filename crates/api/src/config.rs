@@ -115,8 +115,10 @@ pub struct Config {
     pub request_timeout_ms: u64,
 
     /// Longest wait for a request's headers, and for the next request on an idle
-    /// keep-alive connection, in milliseconds: a slow or idle client is cut off.
-    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    /// keep-alive connection, in milliseconds: a slow or idle client is cut off. Longer
+    /// than the idle timeout of the proxies in front (Traefik 90 s, nginx 60 s): a proxy
+    /// that reuses a connection the backend has just closed answers 502.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub http_header_read_timeout_ms: u64,
 
     /// Connections served at once; more wait in the kernel's accept queue until one
