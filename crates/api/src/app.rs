@@ -170,6 +170,8 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
             config.cache_clear_interval_ms,
         )),
         request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
+        // What `cacheme_telemetry::init_for_requests` installed; nothing in tests.
+        sampler: cacheme_telemetry::installed_sampler(),
     }))
 }
 

@@ -18,13 +18,14 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve_or_migrate(cli: Cli) -> std::process::ExitCode {
-    let telemetry = match cacheme_telemetry::init("cacheme-api", env!("CARGO_PKG_VERSION")) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("cacheme-api: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let telemetry =
+        match cacheme_telemetry::init_for_requests("cacheme-api", env!("CARGO_PKG_VERSION")) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("cacheme-api: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
     let result = run(cli).await;
     if let Err(e) = &result {
         tracing::error!(error = format!("{e:#}"), "cacheme-api stopped");

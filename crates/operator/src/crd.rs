@@ -417,7 +417,8 @@ pub struct TelemetrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub otlp_endpoint: Option<String>,
-    /// Share of traces sampled, 0 to 1 (default 1).
+    /// Share of requests traced, 0 to 1 (default 1), drawn per request: a caller's
+    /// `traceparent` is continued but its sampled flag cannot force a trace.
     #[serde(default = "default_sampling_ratio")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub sampling_ratio: f64,

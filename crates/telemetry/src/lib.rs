@@ -1,16 +1,21 @@
 //! Tracing and OpenTelemetry setup shared by the CacheMe binaries.
 //!
-//! [`init`] installs one global subscriber:
+//! [`init`] (the operator) and [`init_for_requests`] (the API) install one global
+//! subscriber:
 //! - structured logs: JSON lines when `LOG_FORMAT=json`, human-readable otherwise,
 //!   filtered by `RUST_LOG` (default `info`);
 //! - spans filtered by `TRACES_FILTER` (default `info`), apart from the logs, so a quiet
 //!   log level does not switch tracing off;
-//! - an OpenTelemetry layer, always, so every request has a trace id for its logs and
-//!   its `traceparent` header; spans are exported over OTLP/HTTP only when
+//! - an OpenTelemetry layer; spans are exported over OTLP/HTTP only when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The standard `OTEL_SERVICE_NAME`,
 //!   `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_RESOURCE_ATTRIBUTES` and
 //!   `OTEL_BSP_*` variables are honoured;
 //! - the W3C trace-context propagator, so a caller's trace continues.
+//!
+//! For the API, [`init_for_requests`] adds a head sampler ([`sampler`]) that decides
+//! per request before any span exists, and a filter ([`filter`]) that keeps spans
+//! inside sampled requests: an unsampled request, and every request when no endpoint
+//! is set, builds no span at all.
 //!
 //! The returned [`TelemetryGuard`] flushes pending spans when shut down or dropped, so
 //! a process stopped by SIGTERM still exports its last spans.
@@ -20,11 +25,21 @@ use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
     trace::{TraceContextExt, TracerProvider as _},
 };
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{Sampler, SdkTracerProvider},
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer as _, filter::LevelFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt,
 };
+
+pub mod filter;
+pub mod sampler;
+
+pub use filter::{REQUEST_SPAN, SpansInSampledRequests};
+pub use sampler::{HeadSampler, RemoteParent, installed_sampler};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +74,8 @@ pub enum TelemetryError {
     AlreadyInstalled(String),
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(String),
+    #[error("invalid trace sampler: {0}")]
+    Sampler(String),
 }
 
 /// The log filter from `RUST_LOG`, `info` when unset.
@@ -129,13 +146,21 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// The tracer provider: with a batch OTLP/HTTP exporter when an endpoint is configured.
-pub fn tracer_provider(service: &str, version: &str) -> Result<SdkTracerProvider, TelemetryError> {
+/// The tracer provider: with a batch OTLP/HTTP exporter when an endpoint is configured,
+/// and the given sampler (else the SDK's, from `OTEL_TRACES_SAMPLER`).
+pub fn tracer_provider(
+    service: &str,
+    version: &str,
+    sampler: Option<Sampler>,
+) -> Result<SdkTracerProvider, TelemetryError> {
     let resource = Resource::builder()
         .with_service_name(service_name(service))
         .with_attribute(KeyValue::new("service.version", version.to_owned()))
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(sampler) = sampler {
+        builder = builder.with_sampler(sampler);
+    }
     if otlp_enabled() {
         // reqwest is built without a default TLS provider; building any client needs one.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -148,20 +173,55 @@ pub fn tracer_provider(service: &str, version: &str) -> Result<SdkTracerProvider
     Ok(builder.build())
 }
 
-/// Installs the global subscriber and propagator. Call once, early in `main`, and keep
-/// the guard until the process ends.
+/// Installs the global subscriber and propagator for a binary whose spans are all
+/// worth having (the operator: a reconcile is rare and each one matters). Call once,
+/// early in `main`, and keep the guard until the process ends.
 pub fn init(service: &str, version: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let log_filter = env_filter()?;
-    let span_filter = traces_filter()?;
-    let provider = tracer_provider(service, version)?;
+    let provider = tracer_provider(service, version, None)?;
+    install(provider, None, traces_filter()?, env_filter()?)
+}
+
+/// Installs telemetry for a request-serving binary (the API): the head sampler decides
+/// per request, before any span exists, and spans exist only inside sampled requests.
+/// With no OTLP endpoint nothing is sampled, so no span is ever built; log lines are
+/// unaffected. See [`sampler`] and [`filter`].
+pub fn init_for_requests(service: &str, version: &str) -> Result<TelemetryGuard, TelemetryError> {
+    let head = if otlp_enabled() {
+        HeadSampler::from_env().map_err(|e| TelemetryError::Sampler(e.to_string()))?
+    } else {
+        HeadSampler::NEVER
+    };
+    sampler::install(head);
+    // The decision is made before the span exists; the SDK records what it is given.
+    let provider = tracer_provider(service, version, Some(Sampler::AlwaysOn))?;
+    let (spans, logs) = (traces_filter()?, env_filter()?);
+    // No hint means "could be anything".
+    let widest = match (spans.max_level_hint(), logs.max_level_hint()) {
+        (Some(a), Some(b)) => a.max(b),
+        _ => LevelFilter::TRACE,
+    };
+    let scope = SpansInSampledRequests::up_to(widest);
+    let guard = install(provider, Some(scope), spans, logs)?;
+    tracing::debug!(sampler = %head, "head sampler installed");
+    Ok(guard)
+}
+
+/// The global subscriber: the OpenTelemetry layer (spans by `span_filter`) and the log
+/// lines (by `log_filter`), each layer with its own filter so a quiet log level does
+/// not switch tracing off.
+fn install(
+    provider: SdkTracerProvider,
+    scope: Option<SpansInSampledRequests>,
+    span_filter: EnvFilter,
+    log_filter: EnvFilter,
+) -> Result<TelemetryGuard, TelemetryError> {
     let tracer = provider.tracer("cacheme");
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
-    // Each layer has its own filter: logs follow RUST_LOG, spans TRACES_FILTER.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(span_filter);
-    let registry = tracing_subscriber::registry().with(otel);
+    let registry = tracing_subscriber::registry().with(scope).with(otel);
     let result = match LogFormat::from_env() {
         LogFormat::Json => registry
             .with(
@@ -177,7 +237,7 @@ pub fn init(service: &str, version: &str) -> Result<TelemetryGuard, TelemetryErr
             .try_init(),
     };
     result.map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
-    tracing::debug!(service, otlp = otlp_enabled(), "telemetry initialised");
+    tracing::debug!(otlp = otlp_enabled(), "telemetry initialised");
     Ok(TelemetryGuard {
         provider: Some(provider),
     })

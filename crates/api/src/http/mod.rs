@@ -122,7 +122,10 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
 /// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
 pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     let static_dir = state.static_dir.clone();
-    let metrics = state.metrics.clone();
+    let observer = observability::middleware::RequestObserver {
+        metrics: state.metrics.clone(),
+        sampler: state.sampler,
+    };
     let (routes, doc) = documented_routes();
     let mut app = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
@@ -140,7 +143,7 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     }))
     .layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES))
     .layer(axum::middleware::from_fn_with_state(
-        metrics,
+        observer,
         observability::middleware::trace_requests,
     ))
     .with_state(state)

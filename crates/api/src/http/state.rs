@@ -21,6 +21,8 @@ pub struct SharedState {
     pub clear_gate: ClearGate,
     /// Upper bound on one request.
     pub request_timeout: std::time::Duration,
+    /// Which requests are traced (decided before any span is built).
+    pub sampler: cacheme_telemetry::HeadSampler,
 }
 
 impl AppState {

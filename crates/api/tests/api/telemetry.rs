@@ -339,3 +339,67 @@ async fn spans_still_queued_at_sigterm_are_exported() {
         spans.len()
     );
 }
+
+#[tokio::test]
+async fn a_callers_sampled_flag_forces_a_trace_only_when_parents_are_trusted() {
+    let (collector, endpoint) = start_collector().await;
+    let caller_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let caller = format!("00-{caller_trace}-00f067aa0ba902b7-01");
+    for (sampler, traced) in [("parentbased_traceidratio", true), ("traceidratio", false)] {
+        let binary = start_binary_with(
+            &endpoint,
+            100,
+            &[
+                ("OTEL_TRACES_SAMPLER", sampler),
+                ("OTEL_TRACES_SAMPLER_ARG", "0"),
+            ],
+        )
+        .await;
+        let answer = http_client()
+            .get(format!("{}/products/1", binary.base))
+            .header("traceparent", &caller)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            answer.headers().contains_key("traceparent"),
+            traced,
+            "{sampler}"
+        );
+        // The shutdown flush exports whatever was recorded.
+        let logs = binary.stop().await;
+        assert_eq!(
+            !collector.spans_of_trace(caller_trace).is_empty(),
+            traced,
+            "{sampler}"
+        );
+        if !traced {
+            assert!(
+                logs.lines()
+                    .any(|l| l.contains("request finished") && l.contains(caller_trace)),
+                "an untraced request's log line still names the caller's trace:\n{logs}"
+            );
+        }
+        collector.spans.lock().expect("lock").clear();
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sampler_stops_the_start_with_a_clear_error() {
+    let db = TestDatabase::create().await;
+    let port = free_port().expect("port");
+    let output = api_binary(&db.url, port, &format!("otel_{port}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .env("OTEL_TRACES_SAMPLER", "jaeger_remote")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER=\"jaeger_remote\" is not supported"),
+        "{stderr}"
+    );
+}

@@ -122,7 +122,9 @@ impl Stack<'_> {
         if let Some(endpoint) = &telemetry.otlp_endpoint {
             env_vars.push(env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
         }
-        env_vars.push(env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"));
+        // Not parent-based: the API faces anonymous clients, and a trusted sampled flag
+        // would let any of them force a trace (and flood the collector).
+        env_vars.push(env("OTEL_TRACES_SAMPLER", "traceidratio"));
         env_vars.push(env(
             "OTEL_TRACES_SAMPLER_ARG",
             telemetry.sampling_ratio.to_string(),
