@@ -75,6 +75,39 @@ pub fn measure(
     })
 }
 
+impl Baselines {
+    /// A path's composite limit: the rate of doing each of its parts one after another,
+    /// `1 / Σ count/rate`, each part's rate being its baseline's in this run.
+    pub fn composite(parts: &[(u32, f64)]) -> Option<f64> {
+        let seconds_per_request: f64 = parts
+            .iter()
+            .map(|&(count, rate)| {
+                if rate > 0.0 {
+                    f64::from(count) / rate
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .sum();
+        (seconds_per_request.is_finite() && seconds_per_request > 0.0)
+            .then(|| 1.0 / seconds_per_request)
+    }
+
+    /// A Redis hit: HTTP (nginx) and one Redis round trip.
+    pub fn redis_hit_limit(&self) -> Option<f64> {
+        Self::composite(&[(1, self.nginx.load.rps), (1, self.redis.load.rps)])
+    }
+
+    /// A miss: HTTP, two Redis round trips (lookup, fill) and one PostgreSQL query.
+    pub fn miss_limit(&self) -> Option<f64> {
+        Self::composite(&[
+            (1, self.nginx.load.rps),
+            (2, self.redis.load.rps),
+            (1, self.postgres.load.rps),
+        ])
+    }
+}
+
 /// nginx answering a fixed 200-byte body on a free loopback port.
 #[derive(Debug)]
 struct Nginx {
@@ -339,6 +372,19 @@ fn pgbench(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_composite_limit_adds_the_time_of_its_parts() {
+        // 1/(1/100k + 1/100k) = 50k: HTTP and one round trip, each alone at 100k/s.
+        let both = Baselines::composite(&[(1, 100_000.0), (1, 100_000.0)]).expect("rate");
+        assert!((both - 50_000.0).abs() < 1e-6, "{both}");
+        let miss =
+            Baselines::composite(&[(1, 200_000.0), (2, 100_000.0), (1, 20_000.0)]).expect("rate");
+        // 5 + 20 + 50 µs = 75 µs.
+        assert!((miss - 1e6 / 75.0).abs() < 1e-6, "{miss}");
+        assert_eq!(Baselines::composite(&[(1, 0.0)]), None);
+        assert_eq!(Baselines::composite(&[]), None);
+    }
 
     #[test]
     fn reads_redis_benchmark_csv() {

@@ -12,9 +12,11 @@
 //! Output: `target/bench/report.md`, `throughput.svg`, `latency.svg` (and `report.json` with `--json`).
 
 mod baselines;
+mod compare;
 mod http;
 mod judge;
 mod procs;
+mod recorded;
 mod report;
 mod scale;
 mod scenarios;
@@ -49,6 +51,9 @@ pub struct Options {
     pub products: u64,
     pub json: bool,
     pub scale: bool,
+    /// `--compare`: the other revision and the rounds.
+    pub compare: Option<(String, u32)>,
+    pub record: bool,
 }
 
 /// `cargo xtask bench` options, as typed.
@@ -61,7 +66,7 @@ pub struct Args {
     /// Seconds per scenario (1..=600) [default: 10, 2 with --smoke].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
-    /// Products seeded (20..=10000000) [default: 10000, 2000 with --smoke].
+    /// Products seeded (20..=10000000) [default: 10000, 50000 with --compare, 2000 with --smoke].
     #[arg(long, value_name = "N")]
     pub products: Option<u64>,
     /// Also write target/bench/report.json.
@@ -71,15 +76,36 @@ pub struct Args {
     /// and a 3-master Redis Cluster, L1 hits through 1 and 2 (target/bench/scale.md).
     #[arg(long)]
     pub scale: bool,
+    /// A/B against another git revision (`main`, `HEAD~1`, a commit): builds it in its own
+    /// target directory and runs both builds interleaved, round after round, in the same
+    /// minutes (target/bench/compare.md). Every performance claim should come from this.
+    #[arg(long, value_name = "REV", conflicts_with_all = ["scale", "json"])]
+    pub compare: Option<String>,
+    /// Rounds of --compare (2..=50) [default: 6, 2 with --smoke].
+    #[arg(long, value_name = "N", requires = "compare")]
+    pub rounds: Option<u32>,
+    /// Keep this full run's ratios as the recorded run (docs/benchmarks/recorded.json), the
+    /// one later runs flag drops against.
+    #[arg(long, conflicts_with_all = ["smoke", "compare", "scale"])]
+    pub record: bool,
 }
 
 impl Args {
     /// The options, defaults filled in and checked.
     pub fn options(self) -> anyhow::Result<Options> {
-        let duration_s = self.duration.unwrap_or(if self.smoke { 2 } else { 10 });
-        let products = self
-            .products
-            .unwrap_or(if self.smoke { 2_000 } else { 10_000 });
+        let default_duration = match (self.smoke, self.compare.is_some()) {
+            (true, _) => 2,
+            (false, true) => 5,
+            (false, false) => 10,
+        };
+        let duration_s = self.duration.unwrap_or(default_duration);
+        // --compare's misses need ids for 5 s at ~10 k/s per side.
+        let default_products = match (self.smoke, self.compare.is_some()) {
+            (true, _) => 2_000,
+            (false, true) => 50_000,
+            (false, false) => 10_000,
+        };
+        let products = self.products.unwrap_or(default_products);
         anyhow::ensure!(
             (1..=600).contains(&duration_s),
             "--duration must be 1..=600 seconds"
@@ -88,12 +114,16 @@ impl Args {
             (20..=10_000_000).contains(&products),
             "--products must be 20..=10000000"
         );
+        let rounds = self.rounds.unwrap_or(if self.smoke { 2 } else { 6 });
+        anyhow::ensure!((2..=50).contains(&rounds), "--rounds must be 2..=50");
         Ok(Options {
             smoke: self.smoke,
             duration_s,
             products,
             json: self.json,
             scale: self.scale,
+            compare: self.compare.map(|rev| (rev, rounds)),
+            record: self.record,
         })
     }
 }
@@ -123,6 +153,20 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| root.join("target"));
     let api_bin = target_dir.join("release").join("cacheme-api");
 
+    if let Some((rev, rounds)) = &opts.compare {
+        return compare::compare(
+            &root,
+            &out,
+            &programs,
+            &api_bin,
+            &compare::CompareOptions {
+                rev: rev.clone(),
+                rounds: *rounds,
+                duration_s: opts.duration_s,
+                products: opts.products,
+            },
+        );
+    }
     if opts.scale {
         let ctx = Ctx {
             programs: &programs,
@@ -199,7 +243,7 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
         rows,
         targets,
     };
-    publish(&report, &out, &opts)?;
+    publish(&root, &report, &out, &opts)?;
     drop(redis);
     drop(postgres);
     Ok(())
@@ -207,8 +251,40 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
 
 /// Writes the report and its charts, prints the tables, and fails when a target was
 /// missed (unless this is a smoke run).
-fn publish(report: &Report, out: &Path, opts: &Options) -> anyhow::Result<()> {
-    write(&out.join("report.md"), &report::markdown(report))?;
+fn publish(root: &Path, report: &Report, out: &Path, opts: &Options) -> anyhow::Result<()> {
+    let ratios = recorded::ratios(&report.rows);
+    let mut markdown = report::markdown(report);
+    match recorded::load(root)? {
+        Some(before) => {
+            let drifts = recorded::drifts(&before, &ratios);
+            markdown.push_str(&recorded::markdown(&before, &drifts));
+            for d in drifts.iter().filter(|d| d.flagged) {
+                eprintln!(
+                    "==> FLAGGED: {} dropped {:.1} % against the recorded run ({:.3} → {:.3})",
+                    d.key,
+                    -d.change() * 100.0,
+                    d.recorded,
+                    d.now
+                );
+            }
+        }
+        None => eprintln!(
+            "==> no recorded run ({}) to compare with",
+            recorded::RECORDED
+        ),
+    }
+    if opts.record {
+        recorded::save(
+            root,
+            &recorded::Recorded {
+                commit: report.commit.clone(),
+                started_unix: report.started_unix,
+                ratios,
+            },
+        )?;
+        eprintln!("==> recorded this run's ratios in {}", recorded::RECORDED);
+    }
+    write(&out.join("report.md"), &markdown)?;
     write(
         &out.join("throughput.svg"),
         &report::throughput_svg(&report.rows),
@@ -335,5 +411,18 @@ mod tests {
         assert!(parse_options(&args(&["--duration", "ten"])).is_err());
         assert!(parse_options(&args(&["--duration", "0"])).is_err());
         assert!(parse_options(&args(&["--fast"])).is_err());
+        let ab = parse_options(&args(&["--compare", "main"])).expect("compare");
+        assert_eq!(
+            (ab.compare, ab.duration_s, ab.products),
+            (Some(("main".into(), 6)), 5, 50_000)
+        );
+        let ab = parse_options(&args(&["--compare", "HEAD~1", "--rounds", "4", "--smoke"]))
+            .expect("compare");
+        assert_eq!(ab.compare, Some(("HEAD~1".into(), 4)));
+        assert!(parse_options(&args(&["--rounds", "4"])).is_err());
+        assert!(parse_options(&args(&["--compare", "main", "--rounds", "1"])).is_err());
+        assert!(parse_options(&args(&["--compare", "main", "--scale"])).is_err());
+        assert!(parse_options(&args(&["--record"])).expect("record").record);
+        assert!(parse_options(&args(&["--record", "--smoke"])).is_err());
     }
 }

@@ -20,6 +20,10 @@ pub struct Row {
     pub peak_rss_kib: Option<u64>,
     pub baseline: Option<String>,
     pub ratio: Option<f64>,
+    /// The path's composite limit (what its parts alone allow, measured in the same run)
+    /// and the ratio to it: a Redis hit cannot beat HTTP plus one Redis round trip.
+    pub composite: Option<String>,
+    pub composite_ratio: Option<f64>,
     pub note: String,
     /// The machine's 1-minute load average just before the run: other work on a shared machine shows here.
     pub loadavg_before: Option<f64>,
@@ -37,6 +41,8 @@ impl Row {
             peak_rss_kib: None,
             baseline: None,
             ratio: None,
+            composite: None,
+            composite_ratio: None,
             note: String::new(),
             loadavg_before: loadavg_1m(),
         }
@@ -126,13 +132,13 @@ pub fn group_thousands(v: f64) -> String {
 /// The results table (shared by report.md and BENCHMARKS.md).
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| scenario | tool | conns | requests/s | p50 ms | p99 ms | p99.9 ms | errors | DB queries | peak RSS MiB | baseline | ratio |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|\n",
+        "| scenario | tool | conns | requests/s | p50 ms | p99 ms | p99.9 ms | errors | DB queries | peak RSS MiB | baseline | ratio | composite limit | ratio to it |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|--:|\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.tool,
             r.connections,
@@ -146,6 +152,8 @@ pub fn markdown_table(rows: &[Row]) -> String {
             mib(r.peak_rss_kib),
             r.baseline.as_deref().unwrap_or("–"),
             opt(r.ratio, 2),
+            r.composite.as_deref().unwrap_or("–"),
+            opt(r.composite_ratio, 2),
         );
     }
     s
