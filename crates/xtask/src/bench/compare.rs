@@ -10,8 +10,9 @@
 //! over the minutes then weighs on both alike); the change is taken per round, from the
 //! two adjacent runs, and reported as the median with its spread.
 //!
-//! With two cores or more the API processes run on core 0 and everything else (wrk) on
-//! core 1, which takes the scheduler's placement out of the noise.
+//! With two cores or more the API processes run on core 0 and everything else (wrk,
+//! PostgreSQL, Redis, the harness) on core 1, which takes the scheduler's placement out
+//! of the noise.
 
 use std::{
     path::{Path, PathBuf},
@@ -21,8 +22,13 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{PostgresServer, RedisServer, with_database};
 
-use super::{CONNECTIONS, Programs, procs::Api, scenarios::Ctx, seed, step, write, wrk};
+use super::{
+    CONNECTIONS, Programs, otlp_sink::OtlpSink, procs::Api, scenarios::Ctx, seed, step, write, wrk,
+};
 use crate::run;
+
+/// Pause before each measured run, after which a 1 s unmeasured load warms the side up.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Which scenarios are compared: the paths the service exists for.
 const SCENARIOS: [Scenario; 3] = [Scenario::L1Hits, Scenario::RedisHits, Scenario::Misses];
@@ -45,13 +51,16 @@ impl Scenario {
 }
 
 /// The comparison's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompareOptions {
     /// The other revision, as given (`main`, `HEAD~3`, a commit).
     pub rev: String,
     pub rounds: u32,
     pub duration_s: u64,
     pub products: u64,
+    /// `--traced RATIO`: side B exports spans to a discarding OTLP sink, sampling this
+    /// share of requests (`--compare HEAD --traced 0.01` is the cost of tracing at 1 %).
+    pub traced: Option<f64>,
 }
 
 /// One side of the comparison: its API processes (L1 on, L1 off).
@@ -73,10 +82,22 @@ pub fn compare(
     let other_bin = build_revision(root, out, &commit)?;
     let short = &commit[..commit.len().min(10)];
 
+    // Before the servers start, so PostgreSQL and Redis share core 1 with wrk and the API
+    // processes have core 0 to themselves: where the scheduler put Redis swung Redis
+    // hits by ±40 % between rounds.
+    let pinned = pin_harness();
     step("starting a throwaway PostgreSQL and two Redis servers (one per side)");
     let postgres = PostgresServer::start()?;
     let redis = [RedisServer::start()?, RedisServer::start()?];
-    let pinned = pin_harness();
+    let sink = opts.traced.map(|_| OtlpSink::start()).transpose()?;
+    let traced_env: Vec<(&str, String)> = match (&sink, opts.traced) {
+        (Some(sink), Some(ratio)) => vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
+            ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()),
+        ],
+        _ => Vec::new(),
+    };
     let nofile = super::procs::soft_nofile();
     let ctx = Ctx {
         programs,
@@ -87,9 +108,13 @@ pub fn compare(
 
     let mut sides = Vec::new();
     let mut last_id = opts.products;
+    let b_label = match opts.traced {
+        Some(ratio) => format!("B this tree, traced at {ratio}"),
+        None => "B this tree".to_owned(),
+    };
     for (i, (label, bin)) in [
         (format!("A {} ({short})", opts.rev), other_bin.as_path()),
-        ("B this tree".to_owned(), this_bin),
+        (b_label.clone(), this_bin),
     ]
     .into_iter()
     .enumerate()
@@ -97,23 +122,17 @@ pub fn compare(
         let database_url = with_database(&postgres.admin_url(), &format!("cacheme_compare_{i}"));
         let redis_url = redis[i].url();
         step(&format!("starting side {label}"));
-        let (l1, _) = Api::start(
-            bin,
-            &format!("compare-{i}-l1"),
-            &database_url,
-            &redis_url,
-            true,
-            out,
-        )?;
+        let env: Vec<(&str, &str)> = if i == 1 {
+            traced_env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+        } else {
+            Vec::new()
+        };
+        let start = |name: String, l1: bool| {
+            Api::start_with(bin, &name, &database_url, &redis_url, l1, &env, out)
+        };
+        let (l1, _) = start(format!("compare-{i}-l1"), true)?;
         last_id = seed::seed(&programs.psql, &database_url, opts.products)?;
-        let (l2, _) = Api::start(
-            bin,
-            &format!("compare-{i}-l2"),
-            &database_url,
-            &redis_url,
-            false,
-            out,
-        )?;
+        let (l2, _) = start(format!("compare-{i}-l2"), false)?;
         if pinned {
             pin_to_core_zero(l1.pid());
             pin_to_core_zero(l2.pid());
@@ -122,6 +141,12 @@ pub fn compare(
     }
 
     let static_lua = ctx.script("static.lua", &wrk::static_script())?;
+    let warm_up = Ctx {
+        programs: ctx.programs,
+        out: ctx.out,
+        duration_s: 1,
+        nofile: ctx.nofile,
+    };
     let mut runs: Vec<Vec<[f64; 2]>> = vec![Vec::new(); SCENARIOS.len()];
     for round in 0..opts.rounds {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -136,18 +161,28 @@ pub fn compare(
                     scenario.name(),
                     who.label
                 ));
+                // What the previous run left behind (fills, evictions, a batch of spans
+                // to export) must not land on this one: the first of a pair measured
+                // up to 35 % low without this.
+                let settle = |api: &Api| -> anyhow::Result<()> {
+                    std::thread::sleep(SETTLE);
+                    api.warm("/products/1")?;
+                    warm_up.wrk(&api.url("/products/1"), CONNECTIONS, &static_lua)?;
+                    Ok(())
+                };
                 pair[side] = match scenario {
                     Scenario::L1Hits => {
-                        who.l1.warm("/products/1")?;
+                        settle(&who.l1)?;
                         ctx.wrk(&who.l1.url("/products/1"), CONNECTIONS, &static_lua)?
                             .rps
                     }
                     Scenario::RedisHits => {
-                        who.l2.warm("/products/1")?;
+                        settle(&who.l2)?;
                         ctx.wrk(&who.l2.url("/products/1"), CONNECTIONS, &static_lua)?
                             .rps
                     }
                     Scenario::Misses => {
+                        std::thread::sleep(SETTLE);
                         ctx.misses(&who.l1, scenario.name(), "compare", CONNECTIONS, last_id)?
                             .load
                             .rps
@@ -161,14 +196,21 @@ pub fn compare(
 
     let labels = [
         format!("A = {} ({short})", opts.rev),
-        "B = this tree".to_owned(),
+        b_label.replacen("B ", "B = ", 1),
     ];
     let summaries: Vec<Summary> = SCENARIOS
         .iter()
         .zip(&runs)
         .map(|(s, pairs)| Summary::of(s.name(), pairs))
         .collect();
-    let text = markdown(&labels, opts, pinned, &summaries);
+    let mut text = markdown(&labels, opts, pinned, &summaries);
+    if let Some(sink) = &sink {
+        let (exports, bytes) = sink.received();
+        text.push_str(&format!(
+            "\nThe OTLP sink received {exports} export request(s), {:.1} MiB of spans.\n",
+            bytes as f64 / (1024.0 * 1024.0)
+        ));
+    }
     write(&out.join("compare.md"), &text)?;
     eprintln!("\n{text}");
     eprintln!("==> report: {}", out.join("compare.md").display());
@@ -244,8 +286,8 @@ fn build_revision(root: &Path, out: &Path, commit: &str) -> anyhow::Result<PathB
     Ok(cached)
 }
 
-/// Puts this process (and so wrk, which it starts) on core 1 when there are two cores
-/// and `taskset`; the API processes go to core 0 one by one.
+/// Puts this process (and so what it starts: PostgreSQL, Redis, wrk) on core 1 when
+/// there are two cores and `taskset`; the API processes go to core 0 one by one.
 fn pin_harness() -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 {
@@ -337,7 +379,7 @@ fn markdown(labels: &[String; 2], opts: &CompareOptions, pinned: bool, rows: &[S
         opts.duration_s,
         opts.products,
         if pinned {
-            "API processes on core 0, wrk on core 1"
+            "API processes on core 0; wrk, PostgreSQL and Redis on core 1"
         } else {
             "not pinned to cores"
         },
@@ -395,6 +437,7 @@ mod tests {
             rounds: 4,
             duration_s: 5,
             products: 2000,
+            traced: None,
         };
         let rows = [Summary::of("L1 hits", &[[100.0, 150.0]])];
         let text = markdown(

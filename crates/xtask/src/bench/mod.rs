@@ -15,6 +15,7 @@ mod baselines;
 mod compare;
 mod http;
 mod judge;
+mod otlp_sink;
 mod procs;
 mod recorded;
 mod report;
@@ -44,7 +45,7 @@ const STAMPEDE: usize = 500;
 /// Each API process's pool, and pgbench's clients.
 const DB_MAX_CONNECTIONS: u32 = 10;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub smoke: bool,
     pub duration_s: u64,
@@ -53,11 +54,12 @@ pub struct Options {
     pub scale: bool,
     /// `--compare`: the other revision and the rounds.
     pub compare: Option<(String, u32)>,
+    pub traced: Option<f64>,
     pub record: bool,
 }
 
 /// `cargo xtask bench` options, as typed.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[derive(Debug, Clone, PartialEq, clap::Parser)]
 #[command(name = "bench")]
 pub struct Args {
     /// A few seconds per scenario on fewer products; the targets are not asserted.
@@ -84,6 +86,11 @@ pub struct Args {
     /// Rounds of --compare (2..=50) [default: 6, 2 with --smoke].
     #[arg(long, value_name = "N", requires = "compare")]
     pub rounds: Option<u32>,
+    /// With --compare: side B (this tree) exports spans to a discarding OTLP sink,
+    /// tracing this share of requests (0..=1): `--compare HEAD --traced 0.01` measures
+    /// what tracing at 1 % costs.
+    #[arg(long, value_name = "RATIO", requires = "compare")]
+    pub traced: Option<f64>,
     /// Keep this full run's ratios as the recorded run (docs/benchmarks/recorded.json), the
     /// one later runs flag drops against.
     #[arg(long, conflicts_with_all = ["smoke", "compare", "scale"])]
@@ -115,6 +122,10 @@ impl Args {
             "--products must be 20..=10000000"
         );
         let rounds = self.rounds.unwrap_or(if self.smoke { 2 } else { 6 });
+        anyhow::ensure!(
+            self.traced.is_none_or(|r| (0.0..=1.0).contains(&r)),
+            "--traced must be a ratio between 0 and 1"
+        );
         anyhow::ensure!((2..=50).contains(&rounds), "--rounds must be 2..=50");
         Ok(Options {
             smoke: self.smoke,
@@ -124,6 +135,7 @@ impl Args {
             scale: self.scale,
             compare: self.compare.map(|rev| (rev, rounds)),
             record: self.record,
+            traced: self.traced,
         })
     }
 }
@@ -164,6 +176,7 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
                 rounds: *rounds,
                 duration_s: opts.duration_s,
                 products: opts.products,
+                traced: opts.traced,
             },
         );
     }
@@ -423,6 +436,10 @@ mod tests {
         assert!(parse_options(&args(&["--compare", "main", "--rounds", "1"])).is_err());
         assert!(parse_options(&args(&["--compare", "main", "--scale"])).is_err());
         assert!(parse_options(&args(&["--record"])).expect("record").record);
+        let t = parse_options(&args(&["--compare", "HEAD", "--traced", "0.01"])).expect("t");
+        assert_eq!(t.traced, Some(0.01));
+        assert!(parse_options(&args(&["--traced", "0.01"])).is_err());
+        assert!(parse_options(&args(&["--compare", "HEAD", "--traced", "2"])).is_err());
         assert!(parse_options(&args(&["--record", "--smoke"])).is_err());
     }
 }
