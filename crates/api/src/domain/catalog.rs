@@ -191,6 +191,8 @@ pub struct Catalog {
     pub(super) counters: Arc<CacheCounters>,
     pub(super) pending: Arc<Pending>,
     pub(super) pending_added: Arc<Notify>,
+    /// The highest existing id: misses above it answer 404 without a query (A3).
+    pub(super) id_bound: Arc<super::id_bound::IdBound>,
     pub(super) hooks: Hooks,
 }
 
@@ -213,6 +215,7 @@ impl Catalog {
             counters,
             pending: Arc::default(),
             pending_added: Arc::default(),
+            id_bound: Arc::default(),
             hooks,
         }
     }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod error;
+mod id_bound;
 mod read;
 mod writes;
 

@@ -49,6 +49,7 @@ enum FromRedis {
 impl Catalog {
     /// Looks a product up through both tiers.
     pub async fn get(&self, id: i32) -> Result<Served, CatalogError> {
+        let arrived = Instant::now();
         match self.owed(id) {
             Owed::No => {}
             Owed::Yes => {
@@ -75,6 +76,16 @@ impl Catalog {
         match self.lookup_redis(id, epoch).await {
             FromRedis::Hit(value) => self.answer(value, Some(Tier::Redis)),
             FromRedis::Miss { ticket, fallback } => {
+                let db = &self.db;
+                if !self
+                    .id_bound
+                    .may_exist(id, arrived, || db.max_product_id())
+                    .await
+                {
+                    // Above the highest id: no query, no load task, no negative entry.
+                    bump(&self.counters.beyond_last_id);
+                    return Err(CatalogError::NotFound);
+                }
                 self.load_from_database(id, ticket, epoch, fallback).await
             }
         }

@@ -73,6 +73,7 @@ impl Catalog {
                 .insert_product(&input)
                 .await
                 .map_err(CatalogError::from_db)?;
+            this.id_bound.raise(written.value.id);
             this.invalidate(written.value.id, Some(written.outbox_id))
                 .await;
             Ok(written.value)

@@ -134,6 +134,11 @@ impl Metrics {
                 &counters.negative_hits,
             ),
             (
+                "cacheme_cache_beyond_last_id",
+                "404s for ids above the highest existing one, answered without a query",
+                &counters.beyond_last_id,
+            ),
+            (
                 "cacheme_cache_coalesced_requests",
                 "Misses that waited for another request's query (single flight)",
                 &counters.coalesced,

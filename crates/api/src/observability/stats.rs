@@ -15,6 +15,7 @@ pub struct CacheCounters {
     pub redis_skipped: Counter,
     pub redis_timeouts: Counter,
     pub negative_hits: Counter,
+    pub beyond_last_id: Counter,
     pub coalesced: Counter,
     pub db_queries: Counter,
     pub stale_served: Counter,
@@ -71,6 +72,8 @@ pub struct AppStats {
     pub tiers: Tiers,
     /// Answers for ids remembered as absent.
     pub negative_hits: u64,
+    /// 404s for ids above the highest existing one, answered without a query.
+    pub beyond_last_id: u64,
     /// Misses that waited for another request's database query instead of making their own.
     pub coalesced: u64,
     /// Product queries this process sent to PostgreSQL.
@@ -112,6 +115,7 @@ impl CacheCounters {
             hit_rate: hit_rate_percent(hits, misses),
             tiers: Tiers { memory, redis },
             negative_hits: read(&self.negative_hits),
+            beyond_last_id: read(&self.beyond_last_id),
             coalesced: read(&self.coalesced),
             db_queries: read(&self.db_queries),
             stale_served: read(&self.stale_served),

@@ -49,6 +49,17 @@ impl Database {
         .await
     }
 
+    /// The highest existing id (`None`: no product), for the miss path's bound.
+    #[tracing::instrument(name = "db.max_product_id", skip(self), fields(db.system = "postgresql", db.statement = "max_product_id"))]
+    pub async fn max_product_id(&self) -> Result<Option<i32>, sqlx::Error> {
+        self.read(Some("max_product_id"), move |conn| {
+            sqlx::query_scalar::<_, Option<i32>>("SELECT max(id) FROM products")
+                .fetch_one(conn)
+                .boxed()
+        })
+        .await
+    }
+
     #[tracing::instrument(name = "db.list_products", skip(self), fields(db.system = "postgresql", db.statement = "list_products"))]
     pub async fn list_products(
         &self,

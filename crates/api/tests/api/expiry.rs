@@ -6,9 +6,19 @@ use redis::AsyncCommands;
 
 use crate::helpers::{TestApp, eventually, shared_redis_url, spawn_app_with, start, test_config};
 
+/// A product far above the seeded ones, so 4242 is a gap below the highest id (above
+/// it, misses answer 404 without asking PostgreSQL or remembering anything).
+async fn far_product(app: &TestApp) {
+    sqlx::query("INSERT INTO products (id, name) VALUES (5000, 'far')")
+        .execute(&app.pool)
+        .await
+        .expect("inserted");
+}
+
 #[tokio::test]
 async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
     let app = spawn_app_with(|c| c.negative_ttl_seconds = 40).await;
+    far_product(&app).await;
     app.get("/products/4242").await.assert_problem(404);
     app.get("/products/4242").await.assert_problem(404);
     app.get("/products/4242").await.assert_problem(404);
@@ -24,6 +34,7 @@ async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
 #[tokio::test]
 async fn negative_caching_can_be_turned_off() {
     let app = spawn_app_with(|c| c.negative_ttl_seconds = 0).await;
+    far_product(&app).await;
     app.get("/products/4242").await.assert_problem(404);
     app.get("/products/4242").await.assert_problem(404);
     assert_eq!(app.stats().await["db_queries"], 2);

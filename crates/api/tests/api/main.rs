@@ -10,6 +10,7 @@ mod disorder;
 mod docs;
 mod expiry;
 mod failure;
+mod flood;
 mod health;
 mod helpers;
 mod memory_tier;

@@ -23,6 +23,11 @@ async fn create_answers_201_with_location_and_the_product_is_readable() {
 #[tokio::test]
 async fn creating_an_id_remembered_as_absent_makes_it_visible() {
     let app = spawn_app().await;
+    // 16 becomes a gap below the highest id, so its 404 is remembered.
+    sqlx::query("INSERT INTO products (id, name) VALUES (17, 'above')")
+        .execute(&app.pool)
+        .await
+        .expect("inserted");
     app.get("/products/16").await.assert_problem(404);
     app.get("/products/16").await.assert_problem(404);
     assert_eq!(
