@@ -86,7 +86,9 @@ impl Catalog {
                     bump(&self.counters.beyond_last_id);
                     return Err(CatalogError::NotFound);
                 }
-                self.load_from_database(id, ticket, epoch, fallback).await
+                // Boxed: only a miss pays for the load's future, so a hit in flight
+                // holds a small one (1000 connections' worth adds up).
+                Box::pin(self.load_from_database(id, ticket, epoch, fallback)).await
             }
         }
     }
