@@ -56,7 +56,10 @@ pub fn ratios(rows: &[Row]) -> BTreeMap<String, f64> {
                 r,
             );
         }
-        if let (Some(r), Some(limit)) = (row.composite_ratio, &row.composite) {
+        // An L1 hit's composite limit is its baseline: one key is enough.
+        if let (Some(r), Some(limit)) = (row.composite_ratio, &row.composite)
+            && row.composite_ratio != row.ratio
+        {
             out.insert(format!("{} / {limit}", row.scenario), r);
         }
     }
