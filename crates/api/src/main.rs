@@ -1,6 +1,12 @@
 use cacheme_api::{App, Cli, Command};
 use clap::Parser;
 
+// glibc's malloc and free were 21-23 % of the API's CPU on the hit and miss paths
+// (perf, `b1e9cd1`); mimalloc's thread-local free lists avoid its locking and
+// consolidation (BENCHMARKS.md has the A/B).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
