@@ -29,12 +29,26 @@ pub struct SpansInSampledRequests {
     /// theirs, so it has to turn away what none of them would take, or those spans
     /// would be built for nobody.
     max_level: LevelFilter,
+    /// False when no request can be sampled (no OTLP endpoint): every span callsite is
+    /// then turned away once, at registration, instead of asked at each request.
+    spans_possible: bool,
 }
 
 impl SpansInSampledRequests {
     /// Spans and events up to `max_level` (the widest of the layers' own filters).
     pub fn up_to(max_level: LevelFilter) -> Self {
-        Self { max_level }
+        Self {
+            max_level,
+            spans_possible: true,
+        }
+    }
+
+    /// The same, for a process that samples no request: no span at all.
+    pub fn without_spans(self) -> Self {
+        Self {
+            spans_possible: false,
+            ..self
+        }
     }
 }
 
@@ -43,7 +57,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if *meta.level() > self.max_level {
+        if *meta.level() > self.max_level || (meta.is_span() && !self.spans_possible) {
             Interest::never()
         } else if meta.is_span() {
             // A span's answer depends on the request it is in: ask every time.
@@ -54,7 +68,9 @@ where
     }
 
     fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, S>) -> bool {
-        !meta.is_span() || meta.name() == REQUEST_SPAN || cx.lookup_current().is_some()
+        !meta.is_span()
+            || (self.spans_possible
+                && (meta.name() == REQUEST_SPAN || cx.lookup_current().is_some()))
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -126,6 +142,21 @@ mod tests {
             assert_eq!(count.spans.load(Ordering::Relaxed), 3);
             assert_eq!(count.events.load(Ordering::Relaxed), 1);
             assert_eq!(logs.events.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    #[test]
+    fn without_an_endpoint_not_even_the_request_span_exists() {
+        let count = Count::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(SpansInSampledRequests::up_to(LevelFilter::INFO).without_spans())
+            .with(count.clone().with_filter(LevelFilter::INFO));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("http.request");
+            assert!(request.is_disabled());
+            request.in_scope(|| tracing::info!("a log line still passes"));
+            assert_eq!(count.spans.load(Ordering::Relaxed), 0);
+            assert_eq!(count.events.load(Ordering::Relaxed), 1);
         });
     }
 }

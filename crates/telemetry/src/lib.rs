@@ -201,6 +201,11 @@ pub fn init_for_requests(service: &str, version: &str) -> Result<TelemetryGuard,
         _ => LevelFilter::TRACE,
     };
     let scope = SpansInSampledRequests::up_to(widest);
+    let scope = if head.samples_anything() {
+        scope
+    } else {
+        scope.without_spans()
+    };
     let guard = install(provider, Some(scope), spans, logs)?;
     tracing::debug!(sampler = %head, "head sampler installed");
     Ok(guard)

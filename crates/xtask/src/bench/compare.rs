@@ -108,13 +108,17 @@ pub fn compare(
 
     let mut sides = Vec::new();
     let mut last_id = opts.products;
-    let b_label = match opts.traced {
-        Some(ratio) => format!("B this tree, traced at {ratio}"),
-        None => "B this tree".to_owned(),
-    };
+    // One name per side, said as "A …" in steps and "A = …" in the report.
+    let names = [
+        format!("{} ({short})", opts.rev),
+        match opts.traced {
+            Some(ratio) => format!("this tree, traced at {ratio}"),
+            None => "this tree".to_owned(),
+        },
+    ];
     for (i, (label, bin)) in [
-        (format!("A {} ({short})", opts.rev), other_bin.as_path()),
-        (b_label.clone(), this_bin),
+        (format!("A {}", names[0]), other_bin.as_path()),
+        (format!("B {}", names[1]), this_bin),
     ]
     .into_iter()
     .enumerate()
@@ -147,6 +151,17 @@ pub fn compare(
         duration_s: 1,
         nofile: ctx.nofile,
     };
+    // What the previous run left behind (fills, evictions, a batch of spans to export)
+    // must not land on the next: the first of a pair measured up to 35 % low without
+    // a pause and an unmeasured second of load first.
+    let hits = |api: &Api| -> anyhow::Result<f64> {
+        std::thread::sleep(SETTLE);
+        api.warm("/products/1")?;
+        warm_up.wrk(&api.url("/products/1"), CONNECTIONS, &static_lua)?;
+        Ok(ctx
+            .wrk(&api.url("/products/1"), CONNECTIONS, &static_lua)?
+            .rps)
+    };
     let mut runs: Vec<Vec<[f64; 2]>> = vec![Vec::new(); SCENARIOS.len()];
     for round in 0..opts.rounds {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -161,26 +176,9 @@ pub fn compare(
                     scenario.name(),
                     who.label
                 ));
-                // What the previous run left behind (fills, evictions, a batch of spans
-                // to export) must not land on this one: the first of a pair measured
-                // up to 35 % low without this.
-                let settle = |api: &Api| -> anyhow::Result<()> {
-                    std::thread::sleep(SETTLE);
-                    api.warm("/products/1")?;
-                    warm_up.wrk(&api.url("/products/1"), CONNECTIONS, &static_lua)?;
-                    Ok(())
-                };
                 pair[side] = match scenario {
-                    Scenario::L1Hits => {
-                        settle(&who.l1)?;
-                        ctx.wrk(&who.l1.url("/products/1"), CONNECTIONS, &static_lua)?
-                            .rps
-                    }
-                    Scenario::RedisHits => {
-                        settle(&who.l2)?;
-                        ctx.wrk(&who.l2.url("/products/1"), CONNECTIONS, &static_lua)?
-                            .rps
-                    }
+                    Scenario::L1Hits => hits(&who.l1)?,
+                    Scenario::RedisHits => hits(&who.l2)?,
                     Scenario::Misses => {
                         std::thread::sleep(SETTLE);
                         ctx.misses(&who.l1, scenario.name(), "compare", CONNECTIONS, last_id)?
@@ -194,10 +192,7 @@ pub fn compare(
     }
     drop(sides);
 
-    let labels = [
-        format!("A = {} ({short})", opts.rev),
-        b_label.replacen("B ", "B = ", 1),
-    ];
+    let labels = [format!("A = {}", names[0]), format!("B = {}", names[1])];
     let summaries: Vec<Summary> = SCENARIOS
         .iter()
         .zip(&runs)
