@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     cache::{
+        breaker::Thresholds,
         keys::KeyLayout,
         listener::listen_for_invalidations,
         memory::MemoryTier,
@@ -146,7 +147,10 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         key_prefix: config.cache_key_prefix.clone(),
         expiry: config.expiry(),
         timeout: config.redis_timeout(),
-        breaker_failures: config.redis_breaker_failures,
+        breaker: Thresholds {
+            failures: config.redis_breaker_failures,
+            failing_for: std::time::Duration::from_millis(config.redis_breaker_failing_ms),
+        },
         breaker_cooldown: std::time::Duration::from_millis(config.redis_breaker_cooldown_ms),
         unsafe_skip_fill_check: config.unsafe_skip_fill_check,
     })

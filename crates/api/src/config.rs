@@ -1,4 +1,5 @@
-//! Settings, all from the environment (or the matching flag); `cacheme-api --help` lists them.
+//! Settings, all from the environment (or the matching flag, except the admin token);
+//! `cacheme-api --help` lists them.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -13,7 +14,13 @@ pub enum RedisMode {
 
 /// CacheMe product service: Redis cache-aside in front of PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "cacheme-api", version, about, long_about = None)]
+#[command(
+    name = "cacheme-api",
+    version,
+    about,
+    long_about = None,
+    after_help = "ADMIN_TOKEN (environment only): the bearer token writes and DELETE /cache/clear need."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -30,7 +37,9 @@ pub enum Command {
 }
 
 /// Every setting of the service. Durations are whole milliseconds or seconds, as named.
-#[derive(Debug, Clone, Args)]
+/// `Debug` shows every field but the secrets (the URLs carry passwords), so a
+/// `tracing::debug!(?config)` cannot leak them.
+#[derive(Clone, Args)]
 pub struct Config {
     /// PostgreSQL connection URL.
     #[arg(
@@ -86,17 +95,26 @@ pub struct Config {
     #[arg(long, env = "L1_MAX_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub l1_max_bytes: u64,
 
-    /// Consecutive Redis failures that open the circuit breaker (reads then skip Redis).
+    /// Consecutive Redis failures that open the circuit breaker (reads then skip Redis),
+    /// once they have also gone on for REDIS_BREAKER_FAILING_MS.
     #[arg(long, env = "REDIS_BREAKER_FAILURES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub redis_breaker_failures: u32,
+
+    /// How long Redis calls must keep failing, with no success between, before the breaker
+    /// opens, in milliseconds: one slow reply (a fork for an RDB save, another tenant's
+    /// slow command) fails every call in flight at once and must not switch the cache off.
+    #[arg(long, env = "REDIS_BREAKER_FAILING_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub redis_breaker_failing_ms: u64,
 
     /// How long an open breaker skips Redis before one probe call, in milliseconds.
     #[arg(long, env = "REDIS_BREAKER_COOLDOWN_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub redis_breaker_cooldown_ms: u64,
 
-    /// When set, writes and `DELETE /cache/clear` need `Authorization: Bearer <token>`;
-    /// reads never do. Without it writes are refused unless ALLOW_ANONYMOUS_WRITES is set.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    /// `ADMIN_TOKEN`, from the environment only (a flag would show in `ps` and
+    /// `/proc/*/cmdline`): when set, writes and `DELETE /cache/clear` need
+    /// `Authorization: Bearer <token>`; reads never do. Without it writes are refused
+    /// unless ALLOW_ANONYMOUS_WRITES is set.
+    #[arg(skip = std::env::var("ADMIN_TOKEN").ok())]
     pub admin_token: Option<String>,
 
     /// Least time between two `DELETE /cache/clear`, in milliseconds (one runs at a time
@@ -187,6 +205,65 @@ pub struct Config {
     /// Run database migrations at start-up (safe with several replicas: they take an advisory lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
+}
+
+/// `f.debug_struct` over every field, `secret` ones redacted; the destructuring names
+/// every field, so a new one does not compile until it is sorted into one list.
+macro_rules! debug_redacting {
+    ($f:expr, $config:expr, secret: [$($secret:ident),*], plain: [$($plain:ident),*]) => {{
+        let Config { $($secret,)* $($plain,)* } = $config;
+        let mut out = $f.debug_struct("Config");
+        $(out.field(stringify!($secret), &Redacted($secret.secret_value()));)*
+        $(out.field(stringify!($plain), $plain);)*
+        out.finish()
+    }};
+}
+
+/// A secret in `Debug` output: whether it is set, never its value.
+struct Redacted<'a, T: ?Sized>(Option<&'a T>);
+
+impl<T: ?Sized> std::fmt::Debug for Redacted<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "[redacted]"
+        } else {
+            "None"
+        })
+    }
+}
+
+/// Ways a setting can hold a secret: a plain string or an optional one.
+trait SecretField {
+    fn secret_value(&self) -> Option<&str>;
+}
+
+impl SecretField for String {
+    fn secret_value(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl SecretField for Option<String> {
+    fn secret_value(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_redacting!(f, self,
+            secret: [database_url, redis_url, admin_token],
+            plain: [redis_mode, cache_ttl_seconds, cache_ttl_jitter_percent, cache_key_prefix,
+                negative_ttl_seconds, cache_stale_while_revalidate_seconds,
+                cache_stale_if_error_seconds, l1_enabled, l1_ttl_ms, l1_max_bytes,
+                redis_breaker_failures, redis_breaker_failing_ms, redis_breaker_cooldown_ms,
+                cache_clear_interval_ms, allow_anonymous_writes, request_timeout_ms,
+                http_header_read_timeout_ms, http_max_connections, seed_file, redis_timeout_ms,
+                bind_addr, worker_threads, simulated_db_latency_ms, db_max_connections,
+                db_statement_timeout_ms, invalidation_poll_ms, unsafe_skip_fill_check,
+                db_acquire_timeout_ms, db_startup_timeout_seconds, static_dir,
+                cors_allowed_origins, migrate_on_start])
+    }
 }
 
 impl Config {
@@ -300,6 +377,23 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("cacheme-api").chain(args.iter().copied()))
+    }
+
+    /// S7 of the second consistency review: `Config` derived `Debug` with the token and
+    /// the passwords in it, and the token could be given on the command line.
+    #[test]
+    fn secrets_stay_out_of_debug_and_off_the_command_line() {
+        let mut config = Config::defaults();
+        config.database_url = "postgres://app:pg-s3cret@db/cacheme".into();
+        config.redis_url = "redis://:redis-s3cret@cache:6379".into();
+        config.admin_token = Some("tok-s3cret".into());
+        let shown = format!("{config:?} {:#?}", Cli::parse_from(["cacheme-api"]));
+        for secret in ["pg-s3cret", "redis-s3cret", "tok-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(format!("{config:?}").contains("admin_token: [redacted]"));
+        assert!(format!("{config:?}").contains("cache_key_prefix: \"cacheme\""));
+        assert!(parse(&["--admin-token", "x"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! cool-down, then let one probe through. A down or frozen Redis then costs a request at
 //! most one timeout instead of one per request.
 //!
+//! "Consecutive" spans time as well as count: the failures must also have gone on, with no
+//! success between them, for `failing_for`. One slow reply on the shared connection (a
+//! `fork` for an RDB save, another tenant's slow command) fails every call in flight at
+//! once; counting alone opened the breaker on that blip and sent every replica's reads to
+//! PostgreSQL for the cool-down (A4 of the second consistency review).
+//!
 //! The probe must never get lost: a probe whose caller is cancelled (its client gave up)
 //! never reports back, so [`Probe`] reports a failure when dropped unreported, and a probe
 //! out for longer than `probe_patience` is presumed lost and another one is allowed.
@@ -26,9 +32,17 @@ pub enum BreakerState {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probe_since: Option<Instant> },
+    /// `since`: the first failure of the current run (none while calls succeed).
+    Closed {
+        failures: u32,
+        since: Option<Instant>,
+    },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        probe_since: Option<Instant>,
+    },
 }
 
 /// A call the breaker let through.
@@ -40,10 +54,20 @@ pub enum Call<'a> {
     Probe(Probe<'a>),
 }
 
+/// When a run of failures opens the breaker: at least `failures` of them, spread over at
+/// least `failing_for` with no success between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub failures: u32,
+    pub failing_for: Duration,
+}
+
 #[derive(Debug)]
 pub struct CircuitBreaker {
     inner: Mutex<Inner>,
     failure_threshold: u32,
+    /// How long failures must have gone on, with no success between, before it opens.
+    failing_for: Duration,
     cooldown: Duration,
     /// How long a probe may be out before another one is allowed (a lost probe must not
     /// keep Redis switched off).
@@ -82,10 +106,14 @@ impl Drop for Probe<'_> {
 
 impl CircuitBreaker {
     /// `probe_patience`: how long one probe may be out before it is presumed lost.
-    pub fn new(failure_threshold: u32, cooldown: Duration, probe_patience: Duration) -> Self {
+    pub fn new(thresholds: Thresholds, cooldown: Duration, probe_patience: Duration) -> Self {
         Self {
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
-            failure_threshold: failure_threshold.max(1),
+            inner: Mutex::new(Inner::Closed {
+                failures: 0,
+                since: None,
+            }),
+            failure_threshold: thresholds.failures.max(1),
+            failing_for: thresholds.failing_for,
             cooldown,
             probe_patience,
         }
@@ -117,21 +145,32 @@ impl CircuitBreaker {
     }
 
     pub fn record_success(&self) {
-        *self.inner.lock() = Inner::Closed { failures: 0 };
+        *self.inner.lock() = Inner::Closed {
+            failures: 0,
+            since: None,
+        };
     }
 
     pub fn record_failure(&self, now: Instant) {
         let mut inner = self.inner.lock();
-        let failures = match *inner {
-            Inner::Closed { failures } => failures + 1,
-            Inner::Open { .. } | Inner::HalfOpen { .. } => self.failure_threshold,
+        let (failures, since) = match *inner {
+            Inner::Closed { failures, since } => (failures + 1, since.unwrap_or(now)),
+            // A failed probe: the outage goes on.
+            Inner::Open { .. } | Inner::HalfOpen { .. } => (self.failure_threshold, now),
         };
-        *inner = if failures >= self.failure_threshold {
+        let failing = now.saturating_duration_since(since);
+        let probe_failed = !matches!(*inner, Inner::Closed { .. });
+        *inner = if probe_failed
+            || (failures >= self.failure_threshold && failing >= self.failing_for)
+        {
             Inner::Open {
                 until: now + self.cooldown,
             }
         } else {
-            Inner::Closed { failures }
+            Inner::Closed {
+                failures,
+                since: Some(since),
+            }
         };
     }
 
@@ -151,6 +190,46 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(10);
 
+    /// Counting only.
+    fn count(failures: u32) -> Thresholds {
+        Thresholds {
+            failures,
+            failing_for: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_burst_of_failures_shorter_than_failing_for_keeps_it_closed() {
+        let breaker = CircuitBreaker::new(
+            Thresholds {
+                failures: 1,
+                failing_for: Duration::from_millis(500),
+            },
+            Duration::from_secs(1),
+            PATIENCE,
+        );
+        let t0 = Instant::now();
+        // One stall fails the 40 calls in flight within 100 ms...
+        for i in 0..40 {
+            breaker.record_failure(t0 + Duration::from_millis(i * 2));
+        }
+        assert_eq!(breaker.state(t0), BreakerState::Closed);
+        // ...and the next call succeeds: the run is over.
+        breaker.record_success();
+        breaker.record_failure(t0 + Duration::from_millis(600));
+        assert_eq!(breaker.state(t0), BreakerState::Closed);
+        // Failures that go on for the whole span open it.
+        breaker.record_failure(t0 + Duration::from_millis(1100));
+        assert_eq!(
+            breaker.state(t0 + Duration::from_millis(1100)),
+            BreakerState::Open
+        );
+        // A failed probe reopens at once, whatever the span.
+        let later = t0 + Duration::from_millis(2100);
+        report(breaker.allow(later), false, later, &breaker);
+        assert_eq!(breaker.state(later), BreakerState::Open);
+    }
+
     fn report(call: Option<Call<'_>>, ok: bool, now: Instant, breaker: &CircuitBreaker) {
         match call {
             Some(Call::Probe(probe)) if ok => probe.succeeded(),
@@ -163,7 +242,7 @@ mod tests {
 
     #[test]
     fn opens_after_the_threshold_and_probes_once_after_the_cooldown() {
-        let breaker = CircuitBreaker::new(2, Duration::from_secs(1), PATIENCE);
+        let breaker = CircuitBreaker::new(count(2), Duration::from_secs(1), PATIENCE);
         let t0 = Instant::now();
         report(breaker.allow(t0), false, t0, &breaker);
         assert_eq!(breaker.state(t0), BreakerState::Closed);
@@ -193,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_success_resets_the_failure_count() {
-        let breaker = CircuitBreaker::new(2, Duration::from_secs(1), PATIENCE);
+        let breaker = CircuitBreaker::new(count(2), Duration::from_secs(1), PATIENCE);
         let t0 = Instant::now();
         breaker.record_failure(t0);
         breaker.record_success();
@@ -203,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_probe_dropped_unreported_reopens_the_breaker() {
-        let breaker = CircuitBreaker::new(1, Duration::from_secs(1), PATIENCE);
+        let breaker = CircuitBreaker::new(count(1), Duration::from_secs(1), PATIENCE);
         let t0 = Instant::now();
         breaker.record_failure(t0);
         let t1 = t0 + Duration::from_secs(1);
@@ -221,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_probe_out_longer_than_the_patience_is_presumed_lost() {
-        let breaker = CircuitBreaker::new(1, Duration::from_secs(1), Duration::from_secs(2));
+        let breaker = CircuitBreaker::new(count(1), Duration::from_secs(1), Duration::from_secs(2));
         let t0 = Instant::now();
         breaker.record_failure(t0);
         let t1 = t0 + Duration::from_secs(1);

@@ -107,6 +107,13 @@ impl KeyScheme {
         format!("{}:gen:incarnation", self.base(id))
     }
 
+    /// `cacheme:v1:gen:clear` (bucket 0's slot in cluster mode): set for the clear interval
+    /// by the replica that clears, so the interval holds for the whole fleet. Bookkeeping
+    /// (`:gen:`), so the clear it guards does not remove it.
+    pub fn clear_reservation(&self) -> String {
+        format!("{}:gen:clear", self.base(0))
+    }
+
     /// Whether `key` is a generation counter or an epoch, which a clear must keep.
     pub fn is_counter(&self, key: &str) -> bool {
         key.strip_prefix(self.prefix.as_str())

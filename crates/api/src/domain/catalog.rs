@@ -257,8 +257,19 @@ impl Catalog {
         products.map_err(CatalogError::from_db)
     }
 
-    /// Empties both tiers (this service's keys only) and tells the other replicas.
-    pub async fn clear(&self) -> Result<u64, CatalogError> {
+    /// Empties both tiers (this service's keys only) and tells the other replicas, unless
+    /// any replica cleared less than `min_interval` ago ([`CatalogError::TooSoon`]).
+    pub async fn clear(&self, min_interval: Duration) -> Result<u64, CatalogError> {
+        if !min_interval.is_zero() {
+            let reserved = self
+                .redis
+                .reserve_clear(min_interval)
+                .await
+                .map_err(|e| CatalogError::CacheUnavailable(Arc::new(e)))?;
+            if let Some(wait) = reserved {
+                return Err(CatalogError::TooSoon(wait));
+            }
+        }
         self.flights.forget_finished();
         self.memory.flush();
         let cleared = self

@@ -22,6 +22,9 @@ pub enum CatalogError {
     /// Redis cannot answer now.
     #[error(transparent)]
     CacheUnavailable(Arc<CacheError>),
+    /// A fleet-wide limit (the cache clear's interval) allows the call again after this.
+    #[error("allowed again in {0:?}")]
+    TooSoon(Duration),
     /// Neither: a fault of ours, or a statement PostgreSQL refused.
     #[error(transparent)]
     Internal(SharedError),

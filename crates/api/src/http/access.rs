@@ -8,7 +8,10 @@ use axum::{extract::FromRequestParts, http::header, http::request::Parts};
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use super::{error::ApiError, state::AppState};
+use super::{
+    error::{ApiError, retry_after_seconds},
+    state::AppState,
+};
 
 /// How writes are allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +79,10 @@ impl FromRequestParts<AppState> for WriteAccess {
     }
 }
 
-/// One cache clear at a time, and at most one per `interval`: a clear scans the whole
-/// keyspace and empties every replica's L1, so a loop of them would switch the cache off.
+/// One cache clear at a time, and at most one per `interval` from this replica: a clear
+/// scans the whole keyspace and empties every replica's L1, so a loop of them would switch
+/// the cache off. (The fleet-wide interval is a reservation in Redis, see
+/// `Catalog::clear`; this gate spares it the round trip.)
 #[derive(Debug)]
 pub struct ClearGate {
     last: Mutex<Option<Instant>>,
@@ -92,6 +97,11 @@ impl ClearGate {
             running: tokio::sync::Mutex::new(()),
             interval,
         }
+    }
+
+    /// The least time between two clears.
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// Runs `clear` unless another is running or the last one started less than the
@@ -110,8 +120,7 @@ impl ClearGate {
                 .map(|at| self.interval.saturating_sub(now.duration_since(at)))
                 .filter(|wait| !wait.is_zero())
             {
-                let secs = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
-                return Err(ApiError::TooManyRequests(secs));
+                return Err(ApiError::TooManyRequests(retry_after_seconds(wait)));
             }
             *last = Some(now);
         }

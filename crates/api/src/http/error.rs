@@ -122,6 +122,7 @@ impl From<CatalogError> for ApiError {
                 Self::DatabaseUnavailable(error.into())
             }
             CatalogError::CacheUnavailable(_) => Self::CacheUnavailable(error.into()),
+            CatalogError::TooSoon(wait) => Self::TooManyRequests(retry_after_seconds(wait)),
             CatalogError::Internal(_) => Self::Internal(error.into()),
         }
     }
@@ -186,6 +187,12 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A wait as a `Retry-After` in whole seconds: rounded up, never 0.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u32 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 use redis::AsyncCommands;
 
-use crate::helpers::spawn_app;
+use cacheme_testsupport::RedisServer;
+
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn clear_removes_only_this_services_keys() {
@@ -87,4 +89,42 @@ async fn wrong_methods_are_405_problems() {
     .await;
     answer.assert_problem(405);
     app.get("/no/such/route").await.assert_problem(404);
+}
+
+/// A4 of the second consistency review: `/cache/stats` is public, and each call ran an
+/// `INFO` (one per master in a cluster) on the connection the reads share.
+#[tokio::test]
+async fn a_flood_of_stats_requests_reads_redis_info_once_a_second() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| c.redis_url = redis_url).await;
+    // The start's own INFO (the eviction-policy check) is done, then counting starts.
+    assert_eq!(app.get("/cache/stats").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut admin = app.redis().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .expect("resetstat");
+    let flood = (0..40).map(|_| app.get("/cache/stats"));
+    for answer in futures::future::join_all(flood).await {
+        assert_eq!(answer.status, 200);
+        assert!(answer.body["cache_stats"]["keyspace_hits"].is_u64());
+    }
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .expect("commandstats");
+    let info_calls: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_info:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (1..=2).contains(&info_calls),
+        "{info_calls} INFO calls for 40 requests"
+    );
 }

@@ -48,6 +48,7 @@ async fn a_lost_master_switches_off_only_its_buckets_until_its_replica_takes_ove
     // Only Redis: a memory-tier hit would hide which breaker is open.
     config.l1_enabled = false;
     config.redis_breaker_failures = 1;
+    config.redis_breaker_failing_ms = 0;
     config.redis_breaker_cooldown_ms = 500;
     let app = start(config, Some(db)).await;
 

@@ -143,6 +143,7 @@ async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
         c.redis_url = redis_url;
         c.redis_timeout_ms = 300;
         c.redis_breaker_cooldown_ms = 500;
+        c.redis_breaker_failing_ms = 0;
         c.l1_enabled = false;
     })
     .await;
@@ -345,6 +346,7 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
         c.redis_url = redis_url;
         c.redis_timeout_ms = 300;
         c.redis_breaker_cooldown_ms = 300;
+        c.redis_breaker_failing_ms = 0;
         c.l1_enabled = false;
     })
     .await;
@@ -388,4 +390,53 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
         app.get("/products/6").await.body["source"] == "cache"
     })
     .await;
+}
+
+/// A4 of the second consistency review: one slow reply on the shared connection failed
+/// every call in flight at once, and one failure opened the breaker: a fork for an RDB
+/// save or another tenant's slow command sent every read to PostgreSQL for the cool-down.
+#[tokio::test]
+async fn a_short_redis_stall_under_load_leaves_the_breaker_closed() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let redis_url = redis.url();
+    let app = spawn_app_with(|c| {
+        c.redis_url = redis_url;
+        // The shipped timeout and breaker; a cool-down long enough to see.
+        c.redis_timeout_ms = 50;
+        c.redis_breaker_cooldown_ms = 60_000;
+        c.l1_enabled = false;
+    })
+    .await;
+    for id in 1..=8 {
+        app.get(&format!("/products/{id}")).await;
+    }
+    // Readers in flight when Redis stops answering for 150 ms.
+    let readers: Vec<_> = (1..=8)
+        .map(|id| {
+            let client = app.client.clone();
+            let url = app.url(&format!("/products/{id}"));
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    let _ = client.get(url.as_str()).send().await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    redis.pause().expect("SIGSTOP");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    redis.resume().expect("SIGCONT");
+    for reader in readers {
+        reader.await.expect("reader");
+    }
+    let stats = app.get("/cache/stats").await.body;
+    assert!(
+        stats["app_stats"]["tiers"]["redis"]["errors"]
+            .as_u64()
+            .is_some_and(|e| e >= 1),
+        "the stall was not seen: {stats}"
+    );
+    assert_eq!(stats["breaker"], "closed", "{stats}");
+    assert_eq!(app.get("/products/3").await.body["source"], "cache");
 }

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestDatabase, shared_redis_url, spawn_app_with, start, test_config};
 
 #[tokio::test]
 async fn without_a_token_writes_are_refused_unless_anonymous_writes_are_chosen() {
@@ -50,6 +50,27 @@ async fn the_cache_clear_needs_the_token_and_is_spaced_out() {
     let again = clear().await.expect("sent");
     assert_eq!(again.status(), 429);
     assert!(again.headers().contains_key("retry-after"));
+}
+
+/// S6 of the second consistency review: the interval held per replica, so N replicas
+/// allowed N clears (each a SCAN of the whole keyspace) per interval.
+#[tokio::test]
+async fn the_clear_interval_holds_across_replicas() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &shared_redis_url());
+    config.cache_clear_interval_ms = 60_000;
+    let a = start(config.clone(), Some(db)).await;
+    let b = start(config, None).await;
+    assert_eq!(a.delete("/cache/clear").await.status, 200);
+    let on_b = b.delete("/cache/clear").await;
+    on_b.assert_problem(429);
+    let wait: u64 = on_b
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
 }
 
 #[tokio::test]

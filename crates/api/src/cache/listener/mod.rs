@@ -35,7 +35,7 @@ pub trait InvalidationTarget {
 
 /// Says so loudly when Redis may evict the keys that keep fills honest.
 async fn warn_about_eviction_policy(redis: &RedisTier) {
-    if let Ok(info) = redis.info().await
+    if let Ok(info) = redis.read_info().await
         && let Some(policy) = info.get("maxmemory_policy")
         && !eviction_policy_supported(policy)
     {

@@ -3,7 +3,8 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use redis::{AsyncCommands, aio::ConnectionLike};
@@ -30,6 +31,39 @@ pub struct NodeHealth {
     pub error: Option<String>,
     /// This process's breaker for the node.
     pub breaker: BreakerState,
+}
+
+/// How long one `INFO` read answers every caller.
+pub const INFO_REUSE: Duration = Duration::from_secs(1);
+
+/// `INFO`'s fields, shared by the callers of one read.
+pub type Info = Arc<BTreeMap<String, String>>;
+
+/// The last `INFO` read and when it was made; a failure is kept as its message.
+#[derive(Debug, Default)]
+pub struct RecentInfo {
+    /// One read at a time; callers that waited take its result.
+    turn: tokio::sync::Mutex<()>,
+    last: parking_lot::Mutex<Option<(Instant, Result<Info, String>)>>,
+}
+
+impl RecentInfo {
+    fn fresh(&self) -> Option<Result<Info, CacheError>> {
+        let last = self.last.lock();
+        let (at, read) = last.as_ref()?;
+        if at.elapsed() >= INFO_REUSE {
+            return None;
+        }
+        Some(read.clone().map_err(CacheError::Recent))
+    }
+
+    fn keep(&self, read: &Result<Info, CacheError>) {
+        let kept = match read {
+            Ok(info) => Ok(Arc::clone(info)),
+            Err(e) => Err(e.to_string()),
+        };
+        *self.last.lock() = Some((Instant::now(), kept));
+    }
 }
 
 /// INFO fields summed over a cluster's masters; the rest are taken from the first master.
@@ -132,6 +166,35 @@ impl RedisTier {
         Self::within(limit, call).await
     }
 
+    /// Reserves the next `interval` for one clear of the whole fleet (`SET NX PX`): `None`
+    /// when this caller got it, else how long until the current reservation ends. Per
+    /// replica, N replicas would allow N clears (each a SCAN of the keyspace) per interval.
+    pub async fn reserve_clear(&self, interval: Duration) -> Result<Option<Duration>, CacheError> {
+        let key = self.keys.clear_reservation();
+        let millis = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut conn = self.conn.clone();
+        let work = async {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(millis)
+                .query_async(&mut conn)
+                .await?;
+            if taken.is_some() {
+                return Ok(None);
+            }
+            // -2 (gone since) or -1 (no expiry, never set by us): wait a moment and retry.
+            let left: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await?;
+            let left = u64::try_from(left).unwrap_or(0).max(1);
+            Ok(Some(Duration::from_millis(left)))
+        };
+        Self::within(self.admin_timeout(), work).await
+    }
+
     /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or
     /// FLUSHALL), on every master of a cluster.
     pub async fn clear(&self) -> Result<u64, CacheError> {
@@ -192,8 +255,26 @@ impl RedisTier {
     }
 
     /// The server's `INFO` fields, name → value; summed over the masters of a cluster that
-    /// answer (see [`aggregate_info`]), failing only if none does.
-    pub async fn info(&self) -> Result<BTreeMap<String, String>, CacheError> {
+    /// answer (see [`aggregate_info`]), failing only if none does. One read per
+    /// [`INFO_REUSE`] at most, shared by every caller meanwhile: `/cache/stats` is public,
+    /// and a flood of it must not become a flood of `INFO` (one per master) on the
+    /// connection the reads use (A4 of the second consistency review).
+    pub async fn info(&self) -> Result<Info, CacheError> {
+        if let Some(recent) = self.recent_info.fresh() {
+            return recent;
+        }
+        let _turn = self.recent_info.turn.lock().await;
+        if let Some(recent) = self.recent_info.fresh() {
+            return recent;
+        }
+        let read = self.read_info().await.map(Arc::new);
+        self.recent_info.keep(&read);
+        read
+    }
+
+    /// [`Self::info`] read now, for a caller that must not see a second-old answer (the
+    /// start's eviction-policy check must not hand `/cache/stats` a snapshot either).
+    pub async fn read_info(&self) -> Result<BTreeMap<String, String>, CacheError> {
         let info = redis::cmd("INFO");
         match self.masters().await? {
             None => {

@@ -20,7 +20,7 @@ use redis::{
 };
 
 use super::super::{
-    breaker::{BreakerState, CircuitBreaker},
+    breaker::{BreakerState, CircuitBreaker, Thresholds},
     keys::{BUCKETS, bucket_slot},
 };
 
@@ -219,14 +219,14 @@ impl Topology {
 /// How to make a new node's breaker.
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerSettings {
-    pub failures: u32,
+    pub thresholds: Thresholds,
     pub cooldown: Duration,
     pub probe_patience: Duration,
 }
 
 impl BreakerSettings {
     pub fn build(self) -> CircuitBreaker {
-        CircuitBreaker::new(self.failures, self.cooldown, self.probe_patience)
+        CircuitBreaker::new(self.thresholds, self.cooldown, self.probe_patience)
     }
 }
 
@@ -376,7 +376,10 @@ mod tests {
 
     fn settings() -> BreakerSettings {
         BreakerSettings {
-            failures: 1,
+            thresholds: Thresholds {
+                failures: 1,
+                failing_for: Duration::ZERO,
+            },
             cooldown: Duration::from_secs(1),
             probe_patience: Duration::from_secs(2),
         }

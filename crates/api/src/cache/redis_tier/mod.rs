@@ -29,7 +29,7 @@ use redis::{
 use tokio::time::Instant;
 
 use super::{
-    breaker::{BreakerState, Call, CircuitBreaker},
+    breaker::{BreakerState, Call, CircuitBreaker, Thresholds},
     expiry::{ExpiryPolicy, Freshness, random_u64, random_unit},
     keys::{self, KeyLayout, KeyScheme},
     value::{CachedValue, EncodedProduct},
@@ -96,6 +96,9 @@ pub enum CacheError {
     NotReplicated,
     #[error("unexpected redis reply: {0}")]
     Reply(#[from] redis::ParsingError),
+    /// A shared read failed a moment ago (see `admin::RecentInfo`); its cause.
+    #[error("{0} (a moment ago)")]
+    Recent(String),
 }
 
 /// What a fill must still find in Redis to be stored: the key's generation and the
@@ -118,7 +121,9 @@ impl CacheError {
             Self::BreakerOpen | Self::Unverified => "breaker open",
             Self::Redis(e) if e.is_io_error() || e.is_connection_dropped() => "unreachable",
             Self::NodeDown { .. } => "unreachable",
-            Self::Redis(_) | Self::NotReplicated | Self::Reply(_) => "server error",
+            Self::Redis(_) | Self::NotReplicated | Self::Reply(_) | Self::Recent(_) => {
+                "server error"
+            }
         }
     }
 }
@@ -142,7 +147,7 @@ pub struct RedisTierSettings {
     pub key_prefix: String,
     pub expiry: ExpiryPolicy,
     pub timeout: Duration,
-    pub breaker_failures: u32,
+    pub breaker: Thresholds,
     pub breaker_cooldown: Duration,
     /// Test-only: store fills without checking generation and epoch (`UNSAFE_SKIP_FILL_CHECK`).
     pub unsafe_skip_fill_check: bool,
@@ -177,6 +182,8 @@ pub struct RedisTier {
     verify_incarnation_script: Arc<Script>,
     /// Which epochs were checked against the Redis process answering now.
     incarnation: Arc<Incarnation>,
+    /// `INFO`, shared by the callers of one second.
+    recent_info: Arc<admin::RecentInfo>,
     unsafe_skip_fill_check: bool,
 }
 
@@ -199,7 +206,7 @@ impl RedisTier {
     /// Does not connect: the first call does, so the service starts while Redis is down.
     pub fn new(settings: RedisTierSettings) -> Result<Self, redis::RedisError> {
         let breakers = BreakerSettings {
-            failures: settings.breaker_failures,
+            thresholds: settings.breaker,
             cooldown: settings.breaker_cooldown,
             // A probe is bounded by the timeout; one out far longer was lost.
             probe_patience: settings.timeout.max(Duration::from_millis(100))
@@ -253,6 +260,7 @@ impl RedisTier {
                 KeyLayout::Single => 1,
                 KeyLayout::Cluster => usize::from(keys::BUCKETS),
             })),
+            recent_info: Arc::default(),
             unsafe_skip_fill_check: settings.unsafe_skip_fill_check,
         })
     }
@@ -367,7 +375,12 @@ impl RedisTier {
                 | CacheError::NotReplicated,
             ) => self.incarnation.withdraw(),
             Ok(_)
-            | Err(CacheError::BreakerOpen | CacheError::Unverified | CacheError::Reply(_)) => {}
+            | Err(
+                CacheError::BreakerOpen
+                | CacheError::Unverified
+                | CacheError::Reply(_)
+                | CacheError::Recent(_),
+            ) => {}
         }
     }
 

@@ -102,7 +102,7 @@ pub struct CacheStatsResponse {
 /// Redis server statistics plus this process's own counters per tier.
 #[utoipa::path(
     get, path = "/cache/stats", tag = "cache",
-    responses((status = 200, description = "Statistics; `cache_stats` is empty while Redis is unreachable", body = CacheStatsResponse))
+    responses((status = 200, description = "Statistics; `cache_stats` (Redis INFO, read at most once a second and shared by the callers of that second) is empty while Redis is unreachable", body = CacheStatsResponse))
 )]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsResponse> {
     let catalog = &state.catalog;
@@ -203,7 +203,7 @@ pub async fn clear_cache(
     _access: WriteAccess,
     State(state): State<AppState>,
 ) -> ApiResult<Json<ClearResponse>> {
-    let clear = async { Ok(state.catalog.clear().await?) };
+    let clear = async { Ok(state.catalog.clear(state.clear_gate.interval()).await?) };
     let cleared_keys = state.clear_gate.run(clear).await?;
     tracing::info!(cleared_keys, "cache cleared");
     Ok(Json(ClearResponse {
