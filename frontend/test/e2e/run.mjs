@@ -217,6 +217,12 @@ test('the API serves the page and every panel renders', async () => {
   // Writes and cache clears need the admin token, as where the service is deployed.
   if (TOKEN) await page.locator('#edit-token').fill(TOKEN);
   assert(res && res.ok(), `GET / answered ${res?.status()}`);
+  // The page keeps the admin token in a field: it is served with a CSP that allows no
+  // inline script or style (a violation shows as a console error, checked at the end).
+  const csp = (await res.allHeaders())['content-security-policy'] ?? '';
+  for (const directive of ["script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]) {
+    assert(csp.includes(directive), `Content-Security-Policy has ${directive}: ${JSON.stringify(csp)}`);
+  }
   assert((await page.title()).includes('CacheMe'), 'title names CacheMe');
   await page.locator('html[data-ready="true"]').waitFor({ state: 'attached' });
   for (const id of ['lookup-panel', 'stats-panel', 'health-panel', 'timeline-panel', 'hitrate-panel', 'stampede-panel', 'load-panel', 'catalogue-panel']) {

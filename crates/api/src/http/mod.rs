@@ -20,6 +20,7 @@ use axum::{
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     services::ServeDir,
+    set_header::SetResponseHeaderLayer,
 };
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -131,9 +132,14 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .method_not_allowed_fallback(method_not_allowed);
     app = match static_dir {
-        Some(dir) => {
-            app.fallback_service(ServeDir::new(dir.as_ref()).fallback(not_found.into_service()))
-        }
+        Some(dir) => app.fallback_service(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static(routes::root::PAGE_CSP),
+                ))
+                .service(ServeDir::new(dir.as_ref()).fallback(not_found.into_service())),
+        ),
         None => app.fallback(not_found),
     };
     let request_timeout = state.request_timeout;

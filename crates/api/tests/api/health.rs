@@ -150,6 +150,25 @@ async fn static_dir_serves_the_page_to_browsers_and_json_to_clients() {
         .await
         .expect("sent");
     assert_eq!(page.status(), 200);
+    // S10 of the second consistency review: the page holds the admin token in a field.
+    let csp = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            csp(&page).contains(directive),
+            "{directive} in {:?}",
+            csp(&page)
+        );
+    }
     assert!(page.text().await.expect("body").contains("CacheMe page"));
     let json = app.get("/").await;
     assert!(json.body["endpoints"].is_object(), "{}", json.body);
@@ -160,6 +179,7 @@ async fn static_dir_serves_the_page_to_browsers_and_json_to_clients() {
         .await
         .expect("sent");
     assert_eq!(css.status(), 200);
+    assert!(csp(&css).contains("default-src 'self'"));
     assert!(
         css.headers()["content-type"]
             .to_str()

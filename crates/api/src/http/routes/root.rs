@@ -52,6 +52,13 @@ pub fn describe() -> RootResponse {
 }
 
 /// True when the client prefers a page to JSON (a browser's navigation request).
+/// The page's Content-Security-Policy (the same as `frontend/nginx.conf` sends): its
+/// own scripts, styles and API only, no inline script or style, no framing. The page
+/// holds the admin token in a field, so an injected script must have nowhere to run.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    frame-ancestors 'none'; form-action 'self'";
+
 pub fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -69,7 +76,9 @@ pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response
         && wants_html(&headers)
     {
         match tokio::fs::read_to_string(dir.join("index.html")).await {
-            Ok(page) => return Html(page).into_response(),
+            Ok(page) => {
+                return ([(header::CONTENT_SECURITY_POLICY, PAGE_CSP)], Html(page)).into_response();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "STATIC_DIR has no readable index.html")
             }
