@@ -105,6 +105,8 @@ impl RedisCluster {
         let mut child = redis_server_command(port, &self.dir)?
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            // A `SAVE` of one node must be what that node, and only it, restarts from.
+            .args(["--dbfilename", &format!("dump-{port}.rdb")])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .spawn()
             .context("cannot start redis-server in cluster mode")?;
