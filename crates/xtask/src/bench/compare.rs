@@ -283,7 +283,7 @@ fn build_revision(root: &Path, out: &Path, commit: &str) -> anyhow::Result<PathB
 
 /// Puts this process (and so what it starts: PostgreSQL, Redis, wrk) on core 1 when
 /// there are two cores and `taskset`; the API processes go to core 0 one by one.
-fn pin_harness() -> bool {
+pub(super) fn pin_harness() -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 {
         return false;

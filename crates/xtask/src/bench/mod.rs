@@ -15,6 +15,7 @@ mod baselines;
 mod compare;
 mod http;
 mod judge;
+mod original;
 mod otlp_sink;
 mod procs;
 mod recorded;
@@ -56,6 +57,8 @@ pub struct Options {
     pub compare: Option<(String, u32)>,
     pub traced: Option<f64>,
     pub record: bool,
+    /// `--original`: against the rebuilt FastAPI backend, with these rounds.
+    pub original: Option<u32>,
 }
 
 /// `cargo xtask bench` options, as typed.
@@ -84,7 +87,7 @@ pub struct Args {
     #[arg(long, value_name = "REV", conflicts_with_all = ["scale", "json"])]
     pub compare: Option<String>,
     /// Rounds of --compare (2..=50) [default: 6, 2 with --smoke].
-    #[arg(long, value_name = "N", requires = "compare")]
+    #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
     /// With --compare: side B (this tree) exports spans to a discarding OTLP sink,
     /// tracing this share of requests (0..=1): `--compare HEAD --traced 0.01` measures
@@ -95,12 +98,17 @@ pub struct Args {
     /// one later runs flag drops against.
     #[arg(long, conflicts_with_all = ["smoke", "compare", "scale"])]
     pub record: bool,
+    /// Cache hits through CacheMe against the original demo's backend (FastAPI + Uvicorn,
+    /// rebuilt from its description, installed from PyPI into target/bench/original),
+    /// interleaved round after round (target/bench/original.md); takes --rounds.
+    #[arg(long, conflicts_with_all = ["compare", "scale", "json", "record"])]
+    pub original: bool,
 }
 
 impl Args {
     /// The options, defaults filled in and checked.
     pub fn options(self) -> anyhow::Result<Options> {
-        let default_duration = match (self.smoke, self.compare.is_some()) {
+        let default_duration = match (self.smoke, self.compare.is_some() || self.original) {
             (true, _) => 2,
             (false, true) => 5,
             (false, false) => 10,
@@ -127,6 +135,10 @@ impl Args {
             "--traced must be a ratio between 0 and 1"
         );
         anyhow::ensure!((2..=50).contains(&rounds), "--rounds must be 2..=50");
+        anyhow::ensure!(
+            self.rounds.is_none() || self.compare.is_some() || self.original,
+            "--rounds goes with --compare or --original"
+        );
         Ok(Options {
             smoke: self.smoke,
             duration_s,
@@ -136,6 +148,7 @@ impl Args {
             compare: self.compare.map(|rev| (rev, rounds)),
             record: self.record,
             traced: self.traced,
+            original: self.original.then_some(rounds),
         })
     }
 }
@@ -179,6 +192,9 @@ pub fn bench(args: Args) -> anyhow::Result<()> {
                 traced: opts.traced,
             },
         );
+    }
+    if let Some(rounds) = opts.original {
+        return original::original(&root, &out, &programs, &api_bin, rounds, opts.duration_s);
     }
     if opts.scale {
         let ctx = Ctx {
@@ -443,5 +459,13 @@ mod tests {
         assert!(parse_options(&args(&["--traced", "0.01"])).is_err());
         assert!(parse_options(&args(&["--compare", "HEAD", "--traced", "2"])).is_err());
         assert!(parse_options(&args(&["--record", "--smoke"])).is_err());
+        let o = parse_options(&args(&["--original", "--rounds", "3"])).expect("original");
+        assert_eq!((o.original, o.duration_s), (Some(3), 5));
+        assert_eq!(
+            parse_options(&args(&["--original"])).expect("o").original,
+            Some(6)
+        );
+        assert!(parse_options(&args(&["--original", "--compare", "main"])).is_err());
+        assert_eq!(parse_options(&args(&[])).expect("plain").original, None);
     }
 }
