@@ -45,7 +45,7 @@ impl RedisCluster {
             dir,
         };
         for _ in 0..masters * (1 + replicas) {
-            let port = free_port()?;
+            let port = cluster_node_port()?;
             cluster.nodes.push(Node { port, child: None });
         }
         for i in 0..cluster.nodes.len() {
@@ -222,6 +222,19 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A free port a cluster node can take: Redis puts its cluster bus 10 000 above it and
+/// refuses to start above 55 535 ("Redis port number too high"), and Linux hands out
+/// free ports up to 60 999, so about one node in five failed to start.
+fn cluster_node_port() -> anyhow::Result<u16> {
+    for _ in 0..1000 {
+        let port = free_port()?;
+        if port <= 55_535 && !crate::port_open(port + 10_000) {
+            return Ok(port);
+        }
+    }
+    bail!("no free port at or below 55535 (with its bus port +10000 free) in 1000 tries")
 }
 
 fn first_line(text: &str) -> &str {

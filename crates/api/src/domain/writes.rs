@@ -6,7 +6,8 @@
 //! outcome is unknown (the connection died after the statement was sent) is invalidated
 //! all the same. An invalidation that does not reach Redis stays in the outbox: every
 //! replica reads the outbox every `poll` and bypasses the cache for the ids it holds,
-//! and relays the rows until Redis acknowledges them, across restarts and crashes.
+//! and the one holding the relay lock that pass relays the rows until Redis acknowledges
+//! them, across restarts and crashes.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use super::{Catalog, CatalogError};
 use crate::{
     model::{Product, ValidPatch, ValidProduct},
     observability::stats::bump,
-    store::{Written, outcome_unknown},
+    store::{OwedInvalidation, Written, outcome_unknown},
 };
 
 /// How old an outbox row must be before other replicas relay it: its writer deletes it
@@ -168,7 +169,8 @@ impl Catalog {
 
     /// Reads the outbox every `poll` (or at once when this process marks an id): its ids
     /// become pending here, and rows older than [`RELAY_GRACE`] are relayed to Redis and
-    /// deleted. Runs for the life of the app, on every replica.
+    /// deleted by whichever replica holds the relay lock that pass. Runs for the life of
+    /// the app, on every replica.
     pub async fn relay_invalidations(self, poll: Duration) {
         loop {
             let _ = tokio::time::timeout(poll, self.pending_added.notified()).await;
@@ -222,6 +224,16 @@ impl Catalog {
             self.flights.forget(&id);
             self.memory.invalidate(id).await;
         }
+        if !owed.iter().any(|o| o.due) || !self.db.try_lead_relay().await {
+            return;
+        }
+        self.relay_due(&owed).await;
+        self.db.end_relay_lead().await;
+    }
+
+    /// Relays the due rows of `owed` to Redis and deletes those that got through; the
+    /// caller holds the relay lock.
+    async fn relay_due(&self, owed: &[OwedInvalidation]) {
         let mut relayed = Vec::new();
         // In a cluster, one master that fails skips only its own ids this pass (each
         // failure costs a timeout); the others' are relayed.

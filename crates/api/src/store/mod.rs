@@ -27,7 +27,7 @@ mod pool;
 mod products;
 
 pub use failure::{outcome_unknown, unavailable};
-pub use outbox::Written;
+pub use outbox::{OwedInvalidation, Written};
 
 use failure::deadline_passed;
 use own_connection::OwnConnection;

@@ -25,7 +25,45 @@ pub struct OwedInvalidation {
     pub due: bool,
 }
 
+/// The session advisory lock whose holder relays due rows ("cacheme" and a 1 in its
+/// bytes). Per database, so two deployments on two databases never wait for each other.
+const RELAY_LOCK: i64 = 0x6361_6368_656d_6501;
+
 impl Database {
+    /// Whether this replica relays due rows this pass: one replica at a time holds the
+    /// relay lock (on the outbox's own connection, so a crash or a lost connection frees
+    /// it), so N replicas do not each relay every row, N invalidations and N² messages per
+    /// row after an outage (A5 of the second consistency review). The others still read
+    /// the outbox for their pending set. `false` when it cannot be asked.
+    pub async fn try_lead_relay(&self) -> bool {
+        self.outbox
+            .run(self.statement_deadline(), |conn| {
+                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .bind(RELAY_LOCK)
+                    .fetch_one(conn)
+                    .boxed()
+            })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Gives the relay lock up after a pass (a failure drops the connection, and the lock
+    /// with it).
+    pub async fn end_relay_lead(&self) {
+        let released = self
+            .outbox
+            .run(self.statement_deadline(), |conn| {
+                sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                    .bind(RELAY_LOCK)
+                    .fetch_one(conn)
+                    .boxed()
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::debug!(error = %e, "relay lock not released; it goes with the connection");
+        }
+    }
+
     /// Every product the outbox holds rows for, oldest first: all of them, however many
     /// rows are owed (a row limit here once hid the newest writes from the pending set, so
     /// they were served stale for as long as Redis refused invalidations). The number of

@@ -406,3 +406,47 @@ async fn a_replica_whose_listener_is_late_stops_using_l1_within_its_lease() {
     let read = late.get("/products/11").await;
     assert_eq!(read.body["name"], "Leased console", "{}", read.body);
 }
+
+/// A5 of the second consistency review: every replica relayed every due outbox row, so
+/// after an outage N replicas ran N invalidations per row (each bumping its generation,
+/// dropping every replica's L1 entry and refusing fills in flight). One replica at a time
+/// relays now; the generation counters count the invalidations that ran.
+#[tokio::test]
+async fn owed_invalidations_are_relayed_once_not_once_per_replica() {
+    let redis = RedisServer::start().expect("own redis-server");
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &redis.url());
+    config.invalidation_poll_ms = 20;
+    let replicas = [
+        start(config.clone(), Some(db)).await,
+        start(config.clone(), None).await,
+        start(config, None).await,
+    ];
+    let a = &replicas[0];
+    // An outage's backlog: 1 000 products whose rows no writer deleted, all due.
+    sqlx::query(
+        "INSERT INTO cache_invalidations (product_id, created_at) \
+         SELECT g, now() - interval '10 seconds' FROM generate_series(1, 1000) g",
+    )
+    .execute(&a.pool)
+    .await
+    .expect("backlog");
+    crate::helpers::eventually("the backlog is relayed", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM cache_invalidations")
+            .fetch_one(&a.pool)
+            .await
+            .is_ok_and(|n| n == 0)
+    })
+    .await;
+    let keys = a.keys();
+    let counters: Vec<String> = (1..=1000).map(|id| keys.generation(id)).collect();
+    let mut conn = a.redis().await;
+    let generations: Vec<Option<u64>> = redis::AsyncCommands::mget(&mut conn, &counters)
+        .await
+        .expect("MGET");
+    let invalidations: u64 = generations.iter().map(|g| g.unwrap_or(0)).sum();
+    assert!(
+        (1000..=1010).contains(&invalidations),
+        "{invalidations} invalidations for 1 000 owed products and 3 replicas"
+    );
+}
