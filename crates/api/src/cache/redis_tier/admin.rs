@@ -17,14 +17,21 @@ use super::{
 };
 use crate::cache::{breaker::BreakerState, keys::key_slot};
 
+/// Whether a cluster master answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Up,
+    Down,
+}
+
 /// One master of a Redis Cluster, as `/health` and `/cache/stats` report it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct NodeHealth {
     /// `host:port` as the cluster announces it.
     #[schema(example = "10.0.0.7:6379")]
     pub node: String,
-    /// `up` or `down`.
-    pub status: String,
+    pub status: NodeStatus,
     /// Why it is down, as a kind (`timeout`, `breaker open`, `unreachable`, `server
     /// error`): the answer is public, the cause goes to the log.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,7 +318,7 @@ impl RedisTier {
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self.node_health().await? {
             None => Ok(()),
-            Some(nodes) => match nodes.iter().find(|n| n.status != "up") {
+            Some(nodes) => match nodes.iter().find(|n| n.status != NodeStatus::Up) {
                 None => Ok(()),
                 Some(down) => Err(CacheError::NodeDown {
                     node: down.node.clone(),
@@ -344,7 +351,11 @@ impl RedisTier {
                     self.on_node(Some(node), ping, limit).await;
                 NodeHealth {
                     node: node.to_string(),
-                    status: if outcome.is_ok() { "up" } else { "down" }.to_owned(),
+                    status: if outcome.is_ok() {
+                        NodeStatus::Up
+                    } else {
+                        NodeStatus::Down
+                    },
                     error: outcome.err().map(|e| {
                         tracing::warn!(%node, error = %e, "Redis Cluster master check failed");
                         e.kind().to_owned()

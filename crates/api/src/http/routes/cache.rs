@@ -8,7 +8,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::{breaker::BreakerState, redis_tier::admin::NodeHealth},
+    cache::{
+        breaker::BreakerState,
+        redis_tier::admin::{NodeHealth, NodeStatus},
+    },
     http::{
         access::WriteAccess,
         error::{ApiError, ApiResult},
@@ -110,7 +113,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
     let nodes = nodes.ok().flatten();
     let some_down = nodes
         .as_ref()
-        .is_some_and(|nodes| nodes.iter().any(|n| n.status != "up"));
+        .is_some_and(|nodes| nodes.iter().any(|n| n.status != NodeStatus::Up));
     let (cache_stats, redis) = match info {
         Ok(info) if some_down => (select_info_fields(&info), "partial"),
         Ok(info) => (select_info_fields(&info), "connected"),

@@ -7,7 +7,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::{breaker::BreakerState, redis_tier::admin::NodeHealth},
+    cache::{
+        breaker::BreakerState,
+        redis_tier::admin::{NodeHealth, NodeStatus},
+    },
     http::{error::ApiError, problems, state::AppState},
     observability::metrics::Gauges,
 };
@@ -82,10 +85,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
     let redis_ok = match &nodes {
         Ok(None) => true,
         Ok(Some(nodes)) => {
-            for down in nodes.iter().filter(|n| n.status != "up") {
+            for down in nodes.iter().filter(|n| n.status != NodeStatus::Up) {
                 tracing::warn!(node = %down.node, error = ?down.error, "health: Redis Cluster master down");
             }
-            !nodes.is_empty() && nodes.iter().all(|n| n.status == "up")
+            !nodes.is_empty() && nodes.iter().all(|n| n.status == NodeStatus::Up)
         }
         Err(e) => {
             tracing::warn!(error = %e, "health: Redis check failed");
