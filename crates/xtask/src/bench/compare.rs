@@ -294,7 +294,7 @@ pub(super) fn pin_harness() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn pin_to_core_zero(pid: u32) {
+pub(super) fn pin_to_core_zero(pid: u32) {
     let _ = Command::new("taskset")
         .args(["-a", "-p", "-c", "0", &pid.to_string()])
         .output();

@@ -22,7 +22,7 @@ use cacheme_testsupport::{PostgresServer, RedisServer, free_port, with_database}
 
 use super::{
     CONNECTIONS, Programs,
-    compare::{median, pin_harness},
+    compare::{median, pin_harness, pin_to_core_zero},
     http,
     procs::{Api, terminate},
     scenarios::Ctx,
@@ -99,11 +99,8 @@ pub fn original(
     )?;
     let fastapi = Uvicorn::start(&venv, out, &database_url, &redis.url(), pinned)?;
     if pinned {
-        for pid in [l1.pid(), l2.pid()] {
-            let _ = Command::new("taskset")
-                .args(["-a", "-p", "-c", "0", &pid.to_string()])
-                .output();
-        }
+        pin_to_core_zero(l1.pid());
+        pin_to_core_zero(l2.pid());
     }
 
     let ctx = Ctx {
