@@ -101,14 +101,20 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Stops `pid` (and removes `dir`) once process `owner` is gone, in case nobody drops the handle.
-/// `redis-server` on `port` (loopback only, nothing persisted, files in `dir`), quiet;
-/// callers add their own options before spawning it.
-fn redis_server_command(port: u16, dir: &Path) -> anyhow::Result<Command> {
+/// `redis-server` on `port` (loopback only, files in `dir`), quiet; nothing persisted
+/// unless `append_only` (then an append-only file, fsynced every second, as the operator's
+/// persistent Redis); callers add their own options before spawning it.
+fn redis_server_command(port: u16, dir: &Path, append_only: bool) -> anyhow::Result<Command> {
     let binary = require_binary("redis-server", "redis-server")?;
     let mut cmd = Command::new(binary);
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            if append_only { "yes" } else { "no" },
+        ])
+        .args(["--appendfsync", "everysec"])
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
@@ -117,6 +123,7 @@ fn redis_server_command(port: u16, dir: &Path) -> anyhow::Result<Command> {
     Ok(cmd)
 }
 
+/// Stops `pid` (and removes `dir`) once process `owner` is gone, in case nobody drops the handle.
 fn spawn_watchdog(owner: u32, pid: u32, dir: &Path) {
     spawn_watchdog_script(format!(
         "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -INT {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; rm -rf '{}'",
@@ -143,7 +150,8 @@ fn spawn_watchdog_script(script: String) {
         .spawn();
 }
 
-fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+/// `kill -SIG pid`.
+pub fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
@@ -152,30 +160,43 @@ fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `redis-server` of our own on a free port, with nothing kept on disk.
+/// A `redis-server` of our own on a free port, with nothing kept on disk unless started
+/// with [`RedisServer::start_persistent`].
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    append_only: bool,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// With an append-only file (fsynced every second) in its own directory, as the
+    /// operator's persistent Redis: a restart reloads what it had.
+    pub fn start_persistent() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(append_only: bool) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("cacheme-redis-{}", unique_suffix()));
         std::fs::create_dir_all(&dir)?;
         let mut server = Self {
             port,
             dir,
+            append_only,
             child: None,
         };
-        server.spawn()?;
+        server.spawn(append_only)?;
         Ok(server)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let mut child = redis_server_command(self.port, &self.dir)?
+    fn spawn(&mut self, append_only: bool) -> anyhow::Result<()> {
+        let mut child = redis_server_command(self.port, &self.dir, append_only)?
             .spawn()
             .context("cannot start redis-server")?;
         wait_for_port(
@@ -225,10 +246,20 @@ impl RedisServer {
         signal(self.pid()?, "CONT")
     }
 
-    /// Starts it again on the same port after [`RedisServer::kill`].
+    /// Starts it again on the same port after [`RedisServer::kill`] (from its append-only
+    /// file, if it keeps one).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill()?;
-        self.spawn()
+        self.spawn(self.append_only)
+    }
+
+    /// Kills it and starts it again from its last RDB snapshot (`SAVE`), older than its
+    /// append-only file: a Redis restored from a backup. The append-only file is not
+    /// switched back on: `CONFIG SET appendonly yes` does that (rewriting it from the
+    /// snapshot's data).
+    pub fn restart_from_snapshot(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        self.spawn(false)
     }
 }
 

@@ -102,7 +102,7 @@ impl RedisCluster {
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let port = self.nodes[i].port;
-        let mut child = redis_server_command(port, &self.dir)?
+        let mut child = redis_server_command(port, &self.dir, false)?
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
             // A `SAVE` of one node must be what that node, and only it, restarts from.

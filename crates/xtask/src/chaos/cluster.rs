@@ -14,7 +14,7 @@ use cacheme_testsupport::{
     with_database,
 };
 
-use super::client::get_status;
+use super::{client::get_status, proxy::FaultProxy};
 
 pub const DATABASE: &str = "cacheme_chaos";
 pub const KEY_PREFIX: &str = "chaos";
@@ -112,10 +112,17 @@ impl Replica {
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
+            let _ = cacheme_testsupport::signal(child.id(), "CONT");
             child.kill()?;
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// `kill -SIG` the process (`STOP`, `CONT`).
+    pub fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the replica is not running")?;
+        cacheme_testsupport::signal(child.id(), sig)
     }
 
     /// Starts it again on the same port and waits until it is ready.
@@ -134,10 +141,16 @@ impl Drop for Replica {
     }
 }
 
-/// Everything a run starts. Fields drop in order: replicas first, then Redis, then PostgreSQL.
+/// Everything a run starts. Fields drop in order: replicas first, then the proxies, Redis,
+/// PostgreSQL.
 #[derive(Debug)]
 pub struct Cluster {
     pub replicas: Vec<Replica>,
+    /// Replica 0 reaches Redis through this (single Redis only: a cluster's clients
+    /// follow the addresses its nodes announce) ...
+    pub redis_proxy: Option<FaultProxy>,
+    /// ... and PostgreSQL through this, so one replica's links can fail alone.
+    pub pg_proxy: FaultProxy,
     /// The single Redis, or `None` in a run against a cluster.
     pub redis: Option<RedisServer>,
     pub redis_cluster: Option<RedisCluster>,
@@ -157,11 +170,18 @@ impl Cluster {
     ) -> anyhow::Result<Self> {
         let psql = require_binary("psql", "postgresql-client")?;
         let postgres = PostgresServer::start()?;
+        // Persistence on, as the operator's persistent Redis runs: a restart reloads
+        // the append-only file (issue #22, D1).
         let (redis, redis_cluster) = if redis_cluster {
             (None, Some(RedisCluster::start(3, 1)?))
         } else {
-            (Some(RedisServer::start()?), None)
+            (Some(RedisServer::start_persistent()?), None)
         };
+        let pg_proxy = FaultProxy::start(postgres.port())?;
+        let redis_proxy = redis
+            .as_ref()
+            .map(|r| FaultProxy::start(r.port()))
+            .transpose()?;
         let database_url = with_database(&postgres.admin_url(), DATABASE);
         let mut env: Vec<(String, String)> = API_ENV
             .iter()
@@ -182,8 +202,28 @@ impl Cluster {
         if unsafe_skip_fill_check {
             env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));
         }
+        // Replica 0's own view of the stores: through the proxies.
+        let mut proxied = env.clone();
+        for (key, value) in &mut proxied {
+            match key.as_str() {
+                "DATABASE_URL" => {
+                    *value = database_url.replace(
+                        &format!(":{}/", postgres.port()),
+                        &format!(":{}/", pg_proxy.port()),
+                    )
+                }
+                "REDIS_URL" => {
+                    if let Some(proxy) = &redis_proxy {
+                        *value = format!("redis://127.0.0.1:{}", proxy.port());
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut cluster = Self {
             replicas: Vec::new(),
+            redis_proxy,
+            pg_proxy,
             redis,
             redis_cluster,
             postgres,
@@ -197,7 +237,11 @@ impl Cluster {
                 index,
                 port: free_port()?,
                 log,
-                env: env.clone(),
+                env: if index == 0 {
+                    proxied.clone()
+                } else {
+                    env.clone()
+                },
                 bin: bin.to_owned(),
                 child: None,
                 starts: 0,

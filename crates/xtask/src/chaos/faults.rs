@@ -1,13 +1,8 @@
-//! The fault schedule (a pure function of the seed) and the code that applies and heals faults.
-
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! The fault kinds and the schedule, a pure function of the seed (`inject` applies it).
 
 use anyhow::Context as _;
 
-use super::{Clock, cluster::Cluster, history::FaultWindow, rng::Rng};
+use super::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -23,31 +18,80 @@ pub enum FaultKind {
     ClusterMasterKill,
     ClusterFailover,
     ClusterSlotMigration,
+    /// Redis restarted from a snapshot taken when the window opened (older data).
+    RedisSnapshotRestore,
+    /// `CLIENT PAUSE len WRITE`: reads answer, writes (invalidations) wait.
+    RedisPauseWrites,
+    /// `maxmemory 1`, `noeviction`: entries stay, every command that adds memory fails.
+    RedisOom,
+    /// Replica 0 cut off from Redis (the fault proxy).
+    RedisPartition,
+    /// Replica 0's link to Redis delayed by up to `target` ms each way.
+    RedisLatency,
+    /// Replica 0 cut off from PostgreSQL.
+    PgPartition,
+    /// Replica 0's link to PostgreSQL delayed by up to `target` ms each way.
+    PgLatency,
+    /// An API replica frozen (SIGSTOP), then thawed.
+    ReplicaPause,
+    /// Overlapping: replica 0's links to Redis (up to `target` ms) and to PostgreSQL (up
+    /// to 150 ms) delayed at once, so its Redis calls time out now and then while its
+    /// loads take long.
+    BothLatency,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::RedisPause,
         FaultKind::RedisKill,
+        FaultKind::RedisSnapshotRestore,
         FaultKind::RedisFlushall,
         FaultKind::RedisEviction,
+        FaultKind::RedisOom,
+        FaultKind::RedisPauseWrites,
         FaultKind::PubsubKill,
+        FaultKind::RedisPartition,
+        FaultKind::RedisLatency,
         FaultKind::PgRowLock,
         FaultKind::PgRestart,
         FaultKind::PgTerminate,
+        FaultKind::PgPartition,
+        FaultKind::PgLatency,
         FaultKind::ReplicaKill,
+        FaultKind::ReplicaPause,
+        FaultKind::BothLatency,
     ];
 
     /// The deck of a run against a Redis Cluster: the cluster's faults and the rest.
-    pub const CLUSTER: [FaultKind; 7] = [
+    pub const CLUSTER: [FaultKind; 10] = [
         FaultKind::ClusterMasterKill,
         FaultKind::ClusterFailover,
         FaultKind::ClusterSlotMigration,
         FaultKind::PgRowLock,
         FaultKind::PgRestart,
         FaultKind::PgTerminate,
+        FaultKind::PgPartition,
+        FaultKind::PgLatency,
         FaultKind::ReplicaKill,
+        FaultKind::ReplicaPause,
     ];
+
+    /// Every kind, for parsing `--faults`: the single deck and the cluster's own.
+    fn every() -> impl Iterator<Item = FaultKind> {
+        Self::ALL.into_iter().chain([
+            FaultKind::ClusterMasterKill,
+            FaultKind::ClusterFailover,
+            FaultKind::ClusterSlotMigration,
+        ])
+    }
+
+    /// The kind named `name` (as [`FaultKind::name`] spells it).
+    pub fn parse(name: &str) -> anyhow::Result<FaultKind> {
+        Self::every().find(|k| k.name() == name).with_context(|| {
+            let names: Vec<&str> = Self::every().map(FaultKind::name).collect();
+            format!("no fault kind {name:?}; the kinds: {}", names.join(", "))
+        })
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,9 +107,21 @@ impl FaultKind {
             FaultKind::ClusterMasterKill => "redis-cluster-kill-master",
             FaultKind::ClusterFailover => "redis-cluster-failover",
             FaultKind::ClusterSlotMigration => "redis-cluster-migrate-slot",
+            FaultKind::RedisSnapshotRestore => "redis-restart-from-snapshot",
+            FaultKind::RedisPauseWrites => "redis-client-pause-write",
+            FaultKind::RedisOom => "redis-oom-noeviction",
+            FaultKind::RedisPartition => "redis-partition",
+            FaultKind::RedisLatency => "redis-latency",
+            FaultKind::PgPartition => "pg-partition",
+            FaultKind::PgLatency => "pg-latency",
+            FaultKind::ReplicaPause => "api-sigstop",
+            FaultKind::BothLatency => "redis-latency+pg-latency",
         }
     }
 }
+
+/// PostgreSQL's jitter in [`FaultKind::BothLatency`].
+pub const BOTH_PG_JITTER_MS: u64 = 150;
 
 /// One fault of the plan: a quiet gap, then the fault for `len_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,16 +135,48 @@ pub struct Planned {
 
 /// Enough faults to fill `duration_ms`: every kind once per shuffled round, gaps of 1–3 s,
 /// windows of 1–4 s. The same seed gives the same plan.
+#[cfg(test)]
 pub fn plan(seed: u64, duration_ms: u64, replicas: usize, products: u32) -> Vec<Planned> {
     plan_from(&FaultKind::ALL, seed, duration_ms, replicas, products)
 }
 
 /// [`plan`] for a run against a Redis Cluster.
+#[cfg(test)]
 pub fn cluster_plan(seed: u64, duration_ms: u64, replicas: usize, products: u32) -> Vec<Planned> {
     plan_from(&FaultKind::CLUSTER, seed, duration_ms, replicas, products)
 }
 
-fn plan_from(
+/// The kinds a run draws from: `only` (`--faults`), checked against what the run's Redis
+/// offers, or its whole deck.
+pub fn deck(redis_cluster: bool, only: &[String]) -> anyhow::Result<Vec<FaultKind>> {
+    let offered: &[FaultKind] = if redis_cluster {
+        &FaultKind::CLUSTER
+    } else {
+        &FaultKind::ALL
+    };
+    if only.is_empty() {
+        return Ok(offered.to_vec());
+    }
+    let mut kinds = Vec::new();
+    for name in only {
+        let kind = FaultKind::parse(name)?;
+        anyhow::ensure!(
+            offered.contains(&kind),
+            "fault {name:?} is not one a run {} Redis Cluster can inject",
+            if redis_cluster {
+                "against a"
+            } else {
+                "without a"
+            }
+        );
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+pub fn plan_from(
     kinds: &[FaultKind],
     seed: u64,
     duration_ms: u64,
@@ -110,6 +198,12 @@ fn plan_from(
                     rng.between(1, u64::from(products))
                 }
                 FaultKind::ClusterMasterKill | FaultKind::ClusterFailover => rng.below(3),
+                FaultKind::ReplicaPause => rng.below(replicas as u64),
+                // Up to this many ms each way: around the chaos settings' 50 ms Redis
+                // timeout, and well past the 2 ms of simulated database latency.
+                FaultKind::RedisLatency => rng.between(10, 80),
+                FaultKind::BothLatency => rng.between(30, 80),
+                FaultKind::PgLatency => rng.between(20, 200),
                 _ => 0,
             };
             out.push(Planned {
@@ -124,189 +218,6 @@ fn plan_from(
     out
 }
 
-/// Runs the plan from now until `end_by` (no fault starts unless it can end by then), one
-/// fault at a time, and returns the windows as they really happened.
-pub fn run(
-    cluster: &mut Cluster,
-    plan: &[Planned],
-    clock: Clock,
-    end_by: Instant,
-    current: &Mutex<String>,
-) -> anyhow::Result<Vec<FaultWindow>> {
-    let mut windows = Vec::new();
-    for fault in plan {
-        let gap = Duration::from_millis(fault.gap_ms);
-        let len = Duration::from_millis(fault.len_ms);
-        if Instant::now() + gap + len > end_by {
-            break;
-        }
-        std::thread::sleep(gap);
-        let detail = describe(cluster, fault);
-        set(current, &format!("{} {detail}", fault.kind.name()));
-        let start_us = clock.us();
-        let result = apply(cluster, fault, len);
-        let end_us = clock.us();
-        set(current, "none");
-        windows.push(FaultWindow {
-            kind: fault.kind.name().to_owned(),
-            detail,
-            start_us,
-            end_us,
-        });
-        result.with_context(|| format!("fault {}", fault.kind.name()))?;
-    }
-    Ok(windows)
-}
-
-fn set(current: &Mutex<String>, text: &str) {
-    if let Ok(mut c) = current.lock() {
-        text.clone_into(&mut c);
-    }
-}
-
-fn describe(cluster: &Cluster, fault: &Planned) -> String {
-    let len = fault.len_ms;
-    match fault.kind {
-        FaultKind::PgRowLock => format!("product {} locked for {len} ms", fault.target),
-        FaultKind::ReplicaKill => {
-            let i = fault.target as usize;
-            let port = cluster.replicas.get(i).map_or(0, |r| r.port);
-            format!("replica {i} (port {port}) down for {len} ms, then restarted")
-        }
-        FaultKind::RedisFlushall => "FLUSHALL, then the window to recover".into(),
-        FaultKind::PubsubKill => "CLIENT KILL TYPE pubsub every second".into(),
-        FaultKind::PgTerminate => "pg_terminate_backend every 500 ms".into(),
-        FaultKind::RedisEviction => "maxmemory 1mb, volatile-lru".into(),
-        FaultKind::ClusterSlotMigration => {
-            format!(
-                "the slot of product {}'s bucket moved to another master",
-                fault.target
-            )
-        }
-        FaultKind::ClusterMasterKill => format!(
-            "master #{} SIGKILLed for {len} ms, then restarted",
-            fault.target
-        ),
-        _ => format!("{len} ms"),
-    }
-}
-
-/// Applies the fault, keeps it for `len` (repeating the instantaneous ones), then heals it.
-fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + len;
-    match fault.kind {
-        FaultKind::RedisPause => {
-            cluster.single_redis()?.pause()?;
-            std::thread::sleep(len);
-            cluster.single_redis()?.resume()
-        }
-        FaultKind::RedisKill => {
-            cluster.single_redis()?.kill()?;
-            std::thread::sleep(len);
-            cluster.single_redis()?.restart()
-        }
-        FaultKind::ClusterMasterKill
-        | FaultKind::ClusterFailover
-        | FaultKind::ClusterSlotMigration => {
-            super::redis_faults::apply(cluster.redis_cluster()?, fault, len)
-        }
-        FaultKind::RedisFlushall => {
-            cluster.redis(&["FLUSHALL"])?;
-            std::thread::sleep(len);
-            Ok(())
-        }
-        FaultKind::RedisEviction => {
-            cluster.redis(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"])?;
-            cluster.redis(&["CONFIG", "SET", "maxmemory", "1mb"])?;
-            std::thread::sleep(len);
-            cluster.redis(&["CONFIG", "SET", "maxmemory", "0"])?;
-            cluster.redis(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])?;
-            Ok(())
-        }
-        FaultKind::PubsubKill => repeat(until, Duration::from_secs(1), || {
-            cluster
-                .redis(&["CLIENT", "KILL", "TYPE", "pubsub"])
-                .map(drop)
-        }),
-        FaultKind::PgTerminate => repeat(until, Duration::from_millis(500), || {
-            cluster.psql_wait(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = 'cacheme-api'",
-            )
-        }),
-        FaultKind::PgRowLock => {
-            let sql = format!(
-                "BEGIN; SELECT 1 FROM products WHERE id = {} FOR UPDATE; SELECT pg_sleep({:.3}); COMMIT;",
-                fault.target,
-                len.as_secs_f64()
-            );
-            let mut session = SessionGuard(Some(cluster.psql(&sql)?));
-            session.wait(len + Duration::from_secs(5))
-        }
-        FaultKind::PgRestart => {
-            cluster.postgres.stop()?;
-            std::thread::sleep(len);
-            cluster.postgres.start_again()
-        }
-        FaultKind::ReplicaKill => {
-            let replica = cluster
-                .replicas
-                .get_mut(fault.target as usize)
-                .context("no such replica")?;
-            replica.kill()?;
-            std::thread::sleep(len);
-            replica.restart().map(drop)
-        }
-    }
-}
-
-fn repeat(
-    until: Instant,
-    every: Duration,
-    mut action: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    loop {
-        action()?;
-        let next = Instant::now() + every;
-        if next >= until {
-            std::thread::sleep(until.saturating_duration_since(Instant::now()));
-            return Ok(());
-        }
-        std::thread::sleep(every);
-    }
-}
-
-/// A psql session that is killed if it outlives its welcome (or the run fails).
-#[derive(Debug)]
-struct SessionGuard(Option<std::process::Child>);
-
-impl SessionGuard {
-    fn wait(&mut self, patience: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + patience;
-        let Some(child) = self.0.as_mut() else {
-            return Ok(());
-        };
-        loop {
-            if let Some(status) = child.try_wait()? {
-                self.0 = None;
-                anyhow::ensure!(status.success(), "the row-lock session failed ({status})");
-                return Ok(());
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the row-lock session hung");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,15 +227,22 @@ mod tests {
         let a = plan(7, 60_000, 2, 6);
         assert_eq!(a, plan(7, 60_000, 2, 6));
         assert_ne!(a, plan(8, 60_000, 2, 6));
-        let first_round: Vec<FaultKind> = a.iter().take(9).map(|p| p.kind).collect();
+        let first_round: Vec<FaultKind> = a
+            .iter()
+            .take(FaultKind::ALL.len())
+            .map(|p| p.kind)
+            .collect();
         for kind in FaultKind::ALL {
             assert!(first_round.contains(&kind), "{kind:?} missing");
         }
         for p in &a {
             assert!((1000..=3000).contains(&p.gap_ms) && (1000..=4000).contains(&p.len_ms));
             match p.kind {
-                FaultKind::ReplicaKill => assert!(p.target < 2),
+                FaultKind::ReplicaKill | FaultKind::ReplicaPause => assert!(p.target < 2),
                 FaultKind::PgRowLock => assert!((1..=6).contains(&p.target)),
+                FaultKind::RedisLatency => assert!((10..=80).contains(&p.target)),
+                FaultKind::BothLatency => assert!((30..=80).contains(&p.target)),
+                FaultKind::PgLatency => assert!((20..=200).contains(&p.target)),
                 _ => assert_eq!(p.target, 0),
             }
         }
@@ -335,7 +253,11 @@ mod tests {
     #[test]
     fn a_cluster_plan_uses_the_cluster_deck_only() {
         let plan = cluster_plan(7, 60_000, 2, 6);
-        let first_round: Vec<FaultKind> = plan.iter().take(7).map(|p| p.kind).collect();
+        let first_round: Vec<FaultKind> = plan
+            .iter()
+            .take(FaultKind::CLUSTER.len())
+            .map(|p| p.kind)
+            .collect();
         for kind in FaultKind::CLUSTER {
             assert!(first_round.contains(&kind), "{kind:?} missing");
         }
@@ -347,5 +269,27 @@ mod tests {
         }
         // A single-Redis run's plan is what it was.
         assert!(plan_from(&FaultKind::ALL, 7, 60_000, 2, 6) == super::plan(7, 60_000, 2, 6));
+    }
+
+    #[test]
+    fn faults_narrows_the_deck_to_kinds_the_run_can_inject() -> anyhow::Result<()> {
+        assert_eq!(deck(false, &[])?, FaultKind::ALL);
+        assert_eq!(deck(true, &[])?, FaultKind::CLUSTER);
+        let only = ["api-sigstop".to_owned(), "redis-partition".to_owned()];
+        assert_eq!(
+            deck(false, &only)?,
+            [FaultKind::ReplicaPause, FaultKind::RedisPartition]
+        );
+        let plan = plan_from(&deck(false, &only)?, 3, 60_000, 2, 6);
+        assert!(
+            plan.iter()
+                .all(|p| matches!(p.kind, FaultKind::ReplicaPause | FaultKind::RedisPartition))
+        );
+        assert!(deck(true, &only).is_err(), "no proxy in front of a cluster");
+        assert!(deck(false, &["redis-cluster-failover".to_owned()]).is_err());
+        for kind in FaultKind::every().chain(FaultKind::CLUSTER) {
+            assert_eq!(FaultKind::parse(kind.name())?, kind);
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,11 @@ mod cluster;
 mod converge;
 mod faults;
 mod history;
+mod inject;
+mod link_faults;
+mod mutations;
 mod options;
+mod proxy;
 mod redis_faults;
 mod report;
 mod rng;
@@ -72,77 +76,17 @@ pub fn chaos(args: Args, typed: &[String]) -> anyhow::Result<()> {
     run_checked(args.options(seed_from_time())?, typed)
 }
 
-/// The mutations of the API's `mutations` feature (`crates/api/src/mutation.rs`), each a
-/// mechanism the checker must miss when it is gone; the API refuses unknown names.
-const MUTATIONS: [&str; 7] = [
-    "no-l1-epoch-check",
-    "no-second-l1-drop",
-    "nothing-pending",
-    "lost-does-nothing",
-    "no-flight-forget-on-write",
-    "outbox-never-deleted",
-    // Not a feature switch: `UNSAFE_SKIP_FILL_CHECK`, both checks of the fill script.
-    "skip-fill-check",
-];
-
 fn run_checked(opts: Options, typed: &[String]) -> anyhow::Result<()> {
     if opts.mutations {
-        return run_mutations(&opts, typed);
+        return mutations::run(&opts, typed);
     }
     let report = run_once(&opts, typed)?;
     verdict(&opts, &report)
 }
 
-/// One run per mutation; fails unless the checker caught every one.
-fn run_mutations(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
-    for name in MUTATIONS {
-        eprintln!("==> mutation {name}");
-        let mut one = opts.clone();
-        one.mutations = false;
-        if name == "skip-fill-check" {
-            one.unsafe_skip_fill_check = true;
-        } else {
-            one.mutation = Some(name.to_owned());
-        }
-        let mut typed = typed.to_vec();
-        typed.push(format!("(mutation {name})"));
-        let report = run_once(&one, &typed)?;
-        // Judged as an ordinary run: any failing check catches the mutation.
-        let caught = verdict(&one, &report).err();
-        eprintln!(
-            "    {name}: {}",
-            caught
-                .as_ref()
-                .map_or("NOT CAUGHT".to_owned(), |e| format!("caught ({e})"))
-        );
-        rows.push((name, caught.map(|e| e.to_string())));
-    }
-    eprintln!(
-        "==> mutations (each mechanism switched off, {} s each):",
-        opts.duration_s
-    );
-    for (name, caught) in &rows {
-        eprintln!(
-            "    {name:<28} {}",
-            caught.as_deref().map_or("NOT CAUGHT", |_| "caught")
-        );
-    }
-    let missed: Vec<&str> = rows
-        .iter()
-        .filter(|(_, caught)| caught.is_none())
-        .map(|(name, _)| *name)
-        .collect();
-    anyhow::ensure!(
-        missed.is_empty(),
-        "the checker did not catch {missed:?}: a checker gap, or a mechanism the faults never need"
-    );
-    Ok(())
-}
-
 /// One run: starts the stores and the replicas, runs the workload and the faults, checks
 /// the history and writes the report.
-fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<report::Report> {
+pub(crate) fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<report::Report> {
     let opts = opts.clone();
     let command = format!("cargo xtask chaos {}", typed.join(" "));
     eprintln!(
@@ -193,18 +137,16 @@ fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<report::Report> 
     let current = Arc::new(Mutex::new("none".to_owned()));
     let clients = workload::spawn(&w, clock, &progress)?;
     let printer = spawn_progress(Arc::clone(&progress), Arc::clone(&current), run_start);
-    let plan = (if opts.redis_cluster {
-        faults::cluster_plan
-    } else {
-        faults::plan
-    })(
+    let deck = faults::deck(opts.redis_cluster, &opts.faults)?;
+    let plan = faults::plan_from(
+        &deck,
         opts.seed,
         opts.duration_s * 1000,
         opts.replicas,
         opts.products,
     );
     // Faults stop 3 s before the end, so the run ends quiet.
-    let faults = faults::run(
+    let faults = inject::run(
         &mut cluster,
         &plan,
         clock,
@@ -328,7 +270,7 @@ const MIN_CACHE_SHARE: f64 = 0.5;
 /// Reads outside fault windows that must answer 200 (runs here: 99.99 %).
 const MIN_QUIET_READS_OK: f64 = 0.99;
 
-fn verdict(opts: &Options, report: &report::Report) -> anyhow::Result<()> {
+pub(crate) fn verdict(opts: &Options, report: &report::Report) -> anyhow::Result<()> {
     let n = report.violations_total;
     if opts.expect_violations {
         // Stale reads, what the disabled mechanism lets through; a value never written

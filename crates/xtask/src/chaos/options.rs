@@ -23,6 +23,8 @@ pub struct Options {
     pub mutation: Option<String>,
     /// Run once per mutation and report which the checker catches.
     pub mutations: bool,
+    /// Only these fault kinds (`--faults`); empty: the whole deck.
+    pub faults: Vec<String>,
 }
 
 /// `cargo xtask chaos` options, as typed.
@@ -85,6 +87,16 @@ pub struct Args {
     /// passes only if the checker fails every one of them.
     #[arg(long, conflicts_with_all = ["expect_violations", "unsafe_skip_fill_check"])]
     pub mutations: bool,
+    /// Inject only these fault kinds (comma-separated names as the report spells them,
+    /// e.g. `redis-partition,api-sigstop`) [default: every kind the run's Redis offers].
+    /// `--mutations` picks its own per mutation.
+    #[arg(
+        long,
+        value_name = "KINDS",
+        value_delimiter = ',',
+        conflicts_with = "mutations"
+    )]
+    pub faults: Vec<String>,
 }
 
 impl Args {
@@ -108,7 +120,9 @@ impl Args {
             redis_cluster: self.redis_cluster,
             mutation: self.mutation,
             mutations: self.mutations,
+            faults: self.faults,
         };
+        super::faults::deck(o.redis_cluster, &o.faults)?;
         anyhow::ensure!(
             (10..=3600).contains(&o.duration_s),
             "--duration must be 10..=3600 seconds"
@@ -168,9 +182,14 @@ mod tests {
         let o = parse_options(&args("--mutation nothing-pending"), 9)?;
         assert_eq!(o.mutation.as_deref(), Some("nothing-pending"));
         assert!(parse_options(&args("--mutations"), 9)?.mutations);
+        let o = parse_options(&args("--faults redis-partition,api-sigstop"), 9)?;
+        assert_eq!(o.faults, ["redis-partition", "api-sigstop"]);
         for bad in [
             "--mutations --expect-violations",
             "--mutations --mutation nothing-pending",
+            "--faults redis-what",
+            "--redis-cluster --faults redis-partition",
+            "--mutations --faults pg-latency",
             "--replicas 1",
             "--products 16",
             "--duration x",
