@@ -21,16 +21,22 @@ pub enum Mutation {
     /// Outbox rows are never deleted: every written id stays pending (the cache silently
     /// off, which only the checker's cache-effectiveness floor can see).
     OutboxNeverDeleted,
+    /// A creation does not invalidate its new id (a negative entry may stay).
+    NoInvalidateOnCreate,
+    /// A delete does not invalidate its id.
+    NoInvalidateOnDelete,
 }
 
 /// Every mutation by the name `CACHEME_MUTATION` takes.
-pub const ALL: [(&str, Mutation); 6] = [
+pub const ALL: [(&str, Mutation); 8] = [
     ("no-l1-epoch-check", Mutation::NoL1EpochCheck),
     ("no-second-l1-drop", Mutation::NoSecondL1Drop),
     ("nothing-pending", Mutation::NothingPending),
     ("lost-does-nothing", Mutation::LostDoesNothing),
     ("no-flight-forget-on-write", Mutation::NoFlightForgetOnWrite),
     ("outbox-never-deleted", Mutation::OutboxNeverDeleted),
+    ("no-invalidate-on-create", Mutation::NoInvalidateOnCreate),
+    ("no-invalidate-on-delete", Mutation::NoInvalidateOnDelete),
 ];
 
 /// The mutation `CACHEME_MUTATION` names: `Ok(None)` when unset, an error for a name

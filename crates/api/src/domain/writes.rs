@@ -75,8 +75,10 @@ impl Catalog {
                 .await
                 .map_err(CatalogError::from_db)?;
             this.id_bound.raise(written.value.id);
-            this.invalidate(written.value.id, Some(written.outbox_id))
-                .await;
+            if !crate::mutation::active(crate::mutation::Mutation::NoInvalidateOnCreate) {
+                this.invalidate(written.value.id, Some(written.outbox_id))
+                    .await;
+            }
             Ok(written.value)
         })
         .await
@@ -104,6 +106,13 @@ impl Catalog {
         let this = self.clone();
         self.detached(async move {
             let result = this.db.delete_product(id).await;
+            if crate::mutation::active(crate::mutation::Mutation::NoInvalidateOnDelete) {
+                return match result {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(CatalogError::NotFound),
+                    Err(e) => Err(CatalogError::from_db(e)),
+                };
+            }
             this.settle(id, result).await
         })
         .await

@@ -40,7 +40,9 @@ impl Tally {
             OpKind::Read => {
                 self.reads += 1;
                 self.latencies.push(op.latency_ms());
-                if op.is_ok() {
+                // A 404 is an answer (a product deleted, or not created yet); whether it
+                // was the right one is the checker's business.
+                if op.answered() {
                     self.reads_ok += 1;
                 }
             }

@@ -1,10 +1,10 @@
 //! The consistency checks: pure functions over a recorded history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::history::{FaultWindow, Op, OpKind, Outcome};
+use super::history::{CREATION_PREFIX, Effect, FaultWindow, Op, OpKind, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,8 +17,9 @@ pub enum ViolationKind {
     /// Older than a write acknowledged by another replica more than the coherence bound
     /// before the read was invoked.
     StaleCrossReplica,
-    /// 404 for a product that exists (the workload's products are seeded and never
-    /// deleted): a poisoned negative entry, say.
+    /// 404 for a product that exists: seeded, or created (and not deleted since) before
+    /// the read by its replica, or by another more than the coherence bound before (a
+    /// poisoned negative entry, say).
     Missing,
 }
 
@@ -79,17 +80,39 @@ impl Acked {
     }
 }
 
-/// Checks 1 (no value that was never written) and 2 (no stale read) of every 200 read,
-/// and that no read of the workload's products (which always exist) answers 404.
+/// Checks 1 (no value that was never written) and 2 (no stale read) of every read that
+/// answered 200 or 404. A 404 is the value "absent": before a product's creation, or
+/// after a delete; a product seeded before the run (a seq 0 write) is never absent.
 pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
-    // Highest seq invoked per product, by invoke time (prefix maxima).
+    // Highest seq invoked per product, by invoke time (prefix maxima); the same for
+    // deletes alone.
     let mut invoked: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut deletes: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
     let mut acked_any: BTreeMap<u32, Vec<AckedWrite>> = BTreeMap::new();
     let mut acked_on: BTreeMap<(u32, usize), Vec<AckedWrite>> = BTreeMap::new();
+    // A creation's token: the product it made (0 when its answer was lost) and when it
+    // was invoked.
+    let mut created: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
+    let mut seeded: BTreeSet<u32> = BTreeSet::new();
     for (i, op) in history.iter().enumerate() {
         let (OpKind::Write, Some(seq)) = (op.kind, op.seq) else {
             continue;
         };
+        match op.effect {
+            Effect::Set if seq == 0 => {
+                seeded.insert(op.product);
+            }
+            Effect::Create => {
+                if let Some(token) = &op.raw {
+                    created.insert(token, (op.product, op.invoke_us));
+                }
+            }
+            Effect::Delete => deletes
+                .entry(op.product)
+                .or_default()
+                .push((op.invoke_us, seq)),
+            Effect::Set => {}
+        }
         invoked
             .entry(op.product)
             .or_default()
@@ -103,7 +126,7 @@ pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
                 .push(entry);
         }
     }
-    for list in invoked.values_mut() {
+    for list in invoked.values_mut().chain(deletes.values_mut()) {
         list.sort_unstable();
         let mut max = 0;
         for e in list.iter_mut() {
@@ -111,6 +134,12 @@ pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
             e.1 = max;
         }
     }
+    let highest = |lists: &BTreeMap<u32, Vec<(u64, u64)>>, product: u32, by_us: u64| {
+        lists.get(&product).and_then(|list| {
+            let n = list.partition_point(|&(t, _)| t <= by_us);
+            n.checked_sub(1).map(|k| list[k].1)
+        })
+    };
     let acked_any: BTreeMap<u32, Acked> = acked_any
         .into_iter()
         .map(|(k, v)| (k, Acked::build(v)))
@@ -119,61 +148,92 @@ pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
         .into_iter()
         .map(|(k, v)| (k, Acked::build(v)))
         .collect();
-
-    let mut out = Checked::default();
-    for (i, read) in history.iter().enumerate() {
-        if read.kind == OpKind::Read && read.outcome == (Outcome::Status { code: 404 }) {
-            out.reads_checked += 1;
-            out.violations.push(Violation {
-                kind: ViolationKind::Missing,
-                read: i,
-                newer_write: None,
-                missed_by_ms: None,
-            });
-            continue;
-        }
-        if read.kind != OpKind::Read || !read.is_ok() {
-            continue;
-        }
-        out.reads_checked += 1;
-        let highest_invoked = invoked.get(&read.product).and_then(|list| {
-            let n = list.partition_point(|&(t, _)| t <= read.complete_us);
-            n.checked_sub(1).map(|k| list[k].1)
-        });
-        let seq = match (read.seq, &read.raw, highest_invoked) {
-            (Some(s), None, Some(high)) if s <= high => s,
-            _ => {
-                out.violations.push(Violation {
-                    kind: ViolationKind::NeverWritten,
-                    read: i,
-                    newer_write: None,
-                    missed_by_ms: None,
-                });
-                continue;
-            }
-        };
+    // The newest write the read must not miss: acknowledged by its replica before it
+    // began, or by any replica more than the bound before.
+    let required = |read: &Op| -> Option<(ViolationKind, (u64, usize))> {
         let same = acked_on
             .get(&(read.product, read.replica))
-            .and_then(|a| a.newest_before(read.invoke_us))
-            .filter(|&(w, _)| w > seq);
+            .and_then(|a| a.newest_before(read.invoke_us));
         let cross = read
             .invoke_us
             .checked_sub(coherence_bound_us)
-            .and_then(|t| acked_any.get(&read.product)?.newest_before(t))
-            .filter(|&(w, _)| w > seq);
-        let (kind, found) = match (same, cross) {
-            (Some(s), Some(c)) if c.0 > s.0 => (ViolationKind::StaleCrossReplica, c),
-            (Some(s), _) => (ViolationKind::StaleSameReplica, s),
-            (None, Some(c)) => (ViolationKind::StaleCrossReplica, c),
-            (None, None) => continue,
+            .and_then(|t| acked_any.get(&read.product)?.newest_before(t));
+        match (same, cross) {
+            (Some(s), Some(c)) if c.0 > s.0 => Some((ViolationKind::StaleCrossReplica, c)),
+            (Some(s), _) => Some((ViolationKind::StaleSameReplica, s)),
+            (None, Some(c)) => Some((ViolationKind::StaleCrossReplica, c)),
+            (None, None) => None,
+        }
+    };
+    let violation = |kind, read: usize, write: Option<(u64, usize)>| Violation {
+        kind,
+        read,
+        newer_write: write.map(|w| w.1),
+        missed_by_ms: write.map(|w| {
+            history[read]
+                .invoke_us
+                .saturating_sub(history[w.1].complete_us) as f64
+                / 1000.0
+        }),
+    };
+
+    let mut out = Checked::default();
+    for (i, read) in history.iter().enumerate() {
+        if read.kind != OpKind::Read {
+            continue;
+        }
+        if read.outcome == Outcome::NotFound {
+            out.reads_checked += 1;
+            let must = required(read);
+            let explained = match must {
+                // Nothing acknowledged yet: absent is right for a product not seeded.
+                None => !seeded.contains(&read.product),
+                // A delete at least that new had been invoked.
+                Some((_, (seq, _))) => highest(&deletes, read.product, read.complete_us)
+                    .is_some_and(|deleted| deleted >= seq),
+            };
+            if !explained {
+                out.violations
+                    .push(violation(ViolationKind::Missing, i, must.map(|m| m.1)));
+            }
+            continue;
+        }
+        if !read.is_ok() {
+            continue;
+        }
+        out.reads_checked += 1;
+        let creation = read
+            .raw
+            .as_deref()
+            .filter(|raw| raw.starts_with(CREATION_PREFIX));
+        let seq = match (read.seq, creation) {
+            (_, Some(token)) => match created.get(token) {
+                Some(&(product, at)) if at <= read.complete_us && product == read.product => 1,
+                // Made by a create whose answer was lost: its id was never known, so no
+                // write can be required of it.
+                Some(&(0, at)) if at <= read.complete_us => continue,
+                _ => {
+                    out.violations
+                        .push(violation(ViolationKind::NeverWritten, i, None));
+                    continue;
+                }
+            },
+            (Some(s), None)
+                if read.raw.is_none()
+                    && highest(&invoked, read.product, read.complete_us)
+                        .is_some_and(|high| s <= high) =>
+            {
+                s
+            }
+            _ => {
+                out.violations
+                    .push(violation(ViolationKind::NeverWritten, i, None));
+                continue;
+            }
         };
-        let write = &history[found.1];
-        out.violations.push(Violation {
-            kind,
-            read: i,
-            newer_write: Some(found.1),
-            missed_by_ms: Some(read.invoke_us.saturating_sub(write.complete_us) as f64 / 1000.0),
-        });
+        if let Some((kind, write)) = required(read).filter(|&(_, (w, _))| w > seq) {
+            out.violations.push(violation(kind, i, Some(write)));
+        }
     }
     out
 }

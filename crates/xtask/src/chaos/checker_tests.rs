@@ -1,5 +1,5 @@
 use super::*;
-use crate::chaos::history::{Outcome, build::*};
+use crate::chaos::history::{Effect, Outcome, build::*};
 
 const BOUND: u64 = 1_000_000;
 
@@ -103,7 +103,7 @@ fn values_that_were_never_written_are_caught() {
 fn a_404_for_an_existing_product_is_caught() {
     let h = vec![
         write(1, 0, 0, 0, 5),
-        with(read(1, 1, 0, 6, 7), Outcome::Status { code: 404 }),
+        not_found(1, 1, 6, 7),
         read(1, 0, 0, 8, 9),
     ];
     assert_eq!(kinds(&h), [ViolationKind::Missing]);
@@ -179,4 +179,96 @@ fn the_interleaving_holds_the_read_the_write_and_overlapping_faults() {
     let (ops, omitted, _) = interleaving(&h, &faults, &checked.violations[0], 2_000_000, 2);
     assert_eq!(ops.len(), 2);
     assert_eq!(omitted, 1);
+}
+
+/// Product 20 is created (token `chaos:new:7`) on replica 0, renamed, deleted on
+/// replica 1.
+fn lifecycle() -> Vec<Op> {
+    vec![
+        effect(
+            Op {
+                raw: Some("chaos:new:7".into()),
+                ..write(20, 0, 1, 10, 20)
+            },
+            Effect::Create,
+        ),
+        write(20, 0, 2, 30, 40),
+        effect(write(20, 1, 3, 50, 60), Effect::Delete),
+    ]
+}
+
+#[test]
+fn creations_and_deletes_explain_404s_and_stale_reads_around_them_are_caught() {
+    let mut h = lifecycle();
+    h.extend([
+        // Before the creation was acknowledged, absent or created are both right.
+        not_found(20, 1, 5, 8),
+        read_raw(20, 1, "chaos:new:7", 15, 25),
+        // After the delete: absent; on another replica within the bound, the rename too.
+        not_found(20, 1, 61, 62),
+        read(20, 0, 2, 61, 62),
+    ]);
+    let checked = check(&h, BOUND);
+    assert!(checked.violations.is_empty(), "{:?}", checked.violations);
+    assert_eq!(checked.reads_checked, 4);
+
+    let bad = |read: Op| {
+        let mut h = lifecycle();
+        h.push(read);
+        kinds(&h)
+    };
+    // The deleted product served by the replica that deleted it.
+    assert_eq!(
+        bad(read(20, 1, 2, 61, 62)),
+        [ViolationKind::StaleSameReplica]
+    );
+    // ... or by another, past the bound.
+    assert_eq!(
+        bad(read(20, 0, 2, 1061, 1062)),
+        [ViolationKind::StaleCrossReplica]
+    );
+    // A 404 after the creation was acknowledged, before any delete: a kept negative entry.
+    assert_eq!(bad(not_found(20, 0, 21, 22)), [ViolationKind::Missing]);
+    let mut undeleted = lifecycle();
+    undeleted.pop();
+    undeleted.push(not_found(20, 1, 1030, 1031));
+    assert_eq!(kinds(&undeleted), [ViolationKind::Missing]);
+    // Once the delete was invoked, a 404 is right anywhere.
+    assert!(bad(not_found(20, 1, 1030, 1031)).is_empty());
+    // The creation's value under another id, or before the creation was invoked.
+    assert_eq!(
+        bad(read_raw(21, 0, "chaos:new:7", 25, 26)),
+        [ViolationKind::NeverWritten]
+    );
+    assert_eq!(
+        bad(read_raw(20, 0, "chaos:new:7", 2, 5)),
+        [ViolationKind::NeverWritten]
+    );
+    assert_eq!(
+        bad(read_raw(20, 0, "chaos:new:8", 25, 26)),
+        [ViolationKind::NeverWritten]
+    );
+}
+
+#[test]
+fn a_seeded_product_is_never_absent_and_a_lost_creation_may_be_seen() {
+    // Seeded (seq 0): a 404 is wrong even before anything else was written.
+    let h = vec![write(1, 0, 0, 0, 5), not_found(1, 1, 6, 7)];
+    assert_eq!(kinds(&h), [ViolationKind::Missing]);
+    // A creation whose answer was lost (id unknown, recorded as 0) may show up under an
+    // id readers try.
+    let lost = effect(
+        with(
+            Op {
+                raw: Some("chaos:new:9".into()),
+                ..write(0, 0, 1, 10, 20)
+            },
+            Outcome::Abandoned,
+        ),
+        Effect::Create,
+    );
+    let h = vec![lost.clone(), read_raw(30, 1, "chaos:new:9", 15, 16)];
+    assert!(kinds(&h).is_empty());
+    let h = vec![lost, read_raw(30, 1, "chaos:new:9", 5, 9)];
+    assert_eq!(kinds(&h), [ViolationKind::NeverWritten]);
 }

@@ -173,6 +173,10 @@ fn read_response<R: std::io::BufRead>(reader: &mut R) -> Result<(u16, String, bo
         }
     }
     let mut body = Vec::new();
+    // No body, whatever the headers say (RFC 9112, 6.3): 1xx, 204, 304.
+    if status < 200 || status == 204 || status == 304 {
+        return Ok((status, String::new(), close));
+    }
     if chunked {
         loop {
             line.clear();
@@ -234,6 +238,16 @@ mod tests {
             read_response(&mut chunked).expect("chunked"),
             (503, "abcdefg".into(), false)
         );
+        // A 204 has no body even without a length, and the next answer follows it.
+        let mut no_content = std::io::Cursor::new(
+            b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+                .to_vec(),
+        );
+        assert_eq!(
+            read_response(&mut no_content).expect("204"),
+            (204, String::new(), false)
+        );
+        assert_eq!(read_response(&mut no_content).expect("after"), first);
         let mut empty = std::io::Cursor::new(Vec::new());
         assert!(matches!(
             read_response(&mut empty),

@@ -10,7 +10,7 @@ use super::{
     checker::{final_value_ok, latest_acked},
     client::{Conn, Reply, get_status},
     cluster::Cluster,
-    history::{Op, OpKind, Outcome},
+    history::{Effect, Op, OpKind, Outcome},
     report::Convergence,
     workload::read_value,
 };
@@ -66,6 +66,7 @@ fn final_problem(replica: usize, port: u16, history: &[Op], product: u32) -> Opt
         raw: None,
         source: None,
         cache_tier: None,
+        effect: Effect::Set,
     };
     match get_status(port, &format!("/products/{product}")) {
         Some((200, body)) => {

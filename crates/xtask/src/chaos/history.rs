@@ -10,12 +10,35 @@ pub enum OpKind {
     Write,
 }
 
+/// What a write does to its product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// `PATCH` (or the first write of a seeded product): the product exists with this
+    /// value.
+    #[default]
+    Set,
+    /// `POST`: the product comes into existence (its id known once acknowledged).
+    Create,
+    /// `DELETE`: the product is gone; a read may answer 404 from here on.
+    Delete,
+}
+
+impl Effect {
+    fn is_set(&self) -> bool {
+        *self == Effect::Set
+    }
+}
+
 /// How an operation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Outcome {
-    /// 200: a write is acknowledged; a read carries its value.
+    /// 200 (201, 204 for a create, a delete): a write is acknowledged; a read carries
+    /// its value.
     Ok,
+    /// A read answered 404: the product does not exist, as far as that replica knows.
+    NotFound,
     /// Any other HTTP status.
     Status { code: u16 },
     /// The client closed the socket before reading the answer, on purpose.
@@ -43,11 +66,18 @@ pub struct Op {
     pub source: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_tier: Option<&'static str>,
+    #[serde(skip_serializing_if = "Effect::is_set")]
+    pub effect: Effect,
 }
 
 impl Op {
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
+    }
+
+    /// Answered as a healthy service answers: 200, or 404 for a read.
+    pub fn answered(&self) -> bool {
+        matches!(self.outcome, Outcome::Ok | Outcome::NotFound)
     }
 
     /// A write that may or may not have committed.
@@ -84,6 +114,13 @@ pub fn value_for(product: u32, seq: u64) -> String {
     format!("chaos:{product}:{seq}")
 }
 
+/// The value a `POST` creates with: its id is not known yet, so a token stands for it.
+pub fn creation_value(token: u64) -> String {
+    format!("{CREATION_PREFIX}{token}")
+}
+
+pub const CREATION_PREFIX: &str = "chaos:new:";
+
 /// `chaos:{id}:{seq}` back into its parts.
 pub fn parse_value(name: &str) -> Option<(u32, u64)> {
     let rest = name.strip_prefix("chaos:")?;
@@ -108,6 +145,7 @@ pub mod build {
             raw: None,
             source: None,
             cache_tier: None,
+            effect: Effect::Set,
         }
     }
 
@@ -123,6 +161,31 @@ pub mod build {
     pub fn with(mut op: Op, outcome: Outcome) -> Op {
         op.outcome = outcome;
         op
+    }
+
+    /// `op` with this effect (a create or a delete).
+    pub fn effect(mut op: Op, effect: Effect) -> Op {
+        op.effect = effect;
+        op
+    }
+
+    /// A read that answered 404.
+    pub fn not_found(product: u32, replica: usize, from_ms: u64, to_ms: u64) -> Op {
+        Op {
+            seq: None,
+            source: None,
+            cache_tier: None,
+            ..with(read(product, replica, 0, from_ms, to_ms), Outcome::NotFound)
+        }
+    }
+
+    /// A read that answered `raw` (a creation token).
+    pub fn read_raw(product: u32, replica: usize, raw: &str, from_ms: u64, to_ms: u64) -> Op {
+        Op {
+            seq: None,
+            raw: Some(raw.to_owned()),
+            ..read(product, replica, 0, from_ms, to_ms)
+        }
     }
 }
 

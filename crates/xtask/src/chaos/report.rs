@@ -109,6 +109,7 @@ pub fn totals(history: &[Op]) -> Totals {
             Outcome::Abandoned => t.abandoned += 1,
             Outcome::Io { .. } => t.io_errors += 1,
             Outcome::Status { code } => *statuses.entry(*code).or_default() += 1,
+            Outcome::NotFound => *statuses.entry(404).or_default() += 1,
             Outcome::Ok => {}
         }
     }
@@ -143,6 +144,7 @@ fn secs(us: u64) -> String {
 fn op_line(op: &Op, mark: &str) -> String {
     let outcome = match &op.outcome {
         Outcome::Ok => "ok".to_owned(),
+        Outcome::NotFound => "404 (absent)".to_owned(),
         Outcome::Status { code } => format!("HTTP {code}"),
         Outcome::Abandoned => "abandoned".to_owned(),
         Outcome::Io { error } => format!("io: {error}"),

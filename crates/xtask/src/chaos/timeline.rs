@@ -26,7 +26,7 @@ pub fn timeline_svg(
     let mut rates = vec![[0u64; 3]; seconds];
     for op in history {
         let b = ((op.invoke_us / 1_000_000) as usize).min(seconds - 1);
-        let series = match (op.kind, op.is_ok()) {
+        let series = match (op.kind, op.answered()) {
             (OpKind::Read, true) => 0,
             (OpKind::Read, false) => 1,
             (OpKind::Write, _) => 2,

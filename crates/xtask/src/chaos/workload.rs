@@ -1,10 +1,12 @@
-//! The clients: one sequential writer per hot product, several readers, some of them
-//! abandoning requests half-way.
+//! The clients: one sequential writer per hot product, two writers that create products,
+//! renames and deletes them, several readers (of the hot products, of the created ones,
+//! and of the id the next creation will get), some of them abandoning requests half-way.
 
 use std::{
+    collections::VecDeque,
     sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -15,7 +17,7 @@ use anyhow::{Context as _, bail};
 use super::{
     Clock,
     client::{CONNECT_FAILED, Conn, Reply},
-    history::{Op, OpKind, Outcome, parse_value, value_for},
+    history::{Effect, Op, OpKind, Outcome, parse_value, value_for},
     rng::Rng,
 };
 
@@ -32,17 +34,62 @@ pub struct Workload {
     pub seed: u64,
 }
 
-/// Counters the progress line shows while the run goes on.
+/// Counters the progress line shows while the run goes on, and what readers share with
+/// the writer of created products.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub stop: AtomicBool,
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub failed: AtomicU64,
+    /// The ids created lately (readers keep reading a deleted one for a while).
+    created: Mutex<VecDeque<u32>>,
+    /// The highest id known to exist or to have existed (15 seeded products at first).
+    highest_id: AtomicU32,
 }
 
+/// Created ids readers choose from: the newest few.
+const CREATED_KEPT: usize = 3;
+
+/// Share of reads that go to created products and to the next id (percent).
+const LIFECYCLE_READS: f64 = 15.0;
+
+/// Ids the seed file gives the chaos database; creations get ids above.
+const SEEDED_IDS: u32 = 15;
+
 impl Progress {
-    fn count(&self, op: &Op) {
+    fn created(&self, id: u32) {
+        self.highest_id.fetch_max(id, Ordering::Relaxed);
+        if let Ok(mut ids) = self.created.lock() {
+            ids.push_back(id);
+            while ids.len() > CREATED_KEPT {
+                ids.pop_front();
+            }
+        }
+    }
+
+    /// An id for a reader of created products: one of the newest (maybe deleted), or one
+    /// near the highest known: a creation may be under way there (absent until it
+    /// commits, then present: the negative entry a creation must drop), possibly
+    /// committing after a higher id did.
+    fn lifecycle_id(&self, rng: &mut Rng) -> u32 {
+        let ids: Vec<u32> = self
+            .created
+            .lock()
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        let pick = rng.below(ids.len() as u64 + 1) as usize;
+        ids.get(pick).copied().unwrap_or_else(|| {
+            let highest = self.highest_id.load(Ordering::Relaxed).max(SEEDED_IDS);
+            // highest - 1 ..= highest + 2, never a seeded id.
+            (highest + rng.below(4) as u32)
+                .saturating_sub(1)
+                .max(SEEDED_IDS + 1)
+        })
+    }
+
+    /// Counts `op`, and makes an acknowledged creation's id known to the readers.
+    pub(super) fn count(&self, op: &Op) {
         let counter = match op.kind {
             OpKind::Read => &self.reads,
             OpKind::Write => &self.writes,
@@ -50,6 +97,9 @@ impl Progress {
         counter.fetch_add(1, Ordering::Relaxed);
         if !op.is_ok() {
             self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if op.effect == Effect::Create && op.is_ok() && op.product != 0 {
+            self.created(op.product);
         }
     }
 }
@@ -96,6 +146,19 @@ pub fn spawn(
                 .context("cannot start a writer thread")?,
         );
     }
+    // Two, so creations also commit out of id order now and then.
+    for writer_index in 0..2u64 {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, 500 + writer_index);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("lifecycle-writer-{writer_index}"))
+                .spawn(move || {
+                    super::lifecycle::writer(&w, writer_index, &mut rng, clock, &progress)
+                })
+                .context("cannot start a lifecycle writer")?,
+        );
+    }
     for reader_index in 0..w.readers {
         let (w, progress) = (w.clone(), Arc::clone(progress));
         let mut rng = Rng::fork(w.seed, 1000 + reader_index as u64);
@@ -125,40 +188,70 @@ fn writer(w: &Workload, product: u32, rng: &mut Rng, clock: Clock, progress: &Pr
     let mut ops = Vec::new();
     let mut seq = 1;
     while !progress.stop.load(Ordering::Relaxed) {
-        let replica = rng.below(conns.len() as u64) as usize;
-        let give_up = abandon(w, rng);
-        let op = write(&mut conns[replica], replica, product, seq, give_up, clock);
+        step(
+            w,
+            &mut conns,
+            rng,
+            progress,
+            &mut ops,
+            |conn, replica, give_up| write(conn, replica, product, seq, give_up, clock),
+        );
         seq += 1;
-        progress.count(&op);
-        // A refused connection never carried the request: nothing to wait for.
-        let pause = match &op.outcome {
-            Outcome::Ok => Pause::Think,
-            Outcome::Io { error } if error.starts_with(CONNECT_FAILED) => Pause::Backoff,
-            _ => Pause::Quarantine,
-        };
-        ops.push(op);
-        let until = Instant::now()
-            + match pause {
-                // Half the writes follow at once (a fill of the previous value may still be
-                // in flight: the race a cache must survive), the others after a pause.
-                Pause::Think if rng.chance(50.0) => Duration::ZERO,
-                Pause::Think => Duration::from_millis(rng.between(1, w.write_think_ms.max(1))),
-                Pause::Backoff => Duration::from_millis(10),
-                // Until this write surely committed or failed, no later write may start.
-                Pause::Quarantine => w.quarantine,
-            };
-        while Instant::now() < until && !progress.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(20)),
-            );
-        }
     }
     ops
 }
 
-fn write(
+/// One operation of a sequential writer: sent to a random replica (maybe abandoned
+/// half-way), counted and recorded, then the pause its outcome calls for. Returns it.
+pub(super) fn step<'a>(
+    w: &Workload,
+    conns: &mut [Conn],
+    rng: &mut Rng,
+    progress: &Progress,
+    ops: &'a mut Vec<Op>,
+    send: impl FnOnce(&mut Conn, usize, Option<Duration>) -> Op,
+) -> &'a Op {
+    let replica = rng.below(conns.len() as u64) as usize;
+    let give_up = abandon(w, rng);
+    let op = send(&mut conns[replica], replica, give_up);
+    progress.count(&op);
+    let pause = pause_after(&op.outcome);
+    ops.push(op);
+    wait(w, pause, rng, progress);
+    let last = ops.len() - 1;
+    &ops[last]
+}
+
+fn pause_after(outcome: &Outcome) -> Pause {
+    // A refused connection never carried the request: nothing to wait for.
+    match outcome {
+        Outcome::Ok => Pause::Think,
+        Outcome::Io { error } if error.starts_with(CONNECT_FAILED) => Pause::Backoff,
+        _ => Pause::Quarantine,
+    }
+}
+
+fn wait(w: &Workload, pause: Pause, rng: &mut Rng, progress: &Progress) {
+    let until = Instant::now()
+        + match pause {
+            // Half the writes follow at once (a fill of the previous value may still be
+            // in flight: the race a cache must survive), the others after a pause.
+            Pause::Think if rng.chance(50.0) => Duration::ZERO,
+            Pause::Think => Duration::from_millis(rng.between(1, w.write_think_ms.max(1))),
+            Pause::Backoff => Duration::from_millis(10),
+            // Until this write surely committed or failed, no later write may start.
+            Pause::Quarantine => w.quarantine,
+        };
+    while Instant::now() < until && !progress.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+        );
+    }
+}
+
+pub(super) fn write(
     conn: &mut Conn,
     replica: usize,
     product: u32,
@@ -175,23 +268,27 @@ fn write(
         give_up,
     );
     let complete_us = clock.us();
-    let outcome = match reply {
-        Reply::Answer { status: 200, .. } => Outcome::Ok,
-        Reply::Answer { status, .. } => Outcome::Status { code: status },
-        Reply::Abandoned => Outcome::Abandoned,
-        Reply::Io(error) => Outcome::Io { error },
-    };
     Op {
         kind: OpKind::Write,
         product,
         replica,
         invoke_us,
         complete_us,
-        outcome,
+        outcome: outcome_of(reply, 200),
         seq: Some(seq),
         raw: None,
         source: None,
         cache_tier: None,
+        effect: Effect::Set,
+    }
+}
+
+pub(super) fn outcome_of(reply: Reply, ok: u16) -> Outcome {
+    match reply {
+        Reply::Answer { status, .. } if status == ok => Outcome::Ok,
+        Reply::Answer { status, .. } => Outcome::Status { code: status },
+        Reply::Abandoned => Outcome::Abandoned,
+        Reply::Io(error) => Outcome::Io { error },
     }
 }
 
@@ -200,7 +297,11 @@ fn reader(w: &Workload, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec
     let mut ops = Vec::new();
     while !progress.stop.load(Ordering::Relaxed) {
         let replica = rng.below(conns.len() as u64) as usize;
-        let product = 1 + rng.below(u64::from(w.products)) as u32;
+        let product = if rng.chance(LIFECYCLE_READS) {
+            progress.lifecycle_id(rng)
+        } else {
+            1 + rng.below(u64::from(w.products)) as u32
+        };
         let give_up = abandon(w, rng);
         let invoke_us = clock.us();
         let reply = conns[replica].send("GET", &format!("/products/{product}"), None, give_up);
@@ -216,9 +317,11 @@ fn reader(w: &Workload, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec
             raw: None,
             source: None,
             cache_tier: None,
+            effect: Effect::Set,
         };
         match reply {
             Reply::Answer { status: 200, body } => read_value(&mut op, &body),
+            Reply::Answer { status: 404, .. } => op.outcome = Outcome::NotFound,
             Reply::Answer { status, .. } => op.outcome = Outcome::Status { code: status },
             Reply::Abandoned => op.outcome = Outcome::Abandoned,
             Reply::Io(error) => op.outcome = Outcome::Io { error },

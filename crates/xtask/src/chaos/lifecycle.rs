@@ -1,0 +1,137 @@
+//! The writers of created products: each creates one (`POST`), renames it a few times,
+//! deletes it, and again, so creations, deletes and the negative entries around them
+//! are checked like renames.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use super::{
+    Clock,
+    client::{Conn, Reply},
+    history::{Effect, Op, OpKind, Outcome, creation_value},
+    rng::Rng,
+    workload::{Progress, Workload, outcome_of, step, write},
+};
+
+/// Creates a product (`POST`), renames it a few times, deletes it, and again: every
+/// creation and delete must reach every replica's caches (negative entries included)
+/// within the same bounds as a rename. After a write of unknown outcome it waits out the
+/// quarantine; a creation whose answer was lost is abandoned (its id is unknown).
+pub fn writer(
+    w: &Workload,
+    writer_index: u64,
+    rng: &mut Rng,
+    clock: Clock,
+    progress: &Progress,
+) -> Vec<Op> {
+    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
+    let mut ops = Vec::new();
+    // Tokens unique across writers.
+    let mut token = writer_index * 1_000_000_000;
+    while !progress.stop.load(Ordering::Relaxed) {
+        token += 1;
+        let created = step(
+            w,
+            &mut conns,
+            rng,
+            progress,
+            &mut ops,
+            |conn, replica, give_up| create(conn, replica, token, give_up, clock),
+        );
+        let (true, id @ 1..) = (created.is_ok(), created.product) else {
+            continue;
+        };
+        let mut seq = 2;
+        for _ in 0..rng.between(1, 3) {
+            if progress.stop.load(Ordering::Relaxed) {
+                return ops;
+            }
+            step(
+                w,
+                &mut conns,
+                rng,
+                progress,
+                &mut ops,
+                |conn, replica, give_up| write(conn, replica, id, seq, give_up, clock),
+            );
+            seq += 1;
+        }
+        if progress.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        step(
+            w,
+            &mut conns,
+            rng,
+            progress,
+            &mut ops,
+            |conn, replica, give_up| delete(conn, replica, id, seq, give_up, clock),
+        );
+    }
+    ops
+}
+
+/// `POST /products` named with a token; the op's product is the new id (0 when the
+/// answer was lost).
+fn create(
+    conn: &mut Conn,
+    replica: usize,
+    token: u64,
+    give_up: Option<Duration>,
+    clock: Clock,
+) -> Op {
+    let name = creation_value(token);
+    let body = format!(r#"{{"name":"{name}","category":"chaos","price":1}}"#);
+    let invoke_us = clock.us();
+    let reply = conn.send("POST", "/products", Some(&body), give_up);
+    let complete_us = clock.us();
+    let id = match &reply {
+        Reply::Answer { status: 201, body } => serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["id"].as_u64())
+            .and_then(|id| u32::try_from(id).ok()),
+        _ => None,
+    };
+    let mut outcome = outcome_of(reply, 201);
+    if outcome == Outcome::Ok && id.is_none() {
+        outcome = Outcome::Status { code: 201 }; // created, but no id to follow
+    }
+    Op {
+        kind: OpKind::Write,
+        product: id.unwrap_or(0),
+        replica,
+        invoke_us,
+        complete_us,
+        outcome,
+        seq: Some(1),
+        raw: Some(name),
+        source: None,
+        cache_tier: None,
+        effect: Effect::Create,
+    }
+}
+
+fn delete(
+    conn: &mut Conn,
+    replica: usize,
+    product: u32,
+    seq: u64,
+    give_up: Option<Duration>,
+    clock: Clock,
+) -> Op {
+    let invoke_us = clock.us();
+    let reply = conn.send("DELETE", &format!("/products/{product}"), None, give_up);
+    let complete_us = clock.us();
+    Op {
+        kind: OpKind::Write,
+        product,
+        replica,
+        invoke_us,
+        complete_us,
+        outcome: outcome_of(reply, 204),
+        seq: Some(seq),
+        raw: None,
+        source: None,
+        cache_tier: None,
+        effect: Effect::Delete,
+    }
+}
