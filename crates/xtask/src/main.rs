@@ -287,8 +287,10 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     drop(stores);
     // The chart on a real kubelet: kind, with the images just built.
     kind::test(&root)?;
-    // A bounded chaos run must find nothing.
+    // A bounded chaos run must find nothing, with the chaos settings and with the
+    // API's shipped defaults.
     chaos::chaos_with(&["--duration", "60"])?;
+    chaos::chaos_with(&["--duration", "30", "--shipped-defaults"])?;
     // The same against a Redis Cluster: masters killed, failovers, a hot slot migrated.
     chaos::chaos_with(&["--duration", "60", "--redis-cluster"])?;
     // The mutation matrix: one mechanism switched off per run (the fill check among

@@ -38,6 +38,24 @@ pub const API_ENV: &[(&str, &str)] = &[
     ("ALLOW_ANONYMOUS_WRITES", "true"),
 ];
 
+/// `--shipped-defaults`: only what the harness needs; every cache, pool and timeout
+/// setting as the API ships it.
+pub const SHIPPED_ENV: &[(&str, &str)] = &[
+    ("CACHE_KEY_PREFIX", KEY_PREFIX),
+    ("MIGRATE_ON_START", "true"),
+    ("RUST_LOG", "warn"),
+    ("ALLOW_ANONYMOUS_WRITES", "true"),
+];
+
+/// The settings replicas run with (beyond the stores' URLs and BIND_ADDR).
+pub fn api_env(shipped_defaults: bool) -> &'static [(&'static str, &'static str)] {
+    if shipped_defaults {
+        SHIPPED_ENV
+    } else {
+        API_ENV
+    }
+}
+
 /// One `cacheme-api` process, restartable on the same port.
 #[derive(Debug)]
 pub struct Replica {
@@ -166,6 +184,7 @@ impl Cluster {
         unsafe_skip_fill_check: bool,
         mutation: Option<&str>,
         redis_cluster: bool,
+        shipped_defaults: bool,
         out: &Path,
     ) -> anyhow::Result<Self> {
         let psql = require_binary("psql", "postgresql-client")?;
@@ -183,7 +202,7 @@ impl Cluster {
             .map(|r| FaultProxy::start(r.port()))
             .transpose()?;
         let database_url = with_database(&postgres.admin_url(), DATABASE);
-        let mut env: Vec<(String, String)> = API_ENV
+        let mut env: Vec<(String, String)> = api_env(shipped_defaults)
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();

@@ -110,6 +110,7 @@ pub(crate) fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<repor
         opts.unsafe_skip_fill_check,
         opts.mutation.as_deref(),
         opts.redis_cluster,
+        opts.shipped_defaults,
         &out,
     )?;
     let started_unix = std::time::SystemTime::now()
@@ -349,7 +350,7 @@ fn summarize(r: &report::Report, out: &Path) {
 }
 
 fn api_settings(opts: &Options) -> Vec<String> {
-    let mut s: Vec<String> = cluster::API_ENV
+    let mut s: Vec<String> = cluster::api_env(opts.shipped_defaults)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();

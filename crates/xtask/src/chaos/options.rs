@@ -25,6 +25,8 @@ pub struct Options {
     pub mutations: bool,
     /// Only these fault kinds (`--faults`); empty: the whole deck.
     pub faults: Vec<String>,
+    /// The API's shipped defaults instead of the chaos settings.
+    pub shipped_defaults: bool,
 }
 
 /// `cargo xtask chaos` options, as typed.
@@ -53,9 +55,15 @@ pub struct Args {
     /// Share of requests abandoned half-way (0..=100).
     #[arg(long, value_name = "P", default_value_t = 5.0)]
     pub abandon_percent: f64,
-    /// After a write of unknown outcome, its writer waits this long before the next.
-    #[arg(long, value_name = "MS", default_value_t = 4000)]
-    pub quarantine_ms: u64,
+    /// After a write of unknown outcome, its writer waits this long before the next
+    /// [default: 4000; 9000 with --shipped-defaults, past their 2 s pool wait, 5 s
+    /// statement timeout and 1 s client-side deadline].
+    #[arg(long, value_name = "MS")]
+    pub quarantine_ms: Option<u64>,
+    /// Run the replicas with the API's shipped defaults (1 h TTL, 10 connections, 5 s
+    /// statement timeout…) instead of the chaos settings; writes stay anonymous.
+    #[arg(long)]
+    pub shipped_defaults: bool,
     /// Writers pause up to this long before half their writes (the rest follow at once).
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub write_think_ms: u64,
@@ -113,7 +121,11 @@ impl Args {
             unsafe_skip_fill_check: self.unsafe_skip_fill_check,
             expect_violations: self.expect_violations,
             abandon_percent: self.abandon_percent,
-            quarantine_ms: self.quarantine_ms,
+            quarantine_ms: self.quarantine_ms.unwrap_or(if self.shipped_defaults {
+                9000
+            } else {
+                4000
+            }),
             write_think_ms: self.write_think_ms,
             api_bin: self.api_bin,
             history: self.history,
@@ -121,6 +133,7 @@ impl Args {
             mutation: self.mutation,
             mutations: self.mutations,
             faults: self.faults,
+            shipped_defaults: self.shipped_defaults,
         };
         super::faults::deck(o.redis_cluster, &o.faults)?;
         anyhow::ensure!(
@@ -182,6 +195,11 @@ mod tests {
         let o = parse_options(&args("--mutation nothing-pending"), 9)?;
         assert_eq!(o.mutation.as_deref(), Some("nothing-pending"));
         assert!(parse_options(&args("--mutations"), 9)?.mutations);
+        let o = parse_options(&args("--shipped-defaults"), 9)?;
+        assert!(o.shipped_defaults);
+        assert_eq!(o.quarantine_ms, 9000);
+        let o = parse_options(&args("--shipped-defaults --quarantine-ms 12000"), 9)?;
+        assert_eq!(o.quarantine_ms, 12000);
         let o = parse_options(&args("--faults redis-partition,api-sigstop"), 9)?;
         assert_eq!(o.faults, ["redis-partition", "api-sigstop"]);
         for bad in [
