@@ -199,8 +199,23 @@ pub async fn start(config: Config, db: Option<TestDatabase>) -> TestApp {
     start_with_hooks(config, db, Hooks::default()).await
 }
 
+/// `TEST_LOG=<filter>` (as `RUST_LOG`, e.g. `TEST_LOG=cacheme_api=debug`) prints the
+/// services' logs beside a test's output; without it they stay quiet.
+fn init_test_log() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// [`start`] with hooks in the read path.
 pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: Hooks) -> TestApp {
+    init_test_log();
     let mut config = config;
     // A test that pointed the app at a Redis of its own (one URL) keeps single mode in a
     // cluster run.
