@@ -266,7 +266,8 @@ async fn while_a_bucket_slot_migrates_other_replicas_do_not_serve_it_from_memory
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let read = reader.get("/products/5").await;
     assert_eq!(
-        read.body["name"], "Renamed mid-migration",
+        read.body["name"],
+        "Renamed mid-migration",
         "{:?} after {:?}",
         read.body,
         acknowledged.elapsed()

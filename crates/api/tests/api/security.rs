@@ -201,3 +201,39 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
         .expect("served once a slot is free");
     assert_eq!(answer.status(), 200);
 }
+
+/// Issue #22's target for A1: with the shipped cap (`HTTP_MAX_CONNECTIONS`, 2 048), 2 000
+/// clients stuck half-way through their headers leave room for the probes: `/readyz`
+/// still answers at once. (Seen failing with the cap at 1 000.)
+#[tokio::test]
+async fn two_thousand_half_open_connections_do_not_stop_readyz() {
+    use tokio::io::AsyncWriteExt;
+    let app = crate::helpers::spawn_app().await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::with_capacity(2000);
+    for i in 0..2000 {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connection {i}: {e} (this test needs about 4 100 file descriptors: ulimit -n)"
+                )
+            });
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("send half the headers");
+        held.push(stream);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let answer = client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("/readyz answers beside 2 000 half-open connections");
+    assert_eq!(answer.status(), 200);
+    drop(held);
+}
