@@ -127,6 +127,42 @@ fn kubernetes_validate_rejects_a_broken_child() -> TestResult {
     Ok(())
 }
 
+/// The API's settings are environment variables the operator spells out; a typo would be
+/// ignored by the API (its default applies) and no schema or e2e run would notice.
+#[test]
+fn every_variable_the_operator_sets_is_one_the_api_reads() -> TestResult {
+    let known = cacheme_api::env_names();
+    for name in SAMPLES {
+        let cm = sample(name)?;
+        let deployment = serde_json::to_value(Stack::new(&cm, Some("[]"))?.api_deployment()?)?;
+        let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = env.iter().filter_map(|e| e["name"].as_str()).collect();
+        // A variable only there to be spliced into another (`$(POSTGRES_PASSWORD)` in
+        // `DATABASE_URL`) is the container's, not the API's.
+        let spliced = |var: &str| {
+            env.iter()
+                .filter_map(|e| e["value"].as_str())
+                .any(|value| value.contains(&format!("$({var})")))
+        };
+        let unknown: Vec<&&str> = names
+            .iter()
+            .filter(|n| !known.iter().any(|k| k == *n) && !spliced(n))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "sample {name}: the API reads no {unknown:?} (it reads {known:?})"
+        );
+        assert!(
+            names.contains(&"DATABASE_URL") && names.contains(&"REDIS_URL"),
+            "{names:?}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn kubernetes_validate_does_not_know_the_custom_kind() -> TestResult {
     // Why the samples are validated against the CRD schema below instead.
