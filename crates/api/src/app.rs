@@ -11,7 +11,6 @@ use crate::{
     cache::{
         breaker::Thresholds,
         keys::KeyLayout,
-        listener::listen_for_invalidations,
         memory::MemoryTier,
         redis_tier::{RedisTier, RedisTierSettings},
     },
@@ -81,11 +80,8 @@ impl App {
         // before serving the first read.
         state.catalog.relay_once().await;
         let background = Background::new();
-        background.spawn(listen_for_invalidations(
-            state.catalog.redis().clone(),
-            state.catalog.clone(),
-        ));
-        background.spawn(state.catalog.redis().clone().keep_checking_incarnation());
+        background.spawn(state.catalog.clone().follow_invalidations());
+        background.spawn(state.catalog.clone().keep_checking_incarnation());
         background.spawn(
             state
                 .catalog
@@ -117,7 +113,7 @@ impl App {
 
     /// The app's own pool, for tests that change rows behind its back.
     pub fn db_pool(&self) -> sqlx::PgPool {
-        self.state.catalog.db().pool().clone()
+        self.state.catalog.db_pool()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -127,7 +123,7 @@ impl App {
     ) -> anyhow::Result<()> {
         http::serve::serve(self.listener, self.router, self.limits, shutdown).await;
         self.background.stop().await;
-        self.state.catalog.db().close().await;
+        self.state.catalog.close().await;
         Ok(())
     }
 }

@@ -220,20 +220,26 @@ impl Catalog {
         }
     }
 
-    pub fn db(&self) -> &Database {
-        &self.db
+    /// Keeps L1 in step with every replica's writes: the invalidation channel, for the
+    /// life of the app.
+    pub async fn follow_invalidations(self) {
+        crate::cache::listener::listen_for_invalidations(self.redis.clone(), self).await;
     }
 
-    pub fn redis(&self) -> &RedisTier {
-        &self.redis
+    /// Watches which Redis process answers: one restarted from older data must not serve
+    /// what was invalidated since (for the life of the app).
+    pub async fn keep_checking_incarnation(self) {
+        self.redis.clone().keep_checking_incarnation().await;
     }
 
-    pub fn memory(&self) -> &MemoryTier {
-        &self.memory
+    /// Closes the database pool (at shutdown).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
-    pub fn counters(&self) -> &CacheCounters {
-        &self.counters
+    /// The database pool, for tests that change rows behind the caches' back.
+    pub fn db_pool(&self) -> sqlx::PgPool {
+        self.db.pool().clone()
     }
 
     pub(super) fn owed(&self, id: i32) -> Owed {

@@ -5,7 +5,9 @@ mod catalog;
 mod error;
 mod id_bound;
 mod read;
+mod reports;
 mod writes;
 
 pub use catalog::{Catalog, Hook, Hooks, Served, Tier};
 pub use error::CatalogError;
+pub use reports::{BreakerState, NodeHealth, NodeStatus};

@@ -8,10 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::{
-        breaker::BreakerState,
-        redis_tier::admin::{NodeHealth, NodeStatus},
-    },
+    domain::{BreakerState, NodeHealth, NodeStatus},
     http::{
         access::WriteAccess,
         error::{ApiError, ApiResult},
@@ -108,13 +105,12 @@ pub struct CacheStatsResponse {
     responses((status = 200, description = "Statistics; `cache_stats` (Redis INFO, read at most once a second and shared by the callers of that second) is empty while Redis is unreachable", body = CacheStatsResponse))
 )]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsResponse> {
-    let catalog = &state.catalog;
-    let (info, nodes) = tokio::join!(catalog.redis().info(), catalog.redis().node_health());
-    let nodes = nodes.ok().flatten();
+    let report = state.catalog.stats().await;
+    let nodes = report.redis_nodes;
     let some_down = nodes
         .as_ref()
         .is_some_and(|nodes| nodes.iter().any(|n| n.status != NodeStatus::Up));
-    let (cache_stats, redis) = match info {
+    let (cache_stats, redis) = match report.info {
         Ok(info) if some_down => (select_info_fields(&info), "partial"),
         Ok(info) => (select_info_fields(&info), "connected"),
         Err(e) => {
@@ -124,15 +120,15 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
     };
     Json(CacheStatsResponse {
         cache_stats,
-        app_stats: catalog.counters().snapshot(),
+        app_stats: report.counters,
         memory_tier: MemoryTierState {
-            enabled: catalog.memory().enabled(),
-            active: catalog.memory().active(),
-            entries: catalog.memory().entry_count(),
+            enabled: report.memory.enabled,
+            active: report.memory.active,
+            entries: report.memory.entries,
         },
-        breaker: catalog.redis().breaker_state(),
-        pending_invalidations: catalog.pending_invalidations(),
-        loads_in_flight: catalog.flights_in_progress(),
+        breaker: report.breaker,
+        pending_invalidations: report.pending_invalidations,
+        loads_in_flight: report.loads_in_flight,
         redis: redis.to_owned(),
         redis_nodes: nodes,
         timestamp: now_rfc3339(),
@@ -168,7 +164,6 @@ pub async fn cache_entry(
 ) -> ApiResult<Json<CacheEntryResponse>> {
     let entry = state
         .catalog
-        .redis()
         .entry(id)
         .await
         .map_err(|e| ApiError::CacheUnavailable(e.into()))?;
@@ -222,9 +217,15 @@ mod tests {
 
     #[test]
     fn info_fields_become_numbers_and_a_hit_rate() {
-        let info = crate::cache::redis_tier::admin::parse_info(
-            "keyspace_hits:3\r\nkeyspace_misses:1\r\nused_memory_human:1.2M\r\nrole:master\r\n",
-        );
+        let info: std::collections::BTreeMap<String, String> = [
+            ("keyspace_hits", "3"),
+            ("keyspace_misses", "1"),
+            ("used_memory_human", "1.2M"),
+            ("role", "master"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let selected = select_info_fields(&info);
         assert_eq!(selected["keyspace_hits"], Value::from(3));
         assert_eq!(selected["used_memory_human"], Value::from("1.2M"));

@@ -7,12 +7,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::now_rfc3339;
 use crate::{
-    cache::{
-        breaker::BreakerState,
-        redis_tier::admin::{NodeHealth, NodeStatus},
-    },
+    domain::{BreakerState, NodeHealth},
     http::{error::ApiError, problems, state::AppState},
-    observability::metrics::Gauges,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,25 +73,8 @@ pub struct HealthResponse {
     )
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
-    let catalog = &state.catalog;
-    let (db, nodes) = tokio::join!(catalog.db().ping(), catalog.redis().node_health());
-    if let Err(e) = &db {
-        tracing::warn!(error = %e, "health: PostgreSQL check failed");
-    }
-    let redis_ok = match &nodes {
-        Ok(None) => true,
-        Ok(Some(nodes)) => {
-            for down in nodes.iter().filter(|n| n.status != NodeStatus::Up) {
-                tracing::warn!(node = %down.node, error = ?down.error, "health: Redis Cluster master down");
-            }
-            !nodes.is_empty() && nodes.iter().all(|n| n.status == NodeStatus::Up)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "health: Redis check failed");
-            false
-        }
-    };
-    let status = overall_status(db.is_ok(), redis_ok);
+    let report = state.catalog.health().await;
+    let status = overall_status(report.database_ok, report.redis_ok);
     let code = if status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -105,11 +84,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
         code,
         Json(HealthResponse {
             status,
-            database: connection_word(db.is_ok()).to_owned(),
-            redis: connection_word(redis_ok).to_owned(),
-            redis_breaker: catalog.redis().breaker_state(),
-            redis_nodes: nodes.ok().flatten(),
-            memory_tier: catalog.memory().active(),
+            database: connection_word(report.database_ok).to_owned(),
+            redis: connection_word(report.redis_ok).to_owned(),
+            redis_breaker: report.redis_breaker,
+            redis_nodes: report.redis_nodes,
+            memory_tier: report.memory_tier_active,
             timestamp: now_rfc3339(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }),
@@ -153,9 +132,11 @@ pub fn readiness(database_ok: bool, redis_ok: bool) -> Option<&'static str> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>, ApiError> {
-    let catalog = &state.catalog;
-    let (db, redis) = tokio::join!(catalog.db().ping(), catalog.redis().ping());
-    match (readiness(db.is_ok(), redis.is_ok()), db) {
+    let report = state.catalog.readiness().await;
+    match (
+        readiness(report.database.is_ok(), report.redis_ok),
+        report.database,
+    ) {
         (None, Err(e)) => Err(ApiError::DatabaseUnavailable(e.into())),
         // `readiness` is `Some` whenever PostgreSQL answered.
         (status, _) => Ok(Json(ProbeResponse {
@@ -170,13 +151,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
     responses((status = 200, description = "OpenMetrics text exposition format", content_type = "application/openmetrics-text; version=1.0.0", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let catalog = &state.catalog;
-    let gauges = Gauges {
-        memory_entries: catalog.memory().entry_count(),
-        breaker_open: catalog.redis().breaker_state() == BreakerState::Open,
-        pending_invalidations: u64::try_from(catalog.pending_invalidations()).unwrap_or(u64::MAX),
-    };
-    let body = state.metrics.render(gauges);
+    let body = state.metrics.render(state.catalog.gauges());
     (
         [(
             axum::http::header::CONTENT_TYPE,
