@@ -140,6 +140,34 @@ pub fn check(history: &[Op], coherence_bound_us: u64) -> Checked {
             n.checked_sub(1).map(|k| list[k].1)
         })
     };
+    // A write of unknown outcome is known to have committed once a read returned it: from
+    // then on it binds other replicas like an acknowledged one (the writer's quarantine
+    // keeps a product's versions in seq order, so nothing older can follow it).
+    let mut witnessed: BTreeMap<(u32, u64), (u64, usize)> = BTreeMap::new();
+    let unknown: BTreeMap<(u32, u64), usize> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.is_indeterminate_write() && op.product != 0)
+        .filter_map(|(i, op)| Some(((op.product, op.seq?), i)))
+        .collect();
+    for read in history
+        .iter()
+        .filter(|op| op.kind == OpKind::Read && op.is_ok())
+    {
+        let Some(seq) = read.seq else { continue };
+        if let Some(&write) = unknown.get(&(read.product, seq)) {
+            let first = witnessed
+                .entry((read.product, seq))
+                .or_insert((read.complete_us, write));
+            first.0 = first.0.min(read.complete_us);
+        }
+    }
+    for (&(product, seq), &(seen_us, write)) in &witnessed {
+        acked_any
+            .entry(product)
+            .or_default()
+            .push((seen_us, seq, write));
+    }
     let acked_any: BTreeMap<u32, Acked> = acked_any
         .into_iter()
         .map(|(k, v)| (k, Acked::build(v)))

@@ -78,6 +78,33 @@ fn indeterminate_writes_are_never_required_but_may_be_seen() {
 }
 
 #[test]
+fn a_write_of_unknown_outcome_binds_other_replicas_once_a_read_saw_it() {
+    let base = || {
+        vec![
+            write(1, 0, 0, 0, 5),
+            with(write(1, 0, 1, 10, 20), Outcome::Abandoned),
+            // Seen at 100 ms: it committed.
+            read(1, 0, 1, 90, 100),
+        ]
+    };
+    // Within the bound of that sighting, the older value may still be served elsewhere.
+    let mut h = base();
+    h.push(read(1, 1, 0, 1050, 1051));
+    assert!(kinds(&h).is_empty(), "{:?}", kinds(&h));
+    // Past it, not.
+    let mut h = base();
+    h.push(read(1, 1, 0, 1150, 1151));
+    assert_eq!(kinds(&h), [ViolationKind::StaleCrossReplica]);
+    // Never seen: never required.
+    let h = vec![
+        write(1, 0, 0, 0, 5),
+        with(write(1, 0, 1, 10, 20), Outcome::Abandoned),
+        read(1, 1, 0, 5000, 5001),
+    ];
+    assert!(kinds(&h).is_empty(), "{:?}", kinds(&h));
+}
+
+#[test]
 fn values_that_were_never_written_are_caught() {
     let mut foreign = read(1, 0, 0, 30, 31);
     foreign.seq = None;
