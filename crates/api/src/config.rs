@@ -301,7 +301,7 @@ impl Config {
     }
 
     /// How long one outbox read vouches for which invalidations are owed: four polls,
-    /// at least a second (README, "What is guaranteed").
+    /// at least a second (docs/architecture.md, "What is guaranteed").
     /// How the accept loop bounds clients; a shutdown waits for requests in flight
     /// (each bounded by `REQUEST_TIMEOUT_MS`) and a little more.
     pub fn serve_limits(&self) -> crate::http::serve::ServeLimits {

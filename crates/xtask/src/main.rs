@@ -294,7 +294,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // The same against a Redis Cluster: masters killed, failovers, a hot slot migrated.
     chaos::chaos_with(&["--duration", "60", "--redis-cluster"])?;
     // The mutation matrix: one mechanism switched off per run (the fill check among
-    // them), each must be caught by the checker (it can fail) unless the README's table
+    // them), each must be caught by the checker (it can fail) unless the table in docs/testing.md
     // says why it cannot be.
     chaos::chaos_with(&["--duration", "30", "--mutations"])?;
     // The chart and the operator against a real control plane, then the same with an

@@ -65,7 +65,7 @@ impl Catalog {
                 }
             }
             // PostgreSQL is down: the caches answer (what they hold may include an entry
-            // whose invalidation is owed, as the README's limits say), and as fast as
+            // whose invalidation is owed, as the limits in docs/architecture.md say), and as fast as
             // when the outbox is known.
             Owed::UnknownDatabaseDown => {}
         }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench --scale`: the measured points of the README's scale story. Redis
+//! `cargo xtask bench --scale`: the measured points of the scale story (docs/architecture.md). Redis
 //! hits (L1 off) on a warm set of products read at random, through 1 and 2 API
 //! processes, against one Redis and against a 3-master Redis Cluster (cluster mode);
 //! L1 hits through 1 and 2 processes; and the memory the warm set takes on each node.

@@ -103,7 +103,7 @@ pub fn gateway_api_crds() -> anyhow::Result<PathBuf> {
     Ok(module_dir("sigs.k8s.io/gateway-api", GATEWAY_API_VERSION)?.join("config/crd/standard"))
 }
 
-/// The README's steps: the CRDs, then k8s/traefik.yaml (with `image` in place of the
+/// The steps of docs/deploy.md: the CRDs, then k8s/traefik.yaml (with `image` in place of the
 /// upstream image when given), Traefik ready and its Gateway programmed.
 pub fn install(cluster: &Cluster, root: &Path, image: Option<&str>) -> anyhow::Result<()> {
     let crds = gateway_api_crds()?;

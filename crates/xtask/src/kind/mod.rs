@@ -1,5 +1,5 @@
 //! `cargo xtask kind`: CacheMe on a real Kubernetes node (kubelet, containerd, runc), as
-//! the README tells users to run it on kind.
+//! docs/deploy.md tells users to run it on kind.
 //!
 //! - [`tools`]: kind and the node's runtime, built from the Go module proxy.
 //! - [`node_image`]: kind's node image made here, cached in Docker by a hash of its inputs.

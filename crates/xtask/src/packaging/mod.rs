@@ -34,7 +34,7 @@ pub use self::{
 pub const KUBE_VERSION: &str = "1.31.0";
 /// The images' Dockerfiles; the build context of each is the repository root.
 pub const DOCKERFILES: &[&str] = &["crates/Dockerfile", "frontend/Dockerfile"];
-/// The kind cluster configuration the README's "Run on kind" uses; not a Kubernetes
+/// The kind cluster configuration "Run on kind" in docs/deploy.md uses; not a Kubernetes
 /// object, so it is checked by its own rules rather than by kubernetes-validate.
 pub const KIND_CONFIG: &str = "kind-config.yaml";
 

@@ -15,7 +15,7 @@
 //! restart from persistence, a restore, a failover to a lagging replica) keeps an old
 //! epoch, so the epoch is also tied to the Redis process (`incarnation`) and every entry
 //! records the epoch it was filled under. Under an `allkeys-*` policy a single counter can
-//! still be evicted; that policy is not supported (README, "Cache patterns").
+//! still be evicted; that policy is not supported (docs/architecture.md, "Cache patterns").
 //!
 //! (Over 400 lines: the request-path calls of both modes, which share the breaker and
 //! timeout wrapping, are kept together; admin calls and the cluster's topology are apart.)

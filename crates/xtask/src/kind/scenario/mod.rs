@@ -1,4 +1,4 @@
-//! What a user does with CacheMe on a kind cluster, in the README's words, checked.
+//! What a user does with CacheMe on a kind cluster, in docs/deploy.md's words, checked.
 //!
 //! The chart is installed into a namespace that enforces the `restricted` Pod Security
 //! level (a pod that breaks it is refused by the API server, so Ready means every pod
