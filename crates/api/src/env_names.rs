@@ -2,18 +2,55 @@
 //! operator's tests check each variable it sets against them (issue #23).
 
 /// Environment variables the service reads outside [`crate::Config`]'s flags: the token (never
-/// a flag), logging and tracing (the telemetry crate) and the test-only mutation switch.
-const OTHER_ENV: &[&str] = &[
-    "ADMIN_TOKEN",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "TRACES_FILTER",
-    "OTEL_SERVICE_NAME",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-    "CACHEME_MUTATION",
+/// a flag), logging and tracing (the telemetry crate) and the test-only mutation switch;
+/// with their default and meaning for `docs/settings.md`.
+const OTHER_ENV: &[(&str, &str, &str)] = &[
+    (
+        "ADMIN_TOKEN",
+        "unset",
+        "from the environment only (a flag would show in `ps`): when set, writes and `DELETE /cache/clear` need `Authorization: Bearer <token>`; reads never do. Without it writes are refused unless `ALLOW_ANONYMOUS_WRITES` is set",
+    ),
+    (
+        "LOG_FORMAT",
+        "pretty",
+        "`json` for one JSON object per line",
+    ),
+    ("RUST_LOG", "`info`", "log filter"),
+    (
+        "TRACES_FILTER",
+        "`info`",
+        "span filter (same syntax) for traced requests, apart from the logs: `RUST_LOG=warn` quiets the logs and keeps tracing",
+    ),
+    (
+        "OTEL_SERVICE_NAME",
+        "`cacheme-api`",
+        "service name on exported spans",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "unset",
+        "OTLP/HTTP collector; no span is built or exported when unset",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "unset",
+        "the same, for traces only",
+    ),
+    (
+        "OTEL_TRACES_SAMPLER",
+        "`parentbased_always_on`",
+        "head sampler, decided before any span work: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`",
+    ),
+    (
+        "OTEL_TRACES_SAMPLER_ARG",
+        "`1.0`",
+        "the `*traceidratio` samplers' ratio, 0 to 1",
+    ),
+    (
+        "CACHEME_MUTATION",
+        "unset",
+        "test builds only (the `mutations` feature): switches one consistency mechanism off for `cargo xtask chaos --mutations`; ignored, with a warning, by every other build",
+    ),
 ];
 
 /// Every environment variable the service reads: what the operator and the harnesses may
@@ -24,11 +61,50 @@ pub fn env_names() -> Vec<String> {
         .get_arguments()
         .filter_map(|arg| arg.get_env())
         .map(|name| name.to_string_lossy().into_owned())
-        .chain(OTHER_ENV.iter().map(|name| (*name).to_owned()))
+        .chain(OTHER_ENV.iter().map(|(name, _, _)| (*name).to_owned()))
         .collect();
     names.sort();
     names.dedup();
     names
+}
+
+/// The table of `docs/settings.md`: every flag's variable, default and help (from the
+/// code, so it cannot drift), then the variables read outside the flags.
+pub fn settings_table() -> String {
+    use clap::CommandFactory as _;
+    let cell = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|")
+    };
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for arg in crate::config::Cli::command().get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = match defaults.join(",") {
+            d if d.is_empty() => "unset".to_owned(),
+            d => format!("`{d}`"),
+        };
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            env.to_string_lossy(),
+            cell(&help)
+        ));
+    }
+    for (name, default, meaning) in OTHER_ENV {
+        out.push_str(&format!("| `{name}` | {default} | {} |\n", cell(meaning)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -43,7 +119,7 @@ mod tests {
             include_str!("../../telemetry/src/lib.rs"),
             include_str!("../../telemetry/src/sampler.rs"),
         ];
-        for name in OTHER_ENV {
+        for (name, _, _) in OTHER_ENV {
             let quoted = format!("\"{name}\"");
             assert!(
                 readers.iter().any(|src| src.contains(&quoted))
@@ -59,6 +135,30 @@ mod tests {
             "ADMIN_TOKEN",
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+        }
+    }
+
+    /// `docs/settings.md`'s table is generated; `CACHEME_UPDATE_DOCS=1` rewrites it.
+    #[test]
+    fn docs_settings_table_is_generated_from_the_code() {
+        const BEGIN: &str = "<!-- generated from the code: CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings -->\n";
+        const END: &str = "<!-- end of the generated table -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/settings.md");
+        let text = std::fs::read_to_string(path).expect("docs/settings.md");
+        let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("docs/settings.md has no generated-table markers");
+        };
+        let current = &text[start + BEGIN.len()..end];
+        let generated = settings_table();
+        if current != generated {
+            if std::env::var_os("CACHEME_UPDATE_DOCS").is_some() {
+                let updated = format!("{}{BEGIN}{generated}{}", &text[..start], &text[end..]);
+                std::fs::write(path, updated).expect("write docs/settings.md");
+            } else {
+                panic!(
+                    "docs/settings.md is out of date; regenerate it with\n  CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings"
+                );
+            }
         }
     }
 }

@@ -26,6 +26,6 @@ pub use app::App;
 pub use cache::{KeyScheme, keys::KeyLayout};
 pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
 pub use domain::{Hook, Hooks};
-pub use env_names::env_names;
+pub use env_names::{env_names, settings_table};
 pub use mutation::install_from_env as install_mutation_from_env;
 pub use store::{MIGRATOR, migrate, migrate_with_retry};
