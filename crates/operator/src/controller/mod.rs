@@ -5,7 +5,6 @@
 //! Slightly over 400 lines: the reconcile steps stay together so their order
 //! (secrets, applies, deletes, pods, status, events) is visible in one file.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use parking_lot::Mutex;
 use tracing::{info, instrument, warn};
 
 use crate::apply::{
@@ -40,39 +38,6 @@ pub const PROGRESS_REQUEUE: Duration = Duration::from_secs(30);
 /// have fails on every retry (a warning loop in every operator without CloudNativePG),
 /// so the Cluster's status is polled, a little faster than a rollout.
 pub const CLOUDNATIVEPG_REQUEUE: Duration = Duration::from_secs(10);
-/// First retry after a failure; doubles per consecutive failure.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// Longest retry delay after failures.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
-
-/// Delay before the next try after `failures` consecutive failures (≥ 1).
-pub fn backoff_delay(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    BACKOFF_BASE
-        .saturating_mul(1u32 << exponent)
-        .min(BACKOFF_MAX)
-}
-
-/// Consecutive failures per object, for per-object exponential backoff.
-#[derive(Debug, Default)]
-pub struct Backoffs(Mutex<HashMap<String, u32>>);
-
-impl Backoffs {
-    /// Counts one more failure of `key` and returns the count.
-    pub fn failed(&self, key: &str) -> u32 {
-        let mut map = self.0.lock();
-        let n = map.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    }
-
-    /// Forgets the failures of `key` after a success.
-    pub fn succeeded(&self, key: &str) {
-        let mut map = self.0.lock();
-        map.remove(key);
-    }
-}
-
 /// What `reconcile` needs.
 #[derive(Clone)]
 pub struct Context {
@@ -439,6 +404,9 @@ async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
         }
     }
 }
+
+mod backoff;
+pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, backoff_delay};
 
 #[cfg(test)]
 mod tests;
