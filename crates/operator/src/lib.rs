@@ -117,48 +117,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// The failure's two names, in one table: the label of the failure metrics (low
+    /// cardinality, snake_case) and the reason of the `Degraded` condition and of the
+    /// Warning event (CamelCase).
+    fn names(&self) -> (&'static str, &'static str) {
+        match self {
+            Error::MissingNamespace => ("missing_namespace", "MissingNamespace"),
+            Error::MissingOwner => ("missing_owner", "MissingOwner"),
+            Error::Apply { .. } => ("apply", "ApplyFailed"),
+            Error::CloudNativePgMissing => ("cloudnativepg_missing", "CloudNativePGMissing"),
+            Error::GatewayApiMissing => ("gateway_api_missing", "GatewayAPIMissing"),
+            Error::Delete { .. } => ("delete", "DeleteFailed"),
+            Error::Secret { .. } => ("secret", "SecretFailed"),
+            Error::Seed { .. } => ("seed", "SeedUnavailable"),
+            Error::Status(_) => ("status", "StatusFailed"),
+            Error::Kube(_) => ("kube", "KubernetesError"),
+            Error::Random(_) => ("random", "RandomFailed"),
+            Error::Serialize(_) => ("serialize", "SerializeFailed"),
+            Error::Lease(_) => ("lease", "LeaderElectionFailed"),
+            Error::Render(_) => ("render", "RenderFailed"),
+            // Several: named after the first.
+            Error::Children(all) => all.first().map_or(("apply", "ApplyFailed"), Error::names),
+            Error::Io(_) => ("io", "IoFailed"),
+        }
+    }
+
     /// Label of the `reason` of the failure metrics (low cardinality).
     pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::MissingNamespace => "missing_namespace",
-            Error::MissingOwner => "missing_owner",
-            Error::Apply { .. } => "apply",
-            Error::CloudNativePgMissing => "cloudnativepg_missing",
-            Error::GatewayApiMissing => "gateway_api_missing",
-            Error::Delete { .. } => "delete",
-            Error::Secret { .. } => "secret",
-            Error::Seed { .. } => "seed",
-            Error::Status(_) => "status",
-            Error::Kube(_) => "kube",
-            Error::Random(_) => "random",
-            Error::Serialize(_) => "serialize",
-            Error::Lease(_) => "lease",
-            Error::Render(_) => "render",
-            Error::Children(all) => all.first().map_or("apply", Error::metric_label),
-            Error::Io(_) => "io",
-        }
+        self.names().0
     }
 
     /// Reason of the `Degraded` condition and of the Warning event (CamelCase).
     pub fn reason(&self) -> &'static str {
-        match self {
-            Error::MissingNamespace => "MissingNamespace",
-            Error::MissingOwner => "MissingOwner",
-            Error::Apply { .. } => "ApplyFailed",
-            Error::CloudNativePgMissing => "CloudNativePGMissing",
-            Error::GatewayApiMissing => "GatewayAPIMissing",
-            Error::Delete { .. } => "DeleteFailed",
-            Error::Secret { .. } => "SecretFailed",
-            Error::Seed { .. } => "SeedUnavailable",
-            Error::Status(_) => "StatusFailed",
-            Error::Kube(_) => "KubernetesError",
-            Error::Random(_) => "RandomFailed",
-            Error::Serialize(_) => "SerializeFailed",
-            Error::Lease(_) => "LeaderElectionFailed",
-            Error::Render(_) => "RenderFailed",
-            Error::Children(all) => all.first().map_or("ApplyFailed", Error::reason),
-            Error::Io(_) => "IoFailed",
-        }
+        self.names().1
     }
 }
 
