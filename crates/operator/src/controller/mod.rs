@@ -9,12 +9,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, instrument, warn};
@@ -99,54 +99,20 @@ pub fn error_policy(cm: Arc<CacheMe>, _error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(backoff_delay(failures))
 }
 
-fn child_ref(api_version: &str, kind: &str, namespace: &str, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(api_version.to_string()),
-        kind: Some(kind.to_string()),
-        namespace: Some(namespace.to_string()),
-        name: Some(name.to_string()),
-        ..ObjectReference::default()
-    }
-}
-
 fn now() -> Time {
     Time(Timestamp::now())
 }
 
-/// Records an Event on the CacheMe; `related` names the child it is about
-/// (distinct children make distinct events rather than one series).
-async fn publish(
-    ctx: &Context,
-    cm: &CacheMe,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-    related: Option<ObjectReference>,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: related,
-    };
+/// Records an Event on the CacheMe (its `secondary` names the child it is about:
+/// distinct children make distinct events rather than one series).
+async fn publish(ctx: &Context, cm: &CacheMe, event: Event) {
     if let Err(e) = ctx.recorder.publish(&event, &cm.object_ref(&())).await {
-        warn!(error = %e, reason, "cannot publish event");
+        warn!(error = %e, reason = %event.reason, "cannot publish event");
     }
 }
 
 async fn report_failure(cm: &CacheMe, ctx: &Context, error: &Error) {
-    publish(
-        ctx,
-        cm,
-        EventType::Warning,
-        error.reason(),
-        "Reconcile",
-        error.to_string(),
-        None,
-    )
-    .await;
+    publish(ctx, cm, events::failed(error)).await;
     let status = status::degraded(cm, error.reason(), error.to_string(), &now());
     if let Err(e) = patch_status(ctx, cm, &status).await {
         warn!(error = %e, "cannot write the Degraded status");
@@ -266,16 +232,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     for plan in &desired.secrets {
         if ensure_secret(client, &namespace, plan).await? {
             info!(secret = %plan.name, "created generated credentials");
-            publish(
-                ctx,
-                cm,
-                EventType::Normal,
-                "SecretCreated",
-                "Create",
-                format!("Created Secret {} with generated credentials", plan.name),
-                Some(child_ref("v1", "Secret", &namespace, &plan.name)),
-            )
-            .await;
+            publish(ctx, cm, events::secret_created(&namespace, &plan.name)).await;
         }
     }
     // A refused child (an immutable claim field, say) must not block the others: each
@@ -325,25 +282,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
         };
         if deleted {
             info!(kind = absent.kind.as_str(), name = %absent.name, "deleted");
-            publish(
-                ctx,
-                cm,
-                EventType::Normal,
-                "Deleted",
-                "Delete",
-                format!(
-                    "Deleted {} {}: its component is off",
-                    absent.kind.as_str(),
-                    absent.name
-                ),
-                Some(child_ref(
-                    absent.kind.api_version(),
-                    absent.kind.as_str(),
-                    &namespace,
-                    &absent.name,
-                )),
-            )
-            .await;
+            publish(ctx, cm, events::deleted(&namespace, absent)).await;
         }
     }
 
@@ -372,15 +311,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     }
     if old_phase != Some(phase) {
         let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
-        let (type_, message) = match phase {
-            Phase::Ready => (
-                EventType::Normal,
-                "Every component is available".to_string(),
-            ),
-            Phase::Degraded => (EventType::Warning, stuck.join("; ")),
-            _ => (EventType::Normal, "Rolling out".to_string()),
-        };
-        publish(ctx, cm, type_, phase.as_str(), "Reconcile", message, None).await;
+        publish(ctx, cm, events::phase_changed(phase, &stuck)).await;
     }
     Ok(Action::requeue(if phase == Phase::Ready {
         READY_REQUEUE
@@ -406,6 +337,7 @@ async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
 }
 
 mod backoff;
+mod events;
 pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, backoff_delay};
 
 #[cfg(test)]
