@@ -1,9 +1,8 @@
 //! The reconcile loop: read the `CacheMe`, compute every child, apply each
 //! with server-side apply under one field manager, delete what a switched-off
-//! component left, write the status, and record Events.
-//!
-//! Slightly over 400 lines: the reconcile steps stay together so their order
-//! (secrets, applies, deletes, pods, status, events) is visible in one file.
+//! component left, write the status, and record Events (built in `events`; the
+//! per-object backoff is in `backoff`). The reconcile steps stay together here so
+//! their order (secrets, applies, deletes, pods, status, events) is visible in one file.
 
 use std::fmt::Debug;
 use std::sync::Arc;
