@@ -1,31 +1,27 @@
 //! The reconcile loop: read the `CacheMe`, compute every child, apply each
 //! with server-side apply under one field manager, delete what a switched-off
-//! component left, write the status, and record Events (built in `events`; the
-//! per-object backoff is in `backoff`). The reconcile steps stay together here so
-//! their order (secrets, applies, deletes, pods, status, events) is visible in one file.
+//! component left, write the status, and record Events. `apply_all` shows the order
+//! of the steps (each in `steps`); `events` builds the Events, `backoff` the
+//! per-object retry delays.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{instrument, warn};
 
-use crate::apply::{
-    apply_cloudnativepg, apply_each, apply_httproute, collected, delete_absent,
-    hand_replicas_to_autoscaler,
-};
+use crate::apply::collected;
 use crate::crd::{CacheMe, CacheMeStatus, DEFAULT_SEED_KEY, Phase};
-use crate::resources::{APP_NAME, Component, SecretPlan, Stack};
-use crate::secrets::Password;
-use crate::status::{self, Rollout};
+use crate::resources::Stack;
+use crate::status::{self, Workload};
 use crate::{Error, FIELD_MANAGER, Result, metrics};
 
 /// Requeue period once everything is ready (drift correction).
@@ -136,31 +132,6 @@ async fn patch_status(ctx: &Context, cm: &CacheMe, status: &CacheMeStatus) -> Re
     Ok(())
 }
 
-/// Creates a generated Secret unless it exists. Only its metadata is read, so
-/// existing credentials never enter the operator; it is never updated.
-async fn ensure_secret(client: &Client, namespace: &str, plan: &SecretPlan) -> Result<bool> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let err = |e| Error::Secret {
-        name: plan.name.clone(),
-        source: Box::new(e),
-    };
-    if api
-        .get_metadata_opt(&plan.name)
-        .await
-        .map_err(err)?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let secret = plan.build(Password::generate()?.expose());
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(true),
-        // Another writer won the race: keep theirs.
-        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
-        Err(e) => Err(err(e)),
-    }
-}
-
 /// Name of the user's ConfigMap the seed data of `cm` comes from, if any.
 fn seed_config_map_ref(cm: &CacheMe) -> Option<&str> {
     cm.spec
@@ -228,90 +199,19 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     let stack = Stack::new(cm, seed.as_deref())?;
     let desired = stack.desired()?;
 
-    for plan in &desired.secrets {
-        if ensure_secret(client, &namespace, plan).await? {
-            info!(secret = %plan.name, "created generated credentials");
-            publish(ctx, cm, events::secret_created(&namespace, &plan.name)).await;
-        }
-    }
+    ensure_secrets(ctx, cm, &namespace, &desired).await?;
     // A refused child (an immutable claim field, say) must not block the others: each
     // is tried, and the failures are reported together afterwards.
     let mut failures = Vec::new();
-    let f = &mut failures;
-    // First, so a missing CloudNativePG is the failure the condition reports.
-    let cloudnativepg = match &desired.cloudnativepg {
-        Some(cluster) => match apply_cloudnativepg(client, &namespace, cluster).await {
-            Ok(applied) => Some(applied),
-            Err(e) => {
-                f.push(e);
-                None
-            }
-        },
-        None => None,
-    };
-    apply_each(client, &namespace, &desired.config_maps, f).await;
-    apply_each::<PersistentVolumeClaim>(client, &namespace, &desired.pvcs, f).await;
-    apply_each(client, &namespace, &desired.services, f).await;
-    if let Some(autoscaling) = &cm.spec.autoscaling {
-        let api = stack.child_name(Component::Api);
-        let bounds = (autoscaling.min_replicas, autoscaling.max_replicas);
-        if let Err(e) = hand_replicas_to_autoscaler(client, &namespace, &api, bounds).await {
-            f.push(e);
-        }
-    }
-    let deployments = apply_each(client, &namespace, &desired.deployments, f).await;
-    apply_each(client, &namespace, &desired.network_policies, f).await;
-    apply_each(client, &namespace, &desired.pod_disruption_budgets, f).await;
-    apply_each(client, &namespace, &desired.ingresses, f).await;
-    // Without the Gateway API CRDs: `GatewayApiMissing`, the other children still applied.
-    if let Some(route) = &desired.httproute
-        && let Err(e) = apply_httproute(client, &namespace, route).await
-    {
-        f.push(e);
-    }
-    apply_each(client, &namespace, &desired.hpas, f).await;
-
-    for absent in &desired.absent {
-        let deleted = match delete_absent(client, &namespace, absent).await {
-            Ok(deleted) => deleted,
-            Err(e) => {
-                failures.push(e);
-                false
-            }
-        };
-        if deleted {
-            info!(kind = absent.kind.as_str(), name = %absent.name, "deleted");
-            publish(ctx, cm, events::deleted(&namespace, absent)).await;
-        }
-    }
-
+    let applied = apply_children(ctx, cm, &stack, &namespace, &desired, &mut failures).await;
+    delete_switched_off(ctx, cm, &namespace, &desired, &mut failures).await;
     collected(failures)?;
 
-    // Pods are read only while something rolls out, to tell "wait" from "stuck".
-    let pods = if deployments.iter().all(|d| Rollout::of(d).complete) {
-        Vec::new()
-    } else {
-        stack_pods(client, &namespace, &stack.name).await
-    };
-    let mut rollouts: Vec<Rollout> = deployments
+    let rollouts = observe_rollouts(client, &stack, &namespace, &applied).await;
+    let phase = write_status(ctx, cm, &stack, &rollouts).await?;
+    let database = rollouts
         .iter()
-        .map(|d| Rollout::with_pods(d, &pods))
-        .collect();
-    let database = cloudnativepg.as_ref().map(Rollout::of_cloudnativepg);
-    rollouts.extend(database.clone());
-    let api_name = stack.child_name(Component::Api);
-    let api = rollouts.iter().find(|r| r.name == api_name);
-    let mut new_status = status::reconciled(cm, api, &rollouts, stack.endpoints(), &now());
-    new_status.selector = Some(stack.api_selector());
-    let old_phase = cm.status.as_ref().and_then(|s| s.phase);
-    let phase = new_status.phase.unwrap_or_default();
-    if cm.status.as_ref() != Some(&new_status) {
-        patch_status(ctx, cm, &new_status).await?;
-    }
-    if old_phase != Some(phase) {
-        let stuck: Vec<&str> = rollouts.iter().filter_map(|r| r.stuck.as_deref()).collect();
-        publish(ctx, cm, events::phase_changed(phase, &stuck)).await;
-    }
+        .find(|r| r.workload == Workload::CloudNativePg);
     Ok(Action::requeue(if phase == Phase::Ready {
         READY_REQUEUE
     } else if database.is_some_and(|d| !d.complete) {
@@ -321,23 +221,11 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
     }))
 }
 
-/// The pods of the stack `name`. A failed list is logged and read as "no pods":
-/// the status then rests on the Deployments' own conditions.
-async fn stack_pods(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = format!("app.kubernetes.io/name={APP_NAME},app.kubernetes.io/instance={name}");
-    match api.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => list.items,
-        Err(e) => {
-            warn!(error = %e, "cannot list the stack's pods");
-            Vec::new()
-        }
-    }
-}
-
 mod backoff;
 mod events;
+mod steps;
 pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, backoff_delay};
+use steps::{apply_children, delete_switched_off, ensure_secrets, observe_rollouts, write_status};
 
 #[cfg(test)]
 mod tests;

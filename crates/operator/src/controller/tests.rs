@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::status::Rollout;
+
 use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
