@@ -270,7 +270,7 @@ pub struct ConfigMapKeyRef {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSpec {
     /// Container image; the operator's default for the component when unset
-    /// (see the README's resource fields).
+    /// (see the resource fields in crates/operator/README.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Compute resources of the container.
