@@ -12,6 +12,14 @@ use super::{
     faults::{BOTH_PG_JITTER_MS, FaultKind, Planned},
 };
 
+/// Replica 0's proxy to Redis (single Redis only).
+fn redis_proxy(cluster: &Cluster) -> anyhow::Result<&super::proxy::FaultProxy> {
+    cluster
+        .redis_proxy
+        .as_ref()
+        .context("no proxy in front of Redis")
+}
+
 pub fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Result<()> {
     match fault.kind {
         FaultKind::RedisSnapshotRestore => {
@@ -40,10 +48,7 @@ pub fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::R
             policy.and(limit).map(drop)
         }
         FaultKind::RedisPartition => {
-            let proxy = cluster
-                .redis_proxy
-                .as_ref()
-                .context("no proxy in front of Redis")?;
+            let proxy = redis_proxy(cluster)?;
             proxy.cut();
             std::thread::sleep(len);
             proxy.heal();
@@ -56,10 +61,7 @@ pub fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::R
             Ok(())
         }
         FaultKind::RedisLatency => {
-            let proxy = cluster
-                .redis_proxy
-                .as_ref()
-                .context("no proxy in front of Redis")?;
+            let proxy = redis_proxy(cluster)?;
             proxy.set_jitter(fault.target);
             std::thread::sleep(len);
             proxy.set_jitter(0);
@@ -72,10 +74,7 @@ pub fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::R
             Ok(())
         }
         FaultKind::BothLatency => {
-            let redis = cluster
-                .redis_proxy
-                .as_ref()
-                .context("no proxy in front of Redis")?;
+            let redis = redis_proxy(cluster)?;
             redis.set_jitter(fault.target);
             cluster.pg_proxy.set_jitter(BOTH_PG_JITTER_MS);
             std::thread::sleep(len);
