@@ -25,10 +25,13 @@ pub enum Mutation {
     NoInvalidateOnCreate,
     /// A delete does not invalidate its id.
     NoInvalidateOnDelete,
+    /// When PostgreSQL fails, an entry past its stale-while-revalidate window answers
+    /// 404 instead of being served (stale-if-error broken into a wrong "absent").
+    SieAnswersAbsent,
 }
 
 /// Every mutation by the name `CACHEME_MUTATION` takes.
-pub const ALL: [(&str, Mutation); 8] = [
+pub const ALL: [(&str, Mutation); 9] = [
     ("no-l1-epoch-check", Mutation::NoL1EpochCheck),
     ("no-second-l1-drop", Mutation::NoSecondL1Drop),
     ("nothing-pending", Mutation::NothingPending),
@@ -37,6 +40,7 @@ pub const ALL: [(&str, Mutation); 8] = [
     ("outbox-never-deleted", Mutation::OutboxNeverDeleted),
     ("no-invalidate-on-create", Mutation::NoInvalidateOnCreate),
     ("no-invalidate-on-delete", Mutation::NoInvalidateOnDelete),
+    ("sie-answers-absent", Mutation::SieAnswersAbsent),
 ];
 
 /// The mutation `CACHEME_MUTATION` names: `Ok(None)` when unset, an error for a name

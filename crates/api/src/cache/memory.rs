@@ -160,6 +160,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_entry_expires_after_its_ttl() {
+        let tier = MemoryTier::new(true, 1 << 20, Duration::from_millis(100));
+        tier.set_trusted(true);
+        tier.vouch(Instant::now() + Duration::from_secs(60));
+        tier.insert_if_unchanged(1, product(1), tier.epoch()).await;
+        assert!(tier.get(1).await.is_some());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(tier.get(1).await.is_none(), "served past its TTL");
+    }
+
+    #[tokio::test]
     async fn a_fill_that_raced_an_invalidation_is_dropped() {
         let tier = trusted_tier();
         let epoch = tier.epoch();

@@ -211,6 +211,12 @@ impl Catalog {
                     tier: None,
                 })
                 .ok_or(CatalogError::NotFound),
+            (Err(e), Some(_))
+                if e.database_unavailable()
+                    && crate::mutation::active(crate::mutation::Mutation::SieAnswersAbsent) =>
+            {
+                Err(CatalogError::NotFound)
+            }
             (Err(e), Some(stale)) if e.database_unavailable() => {
                 tracing::warn!(error = %e, "PostgreSQL failed; serving a stale entry");
                 bump(&self.counters.stale_if_error_served);

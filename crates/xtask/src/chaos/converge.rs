@@ -11,7 +11,7 @@ use super::{
     client::{Conn, Reply, get_status},
     cluster::Cluster,
     history::{Effect, Op, OpKind, Outcome},
-    report::Convergence,
+    report::{Aging, Convergence},
     workload::read_value,
 };
 
@@ -126,4 +126,28 @@ pub fn burst(cluster: &Cluster) -> (Vec<String>, bool) {
         ));
     }
     (lines, all_ok)
+}
+
+/// The replicas' counts of entries served past their TTL (`GET /cache/stats`).
+pub fn aging(cluster: &Cluster) -> Aging {
+    let mut aging = Aging::default();
+    for replica in &cluster.replicas {
+        let counters = get_status(replica.port, "/cache/stats")
+            .filter(|(status, _)| *status == 200)
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+        let count = |json: &serde_json::Value, field: &str| json["app_stats"][field].as_u64();
+        match counters.as_ref().and_then(|json| {
+            Some((
+                count(json, "stale_served")?,
+                count(json, "stale_if_error_served")?,
+            ))
+        }) {
+            Some((stale, if_error)) => {
+                aging.stale_served += stale;
+                aging.stale_if_error_served += if_error;
+            }
+            None => aging.unread += 1,
+        }
+    }
+    aging
 }

@@ -23,7 +23,7 @@ struct Mutation {
     not_caught: Option<&'static str>,
 }
 
-const MUTATIONS: [Mutation; 9] = [
+const MUTATIONS: [Mutation; 10] = [
     Mutation {
         name: "no-l1-epoch-check",
         faults: &[],
@@ -62,6 +62,15 @@ const MUTATIONS: [Mutation; 9] = [
     Mutation {
         name: "no-invalidate-on-delete",
         faults: &[],
+        coherence_bound_ms: None,
+        readers: None,
+        not_caught: None,
+    },
+    Mutation {
+        // Needs entries past their stale-while-revalidate window while PostgreSQL is
+        // down: the cold products (issue #22, C3) and faults that stop PostgreSQL.
+        name: "sie-answers-absent",
+        faults: &["pg-partition", "pg-restart"],
         coherence_bound_ms: None,
         readers: None,
         not_caught: None,

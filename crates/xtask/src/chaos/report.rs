@@ -34,6 +34,8 @@ pub struct Report {
     pub stale_read_rate_is_upper_bound: bool,
     /// Share of the reads answered 200 that a cache tier answered.
     pub cache_share: f64,
+    /// Entries served past their TTL, as the replicas counted them.
+    pub aging: Aging,
     pub availability: Vec<Availability>,
     pub convergence: Convergence,
     pub faults: Vec<FaultWindow>,
@@ -62,6 +64,18 @@ pub struct Convergence {
     pub problems: Vec<String>,
     /// Per replica: how the burst of GETs of unknown ids was answered (404 expected).
     pub burst: Vec<String>,
+}
+
+/// Reads served from an entry past its TTL, summed over the replicas at the end of the
+/// run (a replica restarted by a fault counts only since it started, so a lower bound).
+#[derive(Debug, Default, Serialize)]
+pub struct Aging {
+    /// Served while one background refresh ran (stale-while-revalidate).
+    pub stale_served: u64,
+    /// Served because PostgreSQL failed (stale-if-error).
+    pub stale_if_error_served: u64,
+    /// Replicas whose counters could not be read.
+    pub unread: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,6 +235,17 @@ pub fn markdown(r: &Report) -> String {
         s,
         "- reads answered by a cache tier: {:.1} %",
         r.cache_share * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "- entries past their TTL served (at least): {} while refreshed, {} because PostgreSQL failed{}",
+        r.aging.stale_served,
+        r.aging.stale_if_error_served,
+        if r.aging.unread > 0 {
+            format!(" ({} replicas did not answer /cache/stats)", r.aging.unread)
+        } else {
+            String::new()
+        }
     );
     let c = &r.convergence;
     let _ = writeln!(

@@ -1,6 +1,8 @@
-//! The clients: one sequential writer per hot product, two writers that create products,
-//! renames and deletes them, several readers (of the hot products, of the created ones,
-//! and of the id the next creation will get), some of them abandoning requests half-way.
+//! The clients: one sequential writer per hot product, one per cold product (written
+//! every few seconds, so its entries age past their TTL and the stale windows are used),
+//! two writers that create products, rename and delete them, several readers (of the hot
+//! and cold products, of the created ones, and of the id the next creation will get),
+//! some of them abandoning requests half-way.
 
 use std::{
     collections::VecDeque,
@@ -25,6 +27,8 @@ use super::{
 pub struct Workload {
     pub ports: Vec<u16>,
     pub products: u32,
+    /// Seeded products after the hot ones, written every few seconds (issue #22, C3).
+    pub cold: u32,
     pub readers: usize,
     pub abandon_percent: f64,
     pub quarantine: Duration,
@@ -56,6 +60,33 @@ const LIFECYCLE_READS: f64 = 15.0;
 
 /// Ids the seed file gives the chaos database; creations get ids above.
 const SEEDED_IDS: u32 = 15;
+
+/// Cold products: every seeded id after the hot ones, at most this many.
+const COLD_PRODUCTS: u32 = 9;
+
+/// Readers of cold products only, besides `--readers`: during a PostgreSQL fault the
+/// others wait on reads only PostgreSQL can answer (ids owed an invalidation), and would
+/// leave the cold entries unread just when stale-if-error should serve them.
+const COLD_READERS: usize = 4;
+
+/// A cold product's writer waits this long between writes: longer than the chaos
+/// settings' TTL (1–3 s) and L1's 5 s, so readers find its entries fresh, stale (served
+/// while one refresh runs) and past that (served only when PostgreSQL fails). Each
+/// replica looks a cold product up in Redis only when its L1 copy expires, so there are
+/// as many of them as the seed file allows.
+const COLD_WRITE_PAUSE_MS: (u64, u64) = (5000, 15000);
+
+/// How many cold products a run with `products` hot ones has.
+pub fn cold_products(products: u32) -> u32 {
+    COLD_PRODUCTS.min(SEEDED_IDS.saturating_sub(products))
+}
+
+impl Workload {
+    /// Every product with a sequential writer: hot ones first, then cold ones.
+    pub fn written_products(&self) -> u32 {
+        self.products + self.cold
+    }
+}
 
 impl Progress {
     fn created(&self, id: u32) {
@@ -109,7 +140,7 @@ pub fn initial_writes(w: &Workload, clock: Clock) -> anyhow::Result<Vec<Op>> {
     let port = *w.ports.first().context("no replica")?;
     let mut conn = Conn::new(port);
     let mut ops = Vec::new();
-    for product in 1..=w.products {
+    for product in 1..=w.written_products() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let op = write(&mut conn, 0, product, 0, None, clock);
@@ -146,6 +177,16 @@ pub fn spawn(
                 .context("cannot start a writer thread")?,
         );
     }
+    for product in w.products + 1..=w.written_products() {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, u64::from(product));
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("cold-writer-{product}"))
+                .spawn(move || cold_writer(&w, product, &mut rng, clock, &progress))
+                .context("cannot start a writer thread")?,
+        );
+    }
     // Two, so creations also commit out of id order now and then.
     for writer_index in 0..2u64 {
         let (w, progress) = (w.clone(), Arc::clone(progress));
@@ -159,13 +200,19 @@ pub fn spawn(
                 .context("cannot start a lifecycle writer")?,
         );
     }
-    for reader_index in 0..w.readers {
+    let cold_readers = if w.cold > 0 { COLD_READERS } else { 0 };
+    for reader_index in 0..w.readers + cold_readers {
         let (w, progress) = (w.clone(), Arc::clone(progress));
         let mut rng = Rng::fork(w.seed, 1000 + reader_index as u64);
+        let reads = if reader_index < w.readers {
+            Reads::Hot
+        } else {
+            Reads::Cold
+        };
         handles.push(
             std::thread::Builder::new()
                 .name(format!("reader-{reader_index}"))
-                .spawn(move || reader(&w, &mut rng, clock, &progress))
+                .spawn(move || reader(&w, reads, &mut rng, clock, &progress))
                 .context("cannot start a reader thread")?,
         );
     }
@@ -188,6 +235,40 @@ fn writer(w: &Workload, product: u32, rng: &mut Rng, clock: Clock, progress: &Pr
     let mut ops = Vec::new();
     let mut seq = 1;
     while !progress.stop.load(Ordering::Relaxed) {
+        step(
+            w,
+            &mut conns,
+            rng,
+            progress,
+            &mut ops,
+            |conn, replica, give_up| write(conn, replica, product, seq, give_up, clock),
+        );
+        seq += 1;
+    }
+    ops
+}
+
+fn cold_writer(
+    w: &Workload,
+    product: u32,
+    rng: &mut Rng,
+    clock: Clock,
+    progress: &Progress,
+) -> Vec<Op> {
+    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
+    let mut ops = Vec::new();
+    let mut seq = 1;
+    let (least, most) = COLD_WRITE_PAUSE_MS;
+    // The first write comes sooner: every product was filled at the start, so their L1
+    // copies would otherwise expire together, every 5 s, and a PostgreSQL fault between
+    // two such instants would meet no entry past its TTL.
+    let mut pause = rng.between(0, least);
+    while !progress.stop.load(Ordering::Relaxed) {
+        sleep_until(Instant::now() + Duration::from_millis(pause), progress);
+        pause = rng.between(least, most);
+        if progress.stop.load(Ordering::Relaxed) {
+            break;
+        }
         step(
             w,
             &mut conns,
@@ -242,6 +323,11 @@ fn wait(w: &Workload, pause: Pause, rng: &mut Rng, progress: &Progress) {
             // Until this write surely committed or failed, no later write may start.
             Pause::Quarantine => w.quarantine,
         };
+    sleep_until(until, progress);
+}
+
+/// Sleeps until `until`, or until the run stops.
+fn sleep_until(until: Instant, progress: &Progress) {
     while Instant::now() < until && !progress.stop.load(Ordering::Relaxed) {
         std::thread::sleep(
             until
@@ -292,15 +378,23 @@ pub(super) fn outcome_of(reply: Reply, ok: u16) -> Outcome {
     }
 }
 
-fn reader(w: &Workload, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec<Op> {
+/// The ids a reader reads.
+#[derive(Debug, Clone, Copy)]
+enum Reads {
+    /// Hot products, and now and then created ones.
+    Hot,
+    Cold,
+}
+
+fn reader(w: &Workload, reads: Reads, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec<Op> {
     let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
     let mut ops = Vec::new();
     while !progress.stop.load(Ordering::Relaxed) {
         let replica = rng.below(conns.len() as u64) as usize;
-        let product = if rng.chance(LIFECYCLE_READS) {
-            progress.lifecycle_id(rng)
-        } else {
-            1 + rng.below(u64::from(w.products)) as u32
+        let product = match reads {
+            Reads::Cold => w.products + 1 + rng.below(u64::from(w.cold)) as u32,
+            Reads::Hot if rng.chance(LIFECYCLE_READS) => progress.lifecycle_id(rng),
+            Reads::Hot => 1 + rng.below(u64::from(w.products)) as u32,
         };
         let give_up = abandon(w, rng);
         let invoke_us = clock.us();
