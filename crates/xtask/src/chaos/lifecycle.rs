@@ -2,14 +2,14 @@
 //! deletes it, and again, so creations, deletes and the negative entries around them
 //! are checked like renames.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::time::Duration;
 
 use super::{
     Clock,
     client::{Conn, Reply},
     history::{Effect, Op, OpKind, Outcome, creation_value},
     rng::Rng,
-    workload::{Progress, Workload, outcome_of, step, write},
+    workload::{Progress, SequentialWriter, Workload, outcome_of, write},
 };
 
 /// Creates a product (`POST`), renames it a few times, deletes it, and again: every
@@ -23,51 +23,30 @@ pub fn writer(
     clock: Clock,
     progress: &Progress,
 ) -> Vec<Op> {
-    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
-    let mut ops = Vec::new();
+    let mut writer = SequentialWriter::new(w, rng, progress);
     // Tokens unique across writers.
     let mut token = writer_index * 1_000_000_000;
-    while !progress.stop.load(Ordering::Relaxed) {
+    while !writer.stopped() {
         token += 1;
-        let created = step(
-            w,
-            &mut conns,
-            rng,
-            progress,
-            &mut ops,
-            |conn, replica, give_up| create(conn, replica, token, give_up, clock),
-        );
+        let created =
+            writer.step(|conn, replica, give_up| create(conn, replica, token, give_up, clock));
         let (true, id @ 1..) = (created.is_ok(), created.product) else {
             continue;
         };
         let mut seq = 2;
-        for _ in 0..rng.between(1, 3) {
-            if progress.stop.load(Ordering::Relaxed) {
-                return ops;
+        for _ in 0..writer.rng.between(1, 3) {
+            if writer.stopped() {
+                return writer.ops;
             }
-            step(
-                w,
-                &mut conns,
-                rng,
-                progress,
-                &mut ops,
-                |conn, replica, give_up| write(conn, replica, id, seq, give_up, clock),
-            );
+            writer.step(|conn, replica, give_up| write(conn, replica, id, seq, give_up, clock));
             seq += 1;
         }
-        if progress.stop.load(Ordering::Relaxed) {
+        if writer.stopped() {
             break;
         }
-        step(
-            w,
-            &mut conns,
-            rng,
-            progress,
-            &mut ops,
-            |conn, replica, give_up| delete(conn, replica, id, seq, give_up, clock),
-        );
+        writer.step(|conn, replica, give_up| delete(conn, replica, id, seq, give_up, clock));
     }
-    ops
+    writer.ops
 }
 
 /// `POST /products` named with a token; the op's product is the new id (0 when the

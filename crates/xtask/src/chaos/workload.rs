@@ -173,7 +173,7 @@ pub fn spawn(
         handles.push(
             std::thread::Builder::new()
                 .name(format!("writer-{product}"))
-                .spawn(move || writer(&w, product, &mut rng, clock, &progress))
+                .spawn(move || writer(&w, product, Cadence::Hot, &mut rng, clock, &progress))
                 .context("cannot start a writer thread")?,
         );
     }
@@ -183,7 +183,7 @@ pub fn spawn(
         handles.push(
             std::thread::Builder::new()
                 .name(format!("cold-writer-{product}"))
-                .spawn(move || cold_writer(&w, product, &mut rng, clock, &progress))
+                .spawn(move || writer(&w, product, Cadence::Cold, &mut rng, clock, &progress))
                 .context("cannot start a writer thread")?,
         );
     }
@@ -230,77 +230,82 @@ enum Pause {
     Quarantine,
 }
 
-fn writer(w: &Workload, product: u32, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec<Op> {
-    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
-    let mut ops = Vec::new();
-    let mut seq = 1;
-    while !progress.stop.load(Ordering::Relaxed) {
-        step(
-            w,
-            &mut conns,
-            rng,
-            progress,
-            &mut ops,
-            |conn, replica, give_up| write(conn, replica, product, seq, give_up, clock),
-        );
-        seq += 1;
-    }
-    ops
+/// How often a product's writer writes.
+#[derive(Debug, Clone, Copy)]
+enum Cadence {
+    /// At once or after a think time (up to `--write-think-ms`).
+    Hot,
+    /// Every `COLD_WRITE_PAUSE_MS`.
+    Cold,
 }
 
-fn cold_writer(
+fn writer(
     w: &Workload,
     product: u32,
+    cadence: Cadence,
     rng: &mut Rng,
     clock: Clock,
     progress: &Progress,
 ) -> Vec<Op> {
-    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
-    let mut ops = Vec::new();
-    let mut seq = 1;
+    let mut writer = SequentialWriter::new(w, rng, progress);
     let (least, most) = COLD_WRITE_PAUSE_MS;
-    // The first write comes sooner: every product was filled at the start, so their L1
-    // copies would otherwise expire together, every 5 s, and a PostgreSQL fault between
-    // two such instants would meet no entry past its TTL.
-    let mut pause = rng.between(0, least);
-    while !progress.stop.load(Ordering::Relaxed) {
-        sleep_until(Instant::now() + Duration::from_millis(pause), progress);
-        pause = rng.between(least, most);
-        if progress.stop.load(Ordering::Relaxed) {
-            break;
+    // A cold product's first write comes sooner: every product was filled at the start,
+    // so their L1 copies would otherwise expire together, every 5 s, and a PostgreSQL
+    // fault between two such instants would meet no entry past its TTL.
+    let mut pause = writer.rng.between(0, least);
+    let mut seq = 1;
+    while !writer.stopped() {
+        if let Cadence::Cold = cadence {
+            sleep_until(Instant::now() + Duration::from_millis(pause), progress);
+            pause = writer.rng.between(least, most);
+            if writer.stopped() {
+                break;
+            }
         }
-        step(
-            w,
-            &mut conns,
-            rng,
-            progress,
-            &mut ops,
-            |conn, replica, give_up| write(conn, replica, product, seq, give_up, clock),
-        );
+        writer.step(|conn, replica, give_up| write(conn, replica, product, seq, give_up, clock));
         seq += 1;
     }
-    ops
+    writer.ops
 }
 
-/// One operation of a sequential writer: sent to a random replica (maybe abandoned
-/// half-way), counted and recorded, then the pause its outcome calls for. Returns it.
-pub(super) fn step<'a>(
-    w: &Workload,
-    conns: &mut [Conn],
-    rng: &mut Rng,
-    progress: &Progress,
-    ops: &'a mut Vec<Op>,
-    send: impl FnOnce(&mut Conn, usize, Option<Duration>) -> Op,
-) -> &'a Op {
-    let replica = rng.below(conns.len() as u64) as usize;
-    let give_up = abandon(w, rng);
-    let op = send(&mut conns[replica], replica, give_up);
-    progress.count(&op);
-    let pause = pause_after(&op.outcome);
-    ops.push(op);
-    wait(w, pause, rng, progress);
-    let last = ops.len() - 1;
-    &ops[last]
+/// A client whose writes follow one another: each sent to a random replica (maybe
+/// abandoned half-way), counted and recorded, then the pause its outcome calls for.
+pub(super) struct SequentialWriter<'a> {
+    w: &'a Workload,
+    conns: Vec<Conn>,
+    pub rng: &'a mut Rng,
+    progress: &'a Progress,
+    pub ops: Vec<Op>,
+}
+
+impl<'a> SequentialWriter<'a> {
+    pub fn new(w: &'a Workload, rng: &'a mut Rng, progress: &'a Progress) -> Self {
+        Self {
+            w,
+            conns: w.ports.iter().map(|&p| Conn::new(p)).collect(),
+            rng,
+            progress,
+            ops: Vec::new(),
+        }
+    }
+
+    /// The run is over.
+    pub fn stopped(&self) -> bool {
+        self.progress.stop.load(Ordering::Relaxed)
+    }
+
+    /// One operation; returns it.
+    pub fn step(&mut self, send: impl FnOnce(&mut Conn, usize, Option<Duration>) -> Op) -> &Op {
+        let replica = self.rng.below(self.conns.len() as u64) as usize;
+        let give_up = abandon(self.w, self.rng);
+        let op = send(&mut self.conns[replica], replica, give_up);
+        self.progress.count(&op);
+        let pause = pause_after(&op.outcome);
+        self.ops.push(op);
+        wait(self.w, pause, self.rng, self.progress);
+        let last = self.ops.len() - 1;
+        &self.ops[last]
+    }
 }
 
 fn pause_after(outcome: &Outcome) -> Pause {
