@@ -6,7 +6,8 @@ use std::{path::Path, process::Command};
 
 use cacheme_testsupport::{Stores, free_port};
 
-use crate::{frontend, packaging::Tools, run};
+use cacheme_harness::{frontend, run};
+use cacheme_packaging::Tools;
 
 /// Examples per operation in CI; run `schemathesis` by hand with more (and another seed)
 /// when the schema changes.
@@ -15,7 +16,7 @@ const SEED: &str = "1";
 
 /// `cargo xtask contract`: finds or starts the stores and the pinned tools, then [`test`].
 pub fn standalone(root: &Path) -> anyhow::Result<()> {
-    let stores = crate::find_stores()?;
+    let stores = cacheme_harness::find_stores()?;
     let tools = Tools::ensure(root)?;
     test(root, &stores, &tools)
 }

@@ -3,7 +3,7 @@
 
 use cacheme_testsupport::with_database;
 
-use crate::{cargo, find_stores, frontend, run, workspace_root};
+use cacheme_harness::{cargo, find_stores, frontend, run, workspace_root};
 
 /// Origins `cargo xtask dev` lets call the API: the original demo's page at :3000.
 const DEV_CORS_ORIGINS: &str = "http://localhost:3000,http://127.0.0.1:3000";

@@ -1,25 +1,17 @@
 //! `cargo xtask <task>`: every command a person runs on CacheMe, in one place.
+//!
+//! A dispatcher: the quick tasks (dev, lint, generate, validate, contract) run here; the
+//! harnesses are crates of their own under crates/harness/ (chaos, bench, e2e, deploy),
+//! each a binary this runs with `cargo run`, so building `cargo xtask` (for `lint`, say)
+//! compiles none of them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, ExitCode},
-};
+use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-use cacheme_testsupport::Stores;
+use cacheme_harness::{cargo, find_stores, frontend, prereqs, run, workspace_root};
 use clap::{Parser, Subcommand};
 
-mod bench;
-mod chaos;
-mod containers;
 mod contract;
 mod dev;
-mod e2e;
-mod frontend;
-mod go_build;
-mod kind;
-mod packaging;
-mod prereqs;
 
 /// Every command a person runs on CacheMe, in one place.
 #[derive(Debug, Parser)]
@@ -89,8 +81,8 @@ enum Task {
     /// Load-tests the release build against its own PostgreSQL and Redis with wrk, next
     /// to nginx, redis-benchmark and pgbench baselines; writes target/bench/report.md
     /// and SVG charts.
-    #[command(verbatim_doc_comment)]
-    Bench(bench::Args),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Bench(Forwarded),
     /// The API's contract test with schemathesis (part of `test`)
     ///
     /// schemathesis (pinned) against /openapi.json of a fresh API, every check, seed 1.
@@ -105,29 +97,29 @@ enum Task {
     /// bound, convergence, availability per fault. Writes target/chaos/report.md,
     /// report.json and timeline.svg; exits non-zero on a violation or a convergence
     /// failure.
-    #[command(verbatim_doc_comment)]
-    Chaos(chaos::Args),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Chaos(Forwarded),
     /// The operator and the Helm chart against a real Kubernetes control plane
     ///
     /// Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and
-    /// kwok from their Go modules (pinned in crates/xtask/e2e-tools/, cached in
+    /// kwok from their Go modules (pinned in crates/harness/go-tools/, cached in
     /// ${CACHEME_TOOLS_CACHE:-~/.cache/cacheme-tools}), starts them on loopback with
     /// kwokctl (RBAC, admission, audit log; kwok fakes the node and the pods), helm
     /// installs charts/cacheme, runs the operator locally with a token of the chart's
     /// ServiceAccount, applies k8s/samples/minimal.yaml and checks both CacheMes become
     /// Ready (status, printer columns, no request refused), then edits, scales, upgrades
     /// and uninstalls them.
-    #[command(verbatim_doc_comment)]
-    E2e(e2e::Options),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    E2e(Forwarded),
     /// Build the three images (api, operator, page) with the project's Dockerfiles
     ///
     /// Builds the release binaries on the host once and copies them into the images
     /// (crates/Dockerfile, BINARIES=prebuilt); the page is built in its Dockerfile. With
     /// no image registry reachable, the base images are made here from Debian's packages,
-    /// npm, PyPI and Go modules (crates/xtask/images/), once per machine. Needs a running
+    /// npm, PyPI and Go modules (crates/harness/deploy/images/), once per machine. Needs a running
     /// Docker engine.
-    #[command(verbatim_doc_comment)]
-    Images(containers::ImagesArgs),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Images(Forwarded),
     /// Run CacheMe with docker compose (docker-compose.yml), images built when missing
     ///
     /// Checks the published ports first (a taken one is named with the variable that
@@ -136,14 +128,54 @@ enum Task {
     /// compose instead: `cargo xtask compose down -v`, `cargo xtask compose logs api`.
     /// `--test` runs the suite's check instead: a throwaway stack on free ports, driven
     /// through the page, pgAdmin, Redis Commander and Jaeger, then removed.
-    #[command(verbatim_doc_comment)]
-    Compose(containers::compose::ComposeArgs),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Compose(Forwarded),
     /// CacheMe on a real kind cluster: the node image made here (cached), the cluster
     /// created, the images loaded, `helm install` into a namespace enforcing the
     /// restricted Pod Security level, then rollouts and pod kills under load, PostgreSQL
     /// restarted, pgAdmin and Redis Commander, scale, upgrade and uninstall.
-    #[command(verbatim_doc_comment)]
-    Kind(kind::KindArgs),
+    #[command(verbatim_doc_comment, disable_help_flag = true)]
+    Kind(Forwarded),
+}
+
+/// A harness task's arguments, `--help` included, parsed by the harness itself.
+#[derive(Debug, clap::Args)]
+struct Forwarded {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Where each harness task runs: its crate (under crates/harness/) and, for the one
+/// binary serving several tasks, the subcommand.
+const CHAOS: (&str, Option<&str>) = ("cacheme-chaos", None);
+const BENCH: (&str, Option<&str>) = ("cacheme-bench", None);
+const E2E: (&str, Option<&str>) = ("cacheme-e2e", None);
+const IMAGES: (&str, Option<&str>) = ("cacheme-deploy", Some("images"));
+const COMPOSE: (&str, Option<&str>) = ("cacheme-deploy", Some("compose"));
+const KIND: (&str, Option<&str>) = ("cacheme-deploy", Some("kind"));
+
+/// Runs a harness's binary (built first, if need be) with `args`.
+fn harness(
+    (package, subcommand): (&str, Option<&str>),
+    args: &[String],
+    env: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--package", package, "--"])
+        .args(subcommand)
+        .args(args)
+        .envs(env.iter().copied());
+    let shown: Vec<&str> = subcommand
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    run(&format!("{package} {}", shown.join(" ")), cmd)
+}
+
+/// A harness task as part of `test`: its arguments as typed.
+fn harness_with(task: (&str, Option<&str>), args: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    harness(task, &args, &[])
 }
 
 fn main() -> ExitCode {
@@ -155,23 +187,18 @@ fn main() -> ExitCode {
         Task::Dev { api_args } => dev::dev(&passed_on(&typed, api_args)),
         Task::Test { cargo_test_args } => test(&passed_on(&typed, cargo_test_args)),
         Task::Lint => lint(),
-        Task::Bench(args) => bench::bench(args),
-        Task::Chaos(args) => chaos::chaos(args, &typed),
         Task::Contract => contract::standalone(&root),
-        Task::E2e(options) => e2e::e2e(options),
-        Task::Validate => packaging::validate(&root),
-        Task::Generate => packaging::generate(&root),
-        Task::Images(args) => containers::images(&args),
-        Task::Compose(args) => containers::compose::compose(&args),
-        Task::Kind(args) => kind::kind(&args),
+        Task::Validate => cacheme_packaging::validate(&root),
+        Task::Generate => cacheme_packaging::generate(&root),
+        // The harnesses parse what was typed themselves (`--help` included).
+        Task::Bench(_) => harness(BENCH, &typed, &[]),
+        Task::Chaos(_) => harness(CHAOS, &typed, &[]),
+        Task::E2e(_) => harness(E2E, &typed, &[]),
+        Task::Images(_) => harness(IMAGES, &typed, &[]),
+        Task::Compose(_) => harness(COMPOSE, &typed, &[]),
+        Task::Kind(_) => harness(KIND, &typed, &[]),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("xtask: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cacheme_harness::exit("xtask", result)
 }
 
 /// What a task passes on to another program, with the leading `--` clap took as its own
@@ -183,51 +210,6 @@ fn passed_on(typed: &[String], parsed: Vec<String>) -> Vec<String> {
     } else {
         parsed
     }
-}
-
-pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-pub(crate) fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(workspace_root());
-    cmd
-}
-
-/// Runs `cmd`, echoing it first, and fails loudly when it fails.
-pub(crate) fn run(step: &str, mut cmd: Command) -> anyhow::Result<()> {
-    eprintln!("==> {step}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start: {step}"))?;
-    if !status.success() {
-        bail!("step failed ({status}): {step}");
-    }
-    Ok(())
-}
-
-pub(crate) fn find_stores() -> anyhow::Result<Stores> {
-    let stores = Stores::find_or_start()?;
-    let origin = |started: bool| {
-        if started {
-            "started on a free port"
-        } else {
-            "found"
-        }
-    };
-    eprintln!(
-        "==> PostgreSQL: {} ({})\n==> Redis: {} ({})",
-        stores.postgres_admin_url,
-        origin(stores.started_postgres.is_some()),
-        stores.redis_url,
-        origin(stores.started_redis.is_some()),
-    );
-    Ok(stores)
 }
 
 fn lint() -> anyhow::Result<()> {
@@ -256,7 +238,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     lint()?;
     let stores = find_stores()?;
     // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
-    let tools = packaging::Tools::ensure(&root)?;
+    let tools = cacheme_packaging::Tools::ensure(&root)?;
     let mut tests = cargo();
     tests
         .args(["test", "--workspace"])
@@ -278,49 +260,63 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "CACHEME_TEST_REDIS=cluster cargo test -p cacheme-api --test api",
         cluster_tests,
     )?;
-    packaging::validate(&root)?;
+    cacheme_packaging::validate(&root)?;
     frontend::test(&root, &stores)?;
     contract::test(&root, &stores, &tools)?;
     // The project as users without a cluster run it: the three images built with the
-    // project's Dockerfiles and checked one by one, then docker-compose.yml brought up.
-    containers::test(&root, &stores)?;
+    // project's Dockerfiles and checked one by one, then docker-compose.yml brought up
+    // (on the same PostgreSQL and Redis as the tests above).
+    harness(
+        ("cacheme-deploy", Some("containers-suite")),
+        &[],
+        &[
+            ("DATABASE_URL", &stores.postgres_admin_url),
+            ("REDIS_URL", &stores.redis_url),
+        ],
+    )?;
     drop(stores);
     // The chart on a real kubelet: kind, with the images just built.
-    kind::test(&root)?;
+    harness(("cacheme-deploy", Some("kind-suite")), &[], &[])?;
     // A bounded chaos run must find nothing, with the chaos settings and with the
     // API's shipped defaults.
-    chaos::chaos_with(&["--duration", "60"])?;
-    chaos::chaos_with(&["--duration", "30", "--shipped-defaults"])?;
+    harness_with(CHAOS, &["--duration", "60"])?;
+    harness_with(CHAOS, &["--duration", "30", "--shipped-defaults"])?;
     // The same against a Redis Cluster: masters killed, failovers, a hot slot migrated.
-    chaos::chaos_with(&["--duration", "60", "--redis-cluster"])?;
+    harness_with(CHAOS, &["--duration", "60", "--redis-cluster"])?;
     // The checker can fail: with the fill check switched off it must find stale reads.
     // (The whole mutation matrix, `chaos --mutations`, is a documented command, not yet
     // run here: a caught mutation still falls through on an unlucky seed now and then.)
-    chaos::chaos_with(&[
-        "--duration",
-        "30",
-        // More concurrent misses per write: 9–13 stale reads per 30 s with the default
-        // 8 readers, 32 with 12 (seen once: 0 with evenly spread writes and 8 readers).
-        "--readers",
-        "12",
-        "--unsafe-skip-fill-check",
-        "--expect-violations",
-    ])?;
+    harness_with(
+        CHAOS,
+        &[
+            "--duration",
+            "30",
+            // More concurrent misses per write: 9–13 stale reads per 30 s with the default
+            // 8 readers, 32 with 12 (seen once: 0 with evenly spread writes and 8 readers).
+            "--readers",
+            "12",
+            "--unsafe-skip-fill-check",
+            "--expect-violations",
+        ],
+    )?;
     // The chart and the operator against a real control plane, then the same with an
     // operator whose ServiceAccount has no RBAC, which must fail.
-    e2e::e2e(e2e::Options::try_parse_from(["e2e"])?)?;
-    e2e::e2e(e2e::Options::try_parse_from([
-        "e2e",
-        "--operator-service-account",
-        "e2e-unbound",
-        "--expect-failure",
-    ])?)?;
+    harness_with(E2E, &[])?;
+    harness_with(
+        E2E,
+        &[
+            "--operator-service-account",
+            "e2e-unbound",
+            "--expect-failure",
+        ],
+    )?;
     eprintln!("==> every check passed");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use anyhow::bail;
     use clap::CommandFactory as _;
 
     use super::*;
@@ -361,49 +357,15 @@ mod tests {
             parse(&["dev", "--help-me"])?,
             Task::Dev { api_args } if api_args == ["--help-me"]
         ));
-        assert!(matches!(parse(&["bench", "--smoke"])?, Task::Bench(a) if a.smoke));
-        assert!(parse(&["bench", "--fast"]).is_err());
-        assert!(
-            matches!(parse(&["compose", "--test"])?, Task::Compose(a) if a.test && a.compose_args.is_empty())
-        );
+        // A harness's arguments, `--help` included, are its own to parse.
+        assert!(matches!(parse(&["bench", "--smoke"])?, Task::Bench(f) if f.args == ["--smoke"]));
+        assert!(matches!(parse(&["chaos", "--help"])?, Task::Chaos(f) if f.args == ["--help"]));
         assert!(matches!(
             parse(&["compose", "down", "-v"])?,
-            Task::Compose(a) if !a.test && a.compose_args == ["down", "-v"]
+            Task::Compose(f) if f.args == ["down", "-v"]
         ));
-        assert!(matches!(parse(&["images", "--check-only"])?, Task::Images(a) if a.check_only));
         assert!(parse(&["deploy"]).is_err());
         assert!(parse(&[]).is_err());
-        Ok(())
-    }
-
-    #[test]
-    fn e2e_options() -> anyhow::Result<()> {
-        let Task::E2e(o) = parse(&[
-            "e2e",
-            "--operator-bin",
-            "/bin/op",
-            "--operator-service-account",
-            "e2e-unbound",
-            "--timeout",
-            "30",
-            "--expect-failure",
-            "--tools-only",
-        ])?
-        else {
-            bail!("not e2e");
-        };
-        let shown = format!("{o:?}");
-        for part in [
-            "\"/bin/op\"",
-            "\"e2e-unbound\"",
-            "30s",
-            "expect_failure: true",
-            "tools_only: true",
-        ] {
-            assert!(shown.contains(part), "{part} in {shown}");
-        }
-        assert!(parse(&["e2e", "--timeout", "soon"]).is_err());
-        assert!(parse(&["e2e", "--operator-bin"]).is_err());
         Ok(())
     }
 }

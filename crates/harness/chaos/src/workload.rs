@@ -1,0 +1,487 @@
+//! The clients: one sequential writer per hot product, one per cold product (written
+//! every few seconds, so its entries age past their TTL and the stale windows are used),
+//! two writers that create products, rename and delete them, several readers (of the hot
+//! and cold products, of the created ones, and of the id the next creation will get),
+//! some of them abandoning requests half-way.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use super::{
+    Clock,
+    client::{CONNECT_FAILED, Conn, Reply},
+    history::{Effect, Op, OpKind, Outcome, parse_value, value_for},
+    rng::Rng,
+};
+
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub ports: Vec<u16>,
+    pub products: u32,
+    /// Seeded products after the hot ones, written every few seconds (issue #22, C3).
+    pub cold: u32,
+    pub readers: usize,
+    pub abandon_percent: f64,
+    pub quarantine: Duration,
+    /// After half the acknowledged writes, writers pause 1..=this many ms, so that writes
+    /// spread over the run instead of coming in bursts between quarantines.
+    pub write_think_ms: u64,
+    pub seed: u64,
+}
+
+/// Counters the progress line shows while the run goes on, and what readers share with
+/// the writer of created products.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub stop: AtomicBool,
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub failed: AtomicU64,
+    /// The ids created lately (readers keep reading a deleted one for a while).
+    created: Mutex<VecDeque<u32>>,
+    /// The highest id known to exist or to have existed (15 seeded products at first).
+    highest_id: AtomicU32,
+}
+
+/// Created ids readers choose from: the newest few.
+const CREATED_KEPT: usize = 3;
+
+/// Share of reads that go to created products and to the next id (percent).
+const LIFECYCLE_READS: f64 = 15.0;
+
+/// Ids the seed file gives the chaos database; creations get ids above.
+const SEEDED_IDS: u32 = 15;
+
+/// Cold products: every seeded id after the hot ones, at most this many.
+const COLD_PRODUCTS: u32 = 9;
+
+/// Readers of cold products only, besides `--readers`: during a PostgreSQL fault the
+/// others wait on reads only PostgreSQL can answer (ids owed an invalidation), and would
+/// leave the cold entries unread just when stale-if-error should serve them.
+const COLD_READERS: usize = 4;
+
+/// A cold product's writer waits this long between writes: longer than the chaos
+/// settings' TTL (1–3 s) and L1's 5 s, so readers find its entries fresh, stale (served
+/// while one refresh runs) and past that (served only when PostgreSQL fails). Each
+/// replica looks a cold product up in Redis only when its L1 copy expires, so there are
+/// as many of them as the seed file allows.
+const COLD_WRITE_PAUSE_MS: (u64, u64) = (5000, 15000);
+
+/// How many cold products a run with `products` hot ones has.
+pub fn cold_products(products: u32) -> u32 {
+    COLD_PRODUCTS.min(SEEDED_IDS.saturating_sub(products))
+}
+
+impl Workload {
+    /// Every product with a sequential writer: hot ones first, then cold ones.
+    pub fn written_products(&self) -> u32 {
+        self.products + self.cold
+    }
+}
+
+impl Progress {
+    fn created(&self, id: u32) {
+        self.highest_id.fetch_max(id, Ordering::Relaxed);
+        if let Ok(mut ids) = self.created.lock() {
+            ids.push_back(id);
+            while ids.len() > CREATED_KEPT {
+                ids.pop_front();
+            }
+        }
+    }
+
+    /// An id for a reader of created products: one of the newest (maybe deleted), or one
+    /// near the highest known: a creation may be under way there (absent until it
+    /// commits, then present: the negative entry a creation must drop), possibly
+    /// committing after a higher id did.
+    fn lifecycle_id(&self, rng: &mut Rng) -> u32 {
+        let ids: Vec<u32> = self
+            .created
+            .lock()
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        let pick = rng.below(ids.len() as u64 + 1) as usize;
+        ids.get(pick).copied().unwrap_or_else(|| {
+            let highest = self.highest_id.load(Ordering::Relaxed).max(SEEDED_IDS);
+            // highest - 1 ..= highest + 2, never a seeded id.
+            (highest + rng.below(4) as u32)
+                .saturating_sub(1)
+                .max(SEEDED_IDS + 1)
+        })
+    }
+
+    /// Counts `op`, and makes an acknowledged creation's id known to the readers.
+    pub(super) fn count(&self, op: &Op) {
+        let counter = match op.kind {
+            OpKind::Read => &self.reads,
+            OpKind::Write => &self.writes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !op.is_ok() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if op.effect == Effect::Create && op.is_ok() && op.product != 0 {
+            self.created(op.product);
+        }
+    }
+}
+
+/// Writes seq 0 of every product through the first replica, retrying until each is acknowledged.
+pub fn initial_writes(w: &Workload, clock: Clock) -> anyhow::Result<Vec<Op>> {
+    let port = *w.ports.first().context("no replica")?;
+    let mut conn = Conn::new(port);
+    let mut ops = Vec::new();
+    for product in 1..=w.written_products() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let op = write(&mut conn, 0, product, 0, None, clock);
+            let ok = op.is_ok();
+            let outcome = op.outcome.clone();
+            ops.push(op);
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("seq 0 of product {product} was never acknowledged: {outcome:?}");
+            }
+            // Another attempt must not race the failed one.
+            std::thread::sleep(w.quarantine);
+        }
+    }
+    Ok(ops)
+}
+
+/// Starts every client thread; each returns its own operations when `progress.stop` is set.
+pub fn spawn(
+    w: &Workload,
+    clock: Clock,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<Vec<JoinHandle<Vec<Op>>>> {
+    let mut handles = Vec::new();
+    for product in 1..=w.products {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, u64::from(product));
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("writer-{product}"))
+                .spawn(move || writer(&w, product, Cadence::Hot, &mut rng, clock, &progress))
+                .context("cannot start a writer thread")?,
+        );
+    }
+    for product in w.products + 1..=w.written_products() {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, u64::from(product));
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("cold-writer-{product}"))
+                .spawn(move || writer(&w, product, Cadence::Cold, &mut rng, clock, &progress))
+                .context("cannot start a writer thread")?,
+        );
+    }
+    // Two, so creations also commit out of id order now and then.
+    for writer_index in 0..2u64 {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, 500 + writer_index);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("lifecycle-writer-{writer_index}"))
+                .spawn(move || {
+                    super::lifecycle::writer(&w, writer_index, &mut rng, clock, &progress)
+                })
+                .context("cannot start a lifecycle writer")?,
+        );
+    }
+    let cold_readers = if w.cold > 0 { COLD_READERS } else { 0 };
+    for reader_index in 0..w.readers + cold_readers {
+        let (w, progress) = (w.clone(), Arc::clone(progress));
+        let mut rng = Rng::fork(w.seed, 1000 + reader_index as u64);
+        let reads = if reader_index < w.readers {
+            Reads::Hot
+        } else {
+            Reads::Cold
+        };
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("reader-{reader_index}"))
+                .spawn(move || reader(&w, reads, &mut rng, clock, &progress))
+                .context("cannot start a reader thread")?,
+        );
+    }
+    Ok(handles)
+}
+
+fn abandon(w: &Workload, rng: &mut Rng) -> Option<Duration> {
+    rng.chance(w.abandon_percent)
+        .then(|| Duration::from_millis(rng.between(0, 50)))
+}
+
+enum Pause {
+    Think,
+    Backoff,
+    Quarantine,
+}
+
+/// How often a product's writer writes.
+#[derive(Debug, Clone, Copy)]
+enum Cadence {
+    /// At once or after a think time (up to `--write-think-ms`).
+    Hot,
+    /// Every `COLD_WRITE_PAUSE_MS`.
+    Cold,
+}
+
+fn writer(
+    w: &Workload,
+    product: u32,
+    cadence: Cadence,
+    rng: &mut Rng,
+    clock: Clock,
+    progress: &Progress,
+) -> Vec<Op> {
+    let mut writer = SequentialWriter::new(w, rng, progress);
+    let (least, most) = COLD_WRITE_PAUSE_MS;
+    // A cold product's first write comes sooner: every product was filled at the start,
+    // so their L1 copies would otherwise expire together, every 5 s, and a PostgreSQL
+    // fault between two such instants would meet no entry past its TTL.
+    let mut pause = writer.rng.between(0, least);
+    let mut seq = 1;
+    while !writer.stopped() {
+        if let Cadence::Cold = cadence {
+            sleep_until(Instant::now() + Duration::from_millis(pause), progress);
+            pause = writer.rng.between(least, most);
+            if writer.stopped() {
+                break;
+            }
+        }
+        writer.step(|conn, replica, give_up| write(conn, replica, product, seq, give_up, clock));
+        seq += 1;
+    }
+    writer.ops
+}
+
+/// A client whose writes follow one another: each sent to a random replica (maybe
+/// abandoned half-way), counted and recorded, then the pause its outcome calls for.
+pub(super) struct SequentialWriter<'a> {
+    w: &'a Workload,
+    conns: Vec<Conn>,
+    pub rng: &'a mut Rng,
+    progress: &'a Progress,
+    pub ops: Vec<Op>,
+}
+
+impl<'a> SequentialWriter<'a> {
+    pub fn new(w: &'a Workload, rng: &'a mut Rng, progress: &'a Progress) -> Self {
+        Self {
+            w,
+            conns: w.ports.iter().map(|&p| Conn::new(p)).collect(),
+            rng,
+            progress,
+            ops: Vec::new(),
+        }
+    }
+
+    /// The run is over.
+    pub fn stopped(&self) -> bool {
+        self.progress.stop.load(Ordering::Relaxed)
+    }
+
+    /// One operation; returns it.
+    pub fn step(&mut self, send: impl FnOnce(&mut Conn, usize, Option<Duration>) -> Op) -> &Op {
+        let replica = self.rng.below(self.conns.len() as u64) as usize;
+        let give_up = abandon(self.w, self.rng);
+        let op = send(&mut self.conns[replica], replica, give_up);
+        self.progress.count(&op);
+        let pause = pause_after(&op.outcome);
+        self.ops.push(op);
+        wait(self.w, pause, self.rng, self.progress);
+        let last = self.ops.len() - 1;
+        &self.ops[last]
+    }
+}
+
+fn pause_after(outcome: &Outcome) -> Pause {
+    // A refused connection never carried the request: nothing to wait for.
+    match outcome {
+        Outcome::Ok => Pause::Think,
+        Outcome::Io { error } if error.starts_with(CONNECT_FAILED) => Pause::Backoff,
+        _ => Pause::Quarantine,
+    }
+}
+
+fn wait(w: &Workload, pause: Pause, rng: &mut Rng, progress: &Progress) {
+    let until = Instant::now()
+        + match pause {
+            // Half the writes follow at once (a fill of the previous value may still be
+            // in flight: the race a cache must survive), the others after a pause.
+            Pause::Think if rng.chance(50.0) => Duration::ZERO,
+            Pause::Think => Duration::from_millis(rng.between(1, w.write_think_ms.max(1))),
+            Pause::Backoff => Duration::from_millis(10),
+            // Until this write surely committed or failed, no later write may start.
+            Pause::Quarantine => w.quarantine,
+        };
+    sleep_until(until, progress);
+}
+
+/// Sleeps until `until`, or until the run stops.
+fn sleep_until(until: Instant, progress: &Progress) {
+    while Instant::now() < until && !progress.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+        );
+    }
+}
+
+pub(super) fn write(
+    conn: &mut Conn,
+    replica: usize,
+    product: u32,
+    seq: u64,
+    give_up: Option<Duration>,
+    clock: Clock,
+) -> Op {
+    let body = format!(r#"{{"name":"{}"}}"#, value_for(product, seq));
+    let invoke_us = clock.us();
+    let reply = conn.send(
+        "PATCH",
+        &format!("/products/{product}"),
+        Some(&body),
+        give_up,
+    );
+    let complete_us = clock.us();
+    Op {
+        kind: OpKind::Write,
+        product,
+        replica,
+        invoke_us,
+        complete_us,
+        outcome: outcome_of(reply, 200),
+        seq: Some(seq),
+        raw: None,
+        source: None,
+        cache_tier: None,
+        effect: Effect::Set,
+    }
+}
+
+pub(super) fn outcome_of(reply: Reply, ok: u16) -> Outcome {
+    match reply {
+        Reply::Answer { status, .. } if status == ok => Outcome::Ok,
+        Reply::Answer { status, .. } => Outcome::Status { code: status },
+        Reply::Abandoned => Outcome::Abandoned,
+        Reply::Io(error) => Outcome::Io { error },
+    }
+}
+
+/// The ids a reader reads.
+#[derive(Debug, Clone, Copy)]
+enum Reads {
+    /// Hot products, and now and then created ones.
+    Hot,
+    Cold,
+}
+
+fn reader(w: &Workload, reads: Reads, rng: &mut Rng, clock: Clock, progress: &Progress) -> Vec<Op> {
+    let mut conns: Vec<Conn> = w.ports.iter().map(|&p| Conn::new(p)).collect();
+    let mut ops = Vec::new();
+    while !progress.stop.load(Ordering::Relaxed) {
+        let replica = rng.below(conns.len() as u64) as usize;
+        let product = match reads {
+            Reads::Cold => w.products + 1 + rng.below(u64::from(w.cold)) as u32,
+            Reads::Hot if rng.chance(LIFECYCLE_READS) => progress.lifecycle_id(rng),
+            Reads::Hot => 1 + rng.below(u64::from(w.products)) as u32,
+        };
+        let give_up = abandon(w, rng);
+        let invoke_us = clock.us();
+        let reply = conns[replica].send("GET", &format!("/products/{product}"), None, give_up);
+        let complete_us = clock.us();
+        let mut op = Op {
+            kind: OpKind::Read,
+            product,
+            replica,
+            invoke_us,
+            complete_us,
+            outcome: Outcome::Ok,
+            seq: None,
+            raw: None,
+            source: None,
+            cache_tier: None,
+            effect: Effect::Set,
+        };
+        match reply {
+            Reply::Answer { status: 200, body } => read_value(&mut op, &body),
+            Reply::Answer { status: 404, .. } => op.outcome = Outcome::NotFound,
+            Reply::Answer { status, .. } => op.outcome = Outcome::Status { code: status },
+            Reply::Abandoned => op.outcome = Outcome::Abandoned,
+            Reply::Io(error) => op.outcome = Outcome::Io { error },
+        }
+        progress.count(&op);
+        // A dead replica refuses at once: do not spin on it.
+        let backoff = matches!(op.outcome, Outcome::Io { .. });
+        ops.push(op);
+        if backoff {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    ops
+}
+
+/// `name`, `source` and `cache_tier` of a 200 answer into the op.
+pub fn read_value(op: &mut Op, body: &str) {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let name = json["name"].as_str();
+    match name.and_then(parse_value) {
+        Some((id, seq)) if id == op.product => op.seq = Some(seq),
+        _ => op.raw = Some(name.map_or_else(|| body.chars().take(200).collect(), str::to_owned)),
+    }
+    op.source = json["source"].as_str().map(|s| match s {
+        "cache" => "cache",
+        "database" => "database",
+        _ => "other",
+    });
+    op.cache_tier = json["cache_tier"].as_str().map(|s| match s {
+        "memory" => "memory",
+        "redis" => "redis",
+        _ => "other",
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::build;
+
+    #[test]
+    fn answers_are_parsed_into_the_read() {
+        let mut op = build::read(3, 0, 0, 0, 1);
+        op.seq = None;
+        read_value(
+            &mut op,
+            r#"{"id":3,"name":"chaos:3:41","source":"cache","cache_tier":"redis"}"#,
+        );
+        assert_eq!((op.seq, op.raw.as_deref()), (Some(41), None));
+        assert_eq!((op.source, op.cache_tier), (Some("cache"), Some("redis")));
+        let mut other = build::read(3, 0, 0, 0, 1);
+        other.seq = None;
+        read_value(&mut other, r#"{"name":"chaos:4:41","source":"database"}"#);
+        assert_eq!(
+            (other.seq, other.raw.as_deref()),
+            (None, Some("chaos:4:41"))
+        );
+        assert_eq!((other.source, other.cache_tier), (Some("database"), None));
+        let mut garbage = build::read(3, 0, 0, 0, 1);
+        garbage.seq = None;
+        read_value(&mut garbage, "not json");
+        assert_eq!(garbage.raw.as_deref(), Some("not json"));
+    }
+}
