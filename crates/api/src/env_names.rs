@@ -141,24 +141,12 @@ mod tests {
     /// `docs/settings.md`'s table is generated; `CACHEME_UPDATE_DOCS=1` rewrites it.
     #[test]
     fn docs_settings_table_is_generated_from_the_code() {
-        const BEGIN: &str = "<!-- generated from the code: CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings -->\n";
-        const END: &str = "<!-- end of the generated table -->";
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/settings.md");
-        let text = std::fs::read_to_string(path).expect("docs/settings.md");
-        let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
-            panic!("docs/settings.md has no generated-table markers");
-        };
-        let current = &text[start + BEGIN.len()..end];
-        let generated = settings_table();
-        if current != generated {
-            if std::env::var_os("CACHEME_UPDATE_DOCS").is_some() {
-                let updated = format!("{}{BEGIN}{generated}{}", &text[..start], &text[end..]);
-                std::fs::write(path, updated).expect("write docs/settings.md");
-            } else {
-                panic!(
-                    "docs/settings.md is out of date; regenerate it with\n  CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings"
-                );
-            }
-        }
+        cacheme_testsupport::generated_docs::check_generated_section(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/settings.md"),
+            "<!-- generated from the code: CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings -->",
+            "<!-- end of the generated table -->",
+            &settings_table(),
+            "CACHEME_UPDATE_DOCS=1 cargo test -p cacheme-api --lib settings",
+        );
     }
 }

@@ -16,6 +16,7 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod fields;
 mod gateway;
 mod stores;
 
@@ -107,25 +108,29 @@ pub const DEFAULT_SEED_KEY: &str = "products.json";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CacheMeSpec {
-    /// TTL of a cached product entry in seconds (the API adds jitter).
+    /// TTL of a cached product entry in seconds (the API adds jitter). A change rolls
+    /// the API out.
     #[serde(default = "default_ttl")]
     #[schemars(range(min = 1, max = 604800))]
     pub ttl_seconds: i32,
 
     /// Number of API replicas. A PodDisruptionBudget is created when > 1.
+    /// `kubectl scale cacheme/<name> --replicas=N` sets it (the scale subresource).
     /// Ignored while `autoscaling` is set (the HorizontalPodAutoscaler decides).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 50))]
     pub replicas: i32,
 
     /// Let a HorizontalPodAutoscaler scale the API on CPU (needs
-    /// `api.resources.requests.cpu`); the operator then leaves the API
-    /// Deployment's `replicas` to it.
+    /// `api.resources.requests.cpu` and a metrics server); the operator then leaves the
+    /// API Deployment's `replicas` to it. Removing `autoscaling` deletes the
+    /// HorizontalPodAutoscaler and gives `replicas` back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
     /// Products the API applies at start, once per distinct seed (pods that start with a
     /// seed already applied keep edits made through the API): inline, or from a ConfigMap.
+    /// A change, also of the referenced ConfigMap, rolls the API out and applies once.
     /// Without it the API keeps the products of its migrations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_data: Option<SeedData>,
@@ -138,7 +143,8 @@ pub struct CacheMeSpec {
     #[serde(default)]
     pub frontend: FrontendSpec,
 
-    /// Redis, managed by the operator or external.
+    /// Redis: managed by the operator (password-protected; an append-only file on a
+    /// claim when `storage` is set) or external.
     #[serde(default)]
     pub redis: RedisSpec,
 
@@ -154,7 +160,8 @@ pub struct CacheMeSpec {
     #[serde(default)]
     pub redis_commander: ToolSpec,
 
-    /// An Ingress routing `/` to the page and the API paths to the API.
+    /// An Ingress routing `/` to the page and the API paths (`/products`, `/cache`,
+    /// `/health`, `/docs`, `/openapi.json`) to the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
 
@@ -269,8 +276,7 @@ pub struct ConfigMapKeyRef {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSpec {
-    /// Container image; the operator's default for the component when unset
-    /// (see the resource fields in crates/operator/README.md).
+    /// Container image; unset: the operator's default for the component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Compute resources of the container.

@@ -20,6 +20,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+pub mod generated_docs;
 mod redis_cluster;
 pub use redis_cluster::RedisCluster;
 

@@ -45,6 +45,9 @@ pub struct RedisExternalSpec {
     /// `CACHE_KEY_PREFIX`). Default `cacheme.<namespace>.<name>` (a hash when longer than
     /// 64 characters), so two CacheMe resources on one Redis never read, invalidate or
     /// clear each other's entries. Two instances given the same prefix share them.
+    /// Upgrading from an operator without this field moves an external instance's keys
+    /// once: during that rollout, old pods may serve an entry the new pods invalidated,
+    /// until they stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
     pub key_prefix: Option<String>,
@@ -102,7 +105,8 @@ impl Default for StorageSpec {
     }
 }
 
-/// Redis: managed (image, resources, optional persistence) or external.
+/// Redis: managed (password-protected; image, resources, optional persistence) or
+/// external.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.external) || (!has(self.image) && !has(self.resources) && !has(self.storage))").message("redis is either external or managed: drop image, resources and storage when external is set"))]
