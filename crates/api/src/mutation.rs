@@ -28,10 +28,13 @@ pub enum Mutation {
     /// When PostgreSQL fails, an entry past its stale-while-revalidate window answers
     /// 404 instead of being served (stale-if-error broken into a wrong "absent").
     SieAnswersAbsent,
+    /// The invalidation listener ignores every message: other replicas' L1 copies live
+    /// out their TTL (issue #22, C5: is pub/sub needed for the bound?).
+    ListenerIgnoresMessages,
 }
 
 /// Every mutation by the name `CACHEME_MUTATION` takes.
-pub const ALL: [(&str, Mutation); 9] = [
+pub const ALL: [(&str, Mutation); 10] = [
     ("no-l1-epoch-check", Mutation::NoL1EpochCheck),
     ("no-second-l1-drop", Mutation::NoSecondL1Drop),
     ("nothing-pending", Mutation::NothingPending),
@@ -41,6 +44,10 @@ pub const ALL: [(&str, Mutation); 9] = [
     ("no-invalidate-on-create", Mutation::NoInvalidateOnCreate),
     ("no-invalidate-on-delete", Mutation::NoInvalidateOnDelete),
     ("sie-answers-absent", Mutation::SieAnswersAbsent),
+    (
+        "listener-ignores-messages",
+        Mutation::ListenerIgnoresMessages,
+    ),
 ];
 
 /// The mutation `CACHEME_MUTATION` names: `Ok(None)` when unset, an error for a name

@@ -23,7 +23,7 @@ struct Mutation {
     not_caught: Option<&'static str>,
 }
 
-const MUTATIONS: [Mutation; 10] = [
+const MUTATIONS: [Mutation; 11] = [
     Mutation {
         name: "no-l1-epoch-check",
         faults: &[],
@@ -71,6 +71,16 @@ const MUTATIONS: [Mutation; 10] = [
         // down: the cold products (issue #22, C3) and faults that stop PostgreSQL.
         name: "sie-answers-absent",
         faults: &["pg-partition", "pg-restart"],
+        coherence_bound_ms: None,
+        readers: None,
+        not_caught: None,
+    },
+    Mutation {
+        // Issue #22, C5: without pub/sub, another replica's L1 copy of a written id
+        // lives out its TTL (5 s), past the 1 s bound. (With an L1 TTL under the bound
+        // nothing would notice: the bound would then rest on the TTL, not on pub/sub.)
+        name: "listener-ignores-messages",
+        faults: &[],
         coherence_bound_ms: None,
         readers: None,
         not_caught: None,
