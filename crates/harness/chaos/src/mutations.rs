@@ -19,6 +19,9 @@ struct Mutation {
     /// More readers than the default 8, where the race the mechanism closes needs
     /// concurrent misses (a CI run of the fill check's mutation with 8 caught nothing).
     readers: Option<usize>,
+    /// More readers of the cold products than the default 4, where the mechanism is
+    /// seen only when an entry past its TTL is read during a fault.
+    cold_readers: Option<usize>,
     /// `None`: must be caught. `Some(why)`: no run here catches it, for this reason.
     not_caught: Option<&'static str>,
 }
@@ -29,6 +32,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &[],
         coherence_bound_ms: None,
         readers: Some(12),
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -42,6 +46,7 @@ const MUTATIONS: [Mutation; 11] = [
         // passed, which lands either side of a 1 s bound (seen: caught in 2 of 3 seeds).
         coherence_bound_ms: Some(850),
         readers: None,
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -49,6 +54,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &[],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -57,6 +63,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &[],
         coherence_bound_ms: None,
         readers: Some(12),
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -64,6 +71,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &[],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -73,6 +81,9 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &["pg-partition", "pg-restart"],
         coherence_bound_ms: None,
         readers: None,
+        // Each read that meets PostgreSQL down waits up to its 1 s pool timeout: with 4
+        // cold readers a seed caught 1 (seeds 1-3: 6-12).
+        cold_readers: Some(12),
         not_caught: None,
     },
     Mutation {
@@ -83,6 +94,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &[],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: None,
     },
     Mutation {
@@ -90,6 +102,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &["pg-latency"],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: Some(
             "a creation's id is new, and a negative entry is kept only for ids below the \
              highest: one exists for the new id only if a higher id committed first and a \
@@ -104,6 +117,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &["redis-latency", "redis-latency+pg-latency"],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: Some(
             "the race it closes (a read's epoch taken after the write's first L1 drop, its \
              Redis GET queued before the write's script on the same connection) is a few \
@@ -116,6 +130,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &["redis-partition", "redis-kill-pubsub-clients"],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: Some(
             "L1's lease (750 ms after the last answered ping) stops L1 anyway, inside the \
              1 s bound: flushing at once on a lost channel only shortens the window",
@@ -126,6 +141,7 @@ const MUTATIONS: [Mutation; 11] = [
         faults: &["redis-latency+pg-latency"],
         coherence_bound_ms: None,
         readers: None,
+        cold_readers: None,
         not_caught: Some(
             "loads are tagged with the Redis generation, which the write bumps: only a \
              load that started without Redis (no tag), outlives the write and is joined \
@@ -156,6 +172,9 @@ pub fn run(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
         }
         if let Some(readers) = m.readers {
             one.readers = readers;
+        }
+        if let Some(cold_readers) = m.cold_readers {
+            one.cold_readers = cold_readers;
         }
         if m.name == "skip-fill-check" {
             one.unsafe_skip_fill_check = true;

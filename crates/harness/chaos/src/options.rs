@@ -8,6 +8,7 @@ pub struct Options {
     pub seed: u64,
     pub replicas: usize,
     pub readers: usize,
+    pub cold_readers: usize,
     pub products: u32,
     pub coherence_bound_ms: u64,
     pub release: bool,
@@ -47,6 +48,10 @@ pub struct Args {
     /// Concurrent readers (1..=64).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub readers: usize,
+    /// Readers of the cold products only (0..=64; cold products are the seeded ids after
+    /// the hot ones, written every few seconds so their entries age).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub cold_readers: usize,
     /// Hot products, one sequential writer each (1..=15).
     #[arg(long, value_name = "N", default_value_t = 6)]
     pub products: u32,
@@ -117,6 +122,7 @@ impl Args {
             seed: self.seed.unwrap_or(default_seed),
             replicas: self.replicas,
             readers: self.readers,
+            cold_readers: self.cold_readers,
             products: self.products,
             coherence_bound_ms: self.coherence_bound_ms,
             release: self.release,
@@ -144,6 +150,7 @@ impl Args {
         );
         anyhow::ensure!((2..=8).contains(&o.replicas), "--replicas must be 2..=8");
         anyhow::ensure!((1..=64).contains(&o.readers), "--readers must be 1..=64");
+        anyhow::ensure!(o.cold_readers <= 64, "--cold-readers must be 0..=64");
         // The 15 seed products are the hot set's candidates.
         anyhow::ensure!((1..=15).contains(&o.products), "--products must be 1..=15");
         anyhow::ensure!(

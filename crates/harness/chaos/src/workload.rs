@@ -30,6 +30,10 @@ pub struct Workload {
     /// Seeded products after the hot ones, written every few seconds (issue #22, C3).
     pub cold: u32,
     pub readers: usize,
+    /// Readers of cold products only, besides `readers`: during a PostgreSQL fault the
+    /// others wait on reads only PostgreSQL can answer (ids owed an invalidation), and
+    /// would leave the cold entries unread just when stale-if-error should serve them.
+    pub cold_readers: usize,
     pub abandon_percent: f64,
     pub quarantine: Duration,
     /// After half the acknowledged writes, writers pause 1..=this many ms, so that writes
@@ -63,11 +67,6 @@ const SEEDED_IDS: u32 = 15;
 
 /// Cold products: every seeded id after the hot ones, at most this many.
 const COLD_PRODUCTS: u32 = 9;
-
-/// Readers of cold products only, besides `--readers`: during a PostgreSQL fault the
-/// others wait on reads only PostgreSQL can answer (ids owed an invalidation), and would
-/// leave the cold entries unread just when stale-if-error should serve them.
-const COLD_READERS: usize = 4;
 
 /// A cold product's writer waits this long between writes: longer than the chaos
 /// settings' TTL (1–3 s) and L1's 5 s, so readers find its entries fresh, stale (served
@@ -200,7 +199,7 @@ pub fn spawn(
                 .context("cannot start a lifecycle writer")?,
         );
     }
-    let cold_readers = if w.cold > 0 { COLD_READERS } else { 0 };
+    let cold_readers = if w.cold > 0 { w.cold_readers } else { 0 };
     for reader_index in 0..w.readers + cold_readers {
         let (w, progress) = (w.clone(), Arc::clone(progress));
         let mut rng = Rng::fork(w.seed, 1000 + reader_index as u64);
