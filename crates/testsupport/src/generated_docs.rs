@@ -16,8 +16,11 @@ pub fn check_generated_section(
     let shown = path.display();
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{shown}: {e}"));
     let begin_line = format!("{begin}\n");
-    let (Some(start), Some(stop)) = (text.find(&begin_line), text.find(end)) else {
-        panic!("{shown} has no generated-section markers ({begin} … {end})");
+    let Some(start) = text.find(&begin_line) else {
+        panic!("{shown} has no generated-section marker {begin}");
+    };
+    let Some(stop) = text[start..].find(end).map(|at| start + at) else {
+        panic!("{shown} has no {end} after {begin}");
     };
     let current = &text[start + begin_line.len()..stop];
     if current == generated {

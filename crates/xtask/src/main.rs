@@ -154,22 +154,55 @@ const IMAGES: (&str, Option<&str>) = ("cacheme-deploy", Some("images"));
 const COMPOSE: (&str, Option<&str>) = ("cacheme-deploy", Some("compose"));
 const KIND: (&str, Option<&str>) = ("cacheme-deploy", Some("kind"));
 
-/// Runs a harness's binary (built first, if need be) with `args`.
-fn harness(
+/// `cargo run` of a harness's binary (built first, if need be) with `args`, in the
+/// caller's directory (so a relative `--api-bin` means what it meant when typed).
+fn harness_command(
     (package, subcommand): (&str, Option<&str>),
     args: &[String],
     env: &[(&str, &str)],
-) -> anyhow::Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--package", package, "--"])
+) -> std::process::Command {
+    let mut cmd =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.arg("run")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(workspace_root().join("Cargo.toml"))
+        .args(["--package", package, "--"])
         .args(subcommand)
         .args(args)
         .envs(env.iter().copied());
-    let shown: Vec<&str> = subcommand
+    cmd
+}
+
+/// A harness as a step of `test`: announced, and an error when it fails.
+fn harness(
+    task: (&str, Option<&str>),
+    args: &[String],
+    env: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let shown: Vec<&str> = task
+        .1
         .into_iter()
         .chain(args.iter().map(String::as_str))
         .collect();
-    run(&format!("{package} {}", shown.join(" ")), cmd)
+    run(
+        &format!("{} {}", task.0, shown.join(" ")),
+        harness_command(task, args, env),
+    )
+}
+
+/// A harness as the task typed: its output and its exit code are the task's.
+fn forward(task: (&str, Option<&str>), typed: &[String]) -> ExitCode {
+    match harness_command(task, typed, &[]).status() {
+        Ok(status) => status
+            .code()
+            .and_then(|code| u8::try_from(code).ok())
+            .map_or(ExitCode::FAILURE, ExitCode::from),
+        Err(e) => {
+            eprintln!("xtask: cannot start cargo for {}: {e}", task.0);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A harness task as part of `test`: its arguments as typed.
@@ -191,12 +224,12 @@ fn main() -> ExitCode {
         Task::Validate => cacheme_packaging::validate(&root),
         Task::Generate => cacheme_packaging::generate(&root),
         // The harnesses parse what was typed themselves (`--help` included).
-        Task::Bench(_) => harness(BENCH, &typed, &[]),
-        Task::Chaos(_) => harness(CHAOS, &typed, &[]),
-        Task::E2e(_) => harness(E2E, &typed, &[]),
-        Task::Images(_) => harness(IMAGES, &typed, &[]),
-        Task::Compose(_) => harness(COMPOSE, &typed, &[]),
-        Task::Kind(_) => harness(KIND, &typed, &[]),
+        Task::Bench(_) => return forward(BENCH, &typed),
+        Task::Chaos(_) => return forward(CHAOS, &typed),
+        Task::E2e(_) => return forward(E2E, &typed),
+        Task::Images(_) => return forward(IMAGES, &typed),
+        Task::Compose(_) => return forward(COMPOSE, &typed),
+        Task::Kind(_) => return forward(KIND, &typed),
     };
     cacheme_harness::exit("xtask", result)
 }

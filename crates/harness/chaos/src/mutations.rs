@@ -3,7 +3,7 @@
 //! expose it; the matrix proves the checker notices each removal, or says why it cannot
 //! (issue #22, C10).
 
-use super::{options::Options, run_once, verdict};
+use super::{options::Options, run_once, verdict_checking};
 
 /// A mechanism switched off, the faults that should expose it, and whether the checker
 /// is expected to: each a mutation of the API's `mutations` feature
@@ -188,8 +188,11 @@ pub fn run(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
             faults_text(m.faults)
         ));
         let report = run_once(&one, &typed)?;
-        // Judged as an ordinary run: any failing check catches the mutation.
-        let caught = verdict(&one, &report).err().map(|e| e.to_string());
+        // Judged as an ordinary run (but for the aging check): any failing check
+        // catches the mutation.
+        let caught = verdict_checking(&one, &report, false)
+            .err()
+            .map(|e| e.to_string());
         eprintln!(
             "    {}: {}",
             m.name,

@@ -162,6 +162,7 @@ impl Args {
 }
 
 /// Parses `args` (what follows `cargo xtask chaos`) into checked options.
+#[cfg(test)]
 pub fn parse_options(args: &[String], default_seed: u64) -> anyhow::Result<Options> {
     let parsed = <Args as clap::Parser>::try_parse_from(
         std::iter::once("chaos").chain(args.iter().map(String::as_str)),

@@ -68,9 +68,9 @@ const SEEDED_IDS: u32 = 15;
 /// Cold products: every seeded id after the hot ones, at most this many.
 const COLD_PRODUCTS: u32 = 9;
 
-/// A cold product's writer waits this long between writes: longer than the chaos
-/// settings' TTL (1–3 s) and L1's 5 s, so readers find its entries fresh, stale (served
-/// while one refresh runs) and past that (served only when PostgreSQL fails). Each
+/// A cold product's writer waits this long between writes: at least L1's 5 s and mostly
+/// longer than the chaos settings' TTL (2–6 s), so readers find its entries fresh, stale
+/// (served while one refresh runs) and past that (served only when PostgreSQL fails). Each
 /// replica looks a cold product up in Redis only when its L1 copy expires, so there are
 /// as many of them as the seed file allows.
 const COLD_WRITE_PAUSE_MS: (u64, u64) = (5000, 15000);
@@ -251,7 +251,10 @@ fn writer(
     // A cold product's first write comes sooner: every product was filled at the start,
     // so their L1 copies would otherwise expire together, every 5 s, and a PostgreSQL
     // fault between two such instants would meet no entry past its TTL.
-    let mut pause = writer.rng.between(0, least);
+    let mut pause = match cadence {
+        Cadence::Cold => writer.rng.between(0, least),
+        Cadence::Hot => 0,
+    };
     let mut seq = 1;
     while !writer.stopped() {
         if let Cadence::Cold = cadence {
