@@ -310,7 +310,7 @@ pub struct ApiSpec {
         inner(regex(pattern = r"^(\*|https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?)$"))
     )]
     pub cors_allowed_origins: Vec<String>,
-    /// Who may open a connection to the API's port (a NetworkPolicy).
+    /// Who may open a connection to the API's port 8000 (the NetworkPolicy `<name>-api`).
     #[serde(default)]
     pub network_policy: ApiNetworkPolicy,
 }

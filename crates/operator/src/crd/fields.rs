@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{
     DEFAULT_API_CLIENT_NAMESPACES, DEFAULT_API_IMAGE, DEFAULT_FRONTEND_IMAGE,
     DEFAULT_PGADMIN_IMAGE, DEFAULT_POSTGRES_IMAGE, DEFAULT_REDIS_COMMANDER_IMAGE,
-    DEFAULT_REDIS_IMAGE,
+    DEFAULT_REDIS_IMAGE, DEFAULT_SEED_KEY, DEFAULT_TOKEN_KEY, DEFAULT_URL_KEY,
 };
 
 /// Defaults the operator applies when a field is unset (not in the schema, which cannot
@@ -32,7 +32,15 @@ fn applied_default(path: &str) -> Option<String> {
                 .join(", ")
         ),
         "redis.external.keyPrefix" => "`cacheme.<namespace>.<name>`".into(),
-        "postgres.storage" => "1Gi on the default StorageClass".into(),
+        "postgres.storage" | "postgres.cloudNativePG.storage" => {
+            "1Gi on the default StorageClass".into()
+        }
+        "redis.storage" => "none: in memory only".into(),
+        "api.adminTokenSecretRef.key" => code(DEFAULT_TOKEN_KEY),
+        "postgres.external.urlSecretRef.key" | "redis.external.urlSecretRef.key" => {
+            code(DEFAULT_URL_KEY)
+        }
+        "seedData.configMapRef.key" => code(DEFAULT_SEED_KEY),
         _ => return None,
     })
 }

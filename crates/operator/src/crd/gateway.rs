@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("self.parentRefs.all(p, self.parentRefs.exists_one(q, q == p))").message("gateway.parentRefs lists the same parent twice: give each entry of one Gateway its own sectionName or port"))]
 pub struct GatewaySpec {
     /// The Gateways (or some of their listeners, by `sectionName` or `port`) the route
-    /// attaches to. A Gateway in another namespace must allow routes from this one
+    /// attaches to: at least one, each once. A Gateway in another namespace must allow routes from this one
     /// (its listeners' `allowedRoutes.namespaces`).
     #[schemars(length(max = 32))]
     pub parent_refs: Vec<ParentReference>,

@@ -141,8 +141,8 @@ pub struct PostgresSpec {
     /// Let CloudNativePG run PostgreSQL: the operator applies a
     /// `postgresql.cnpg.io/v1` Cluster `<name>-postgres` instead of its own
     /// Deployment, and the API reads `DATABASE_URL` from the Secret
-    /// `<name>-postgres-app` (key `uri`) CloudNativePG generates. CloudNativePG
-    /// itself (its CRDs and operator) must be installed first.
+    /// `<name>-postgres-app` (key `uri`) CloudNativePG generates; database and owner
+    /// `cacheme`. CloudNativePG itself (its CRDs and operator) must be installed first.
     #[serde(
         default,
         rename = "cloudNativePG",
