@@ -25,6 +25,7 @@ mod report;
 mod rng;
 mod timeline;
 mod workload;
+mod writers;
 
 use std::{
     path::{Path, PathBuf},

@@ -9,7 +9,8 @@ use super::{
     client::{Conn, Reply},
     history::{Effect, Op, OpKind, Outcome, creation_value},
     rng::Rng,
-    workload::{Progress, SequentialWriter, Workload, outcome_of, write},
+    workload::{Progress, Workload},
+    writers::{SequentialWriter, outcome_of, write},
 };
 
 /// Creates a product (`POST`), renames it a few times, deletes it, and again: every
