@@ -359,6 +359,36 @@ mod tests {
     }
 
     #[test]
+    fn a_harness_runs_from_the_callers_directory_with_the_workspace_manifest() {
+        let cmd = harness_command(
+            IMAGES,
+            &["--check".to_owned()],
+            &[("REDIS_URL", "redis://x")],
+        );
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let manifest = workspace_root().join("Cargo.toml");
+        assert_eq!(
+            args,
+            [
+                "run",
+                "--quiet",
+                "--manifest-path",
+                &manifest.to_string_lossy(),
+                "--package",
+                "cacheme-deploy",
+                "--",
+                "images",
+                "--check",
+            ]
+        );
+        assert_eq!(cmd.get_current_dir(), None, "the caller's directory");
+        assert!(cmd.get_envs().any(|(k, v)| k == "REDIS_URL" && v.is_some()));
+    }
+
+    #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
