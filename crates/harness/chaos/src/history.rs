@@ -71,6 +71,30 @@ pub struct Op {
 }
 
 impl Op {
+    /// A write sent to `replica` between `invoke_us` and `complete_us`.
+    pub fn write(
+        effect: Effect,
+        product: u32,
+        seq: u64,
+        replica: usize,
+        (invoke_us, complete_us): (u64, u64),
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            kind: OpKind::Write,
+            product,
+            replica,
+            invoke_us,
+            complete_us,
+            outcome,
+            seq: Some(seq),
+            raw: None,
+            source: None,
+            cache_tier: None,
+            effect,
+        }
+    }
+
     pub fn is_ok(&self) -> bool {
         self.outcome == Outcome::Ok
     }

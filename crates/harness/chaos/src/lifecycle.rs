@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{
     Clock,
     client::{Conn, Reply},
-    history::{Effect, Op, OpKind, Outcome, creation_value},
+    history::{Effect, Op, Outcome, creation_value},
     rng::Rng,
     workload::{Progress, Workload},
     writers::{SequentialWriter, outcome_of, write},
@@ -76,17 +76,15 @@ fn create(
         outcome = Outcome::Status { code: 201 }; // created, but no id to follow
     }
     Op {
-        kind: OpKind::Write,
-        product: id.unwrap_or(0),
-        replica,
-        invoke_us,
-        complete_us,
-        outcome,
-        seq: Some(1),
         raw: Some(name),
-        source: None,
-        cache_tier: None,
-        effect: Effect::Create,
+        ..Op::write(
+            Effect::Create,
+            id.unwrap_or(0),
+            1,
+            replica,
+            (invoke_us, complete_us),
+            outcome,
+        )
     }
 }
 
@@ -101,17 +99,12 @@ fn delete(
     let invoke_us = clock.us();
     let reply = conn.send("DELETE", &format!("/products/{product}"), None, give_up);
     let complete_us = clock.us();
-    Op {
-        kind: OpKind::Write,
+    Op::write(
+        Effect::Delete,
         product,
+        seq,
         replica,
-        invoke_us,
-        complete_us,
-        outcome: outcome_of(reply, 204),
-        seq: Some(seq),
-        raw: None,
-        source: None,
-        cache_tier: None,
-        effect: Effect::Delete,
-    }
+        (invoke_us, complete_us),
+        outcome_of(reply, 204),
+    )
 }

@@ -10,7 +10,7 @@ use std::{
 use super::{
     Clock,
     client::{CONNECT_FAILED, Conn, Reply},
-    history::{Effect, Op, OpKind, Outcome, value_for},
+    history::{Effect, Op, Outcome, value_for},
     rng::Rng,
     workload::{Progress, Workload},
 };
@@ -165,19 +165,14 @@ pub(super) fn write(
         give_up,
     );
     let complete_us = clock.us();
-    Op {
-        kind: OpKind::Write,
+    Op::write(
+        Effect::Set,
         product,
+        seq,
         replica,
-        invoke_us,
-        complete_us,
-        outcome: outcome_of(reply, 200),
-        seq: Some(seq),
-        raw: None,
-        source: None,
-        cache_tier: None,
-        effect: Effect::Set,
-    }
+        (invoke_us, complete_us),
+        outcome_of(reply, 200),
+    )
 }
 
 pub(super) fn outcome_of(reply: Reply, ok: u16) -> Outcome {
