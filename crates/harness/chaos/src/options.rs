@@ -24,6 +24,8 @@ pub struct Options {
     pub mutation: Option<String>,
     /// Run once per mutation and report which the checker catches.
     pub mutations: bool,
+    /// With `mutations`: only those the checker is expected to catch.
+    pub caught_only: bool,
     /// Only these fault kinds (`--faults`); empty: the whole deck.
     pub faults: Vec<String>,
     /// The API's shipped defaults instead of the chaos settings.
@@ -102,6 +104,10 @@ pub struct Args {
     /// passes only if the checker fails every one of them.
     #[arg(long, conflicts_with_all = ["expect_violations", "unsafe_skip_fill_check"])]
     pub mutations: bool,
+    /// With `--mutations`: only the mutations the checker is expected to catch (what
+    /// `cargo xtask test` runs; the others can only confirm that they slip through).
+    #[arg(long, requires = "mutations")]
+    pub caught_only: bool,
     /// Inject only these fault kinds (comma-separated names as the report spells them,
     /// e.g. `redis-partition,api-sigstop`) [default: every kind the run's Redis offers].
     /// `--mutations` picks its own per mutation.
@@ -140,6 +146,7 @@ impl Args {
             redis_cluster: self.redis_cluster,
             mutation: self.mutation,
             mutations: self.mutations,
+            caught_only: self.caught_only,
             faults: self.faults,
             shipped_defaults: self.shipped_defaults,
         };
