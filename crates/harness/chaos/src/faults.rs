@@ -38,10 +38,13 @@ pub enum FaultKind {
     /// to 150 ms) delayed at once, so its Redis calls time out now and then while its
     /// loads take long.
     BothLatency,
+    /// Replica 0's pool saturated (issue #22, C7): its link to PostgreSQL delayed by up
+    /// to `target` ms each way while uncached reads flood it (`flood.rs`).
+    FloodPgLatency,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::RedisPause,
         FaultKind::RedisKill,
         FaultKind::RedisSnapshotRestore,
@@ -60,10 +63,11 @@ impl FaultKind {
         FaultKind::ReplicaKill,
         FaultKind::ReplicaPause,
         FaultKind::BothLatency,
+        FaultKind::FloodPgLatency,
     ];
 
     /// The deck of a run against a Redis Cluster: the cluster's faults and the rest.
-    pub const CLUSTER: [FaultKind; 10] = [
+    pub const CLUSTER: [FaultKind; 11] = [
         FaultKind::ClusterMasterKill,
         FaultKind::ClusterFailover,
         FaultKind::ClusterSlotMigration,
@@ -74,6 +78,7 @@ impl FaultKind {
         FaultKind::PgLatency,
         FaultKind::ReplicaKill,
         FaultKind::ReplicaPause,
+        FaultKind::FloodPgLatency,
     ];
 
     /// Every kind, for parsing `--faults`: the single deck and the cluster's own.
@@ -116,6 +121,7 @@ impl FaultKind {
             FaultKind::PgLatency => "pg-latency",
             FaultKind::ReplicaPause => "api-sigstop",
             FaultKind::BothLatency => "redis-latency+pg-latency",
+            FaultKind::FloodPgLatency => "api-flood+pg-latency",
         }
     }
 }
@@ -204,6 +210,9 @@ pub fn plan_from(
                 FaultKind::RedisLatency => rng.between(10, 80),
                 FaultKind::BothLatency => rng.between(30, 80),
                 FaultKind::PgLatency => rng.between(20, 200),
+                // A query then holds a pooled connection for up to two of these: enough
+                // for the flood to keep more requests waiting than the pool serves.
+                FaultKind::FloodPgLatency => rng.between(50, 150),
                 _ => 0,
             };
             out.push(Planned {
@@ -243,6 +252,7 @@ mod tests {
                 FaultKind::RedisLatency => assert!((10..=80).contains(&p.target)),
                 FaultKind::BothLatency => assert!((30..=80).contains(&p.target)),
                 FaultKind::PgLatency => assert!((20..=200).contains(&p.target)),
+                FaultKind::FloodPgLatency => assert!((50..=150).contains(&p.target)),
                 _ => assert_eq!(p.target, 0),
             }
         }

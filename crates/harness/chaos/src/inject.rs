@@ -32,10 +32,16 @@ pub fn run(
             break;
         }
         std::thread::sleep(gap);
-        let detail = describe(cluster, fault);
+        let mut detail = describe(cluster, fault);
         set(current, &format!("{} {detail}", fault.kind.name()));
         let start_us = clock.us();
-        let result = apply(cluster, fault, len);
+        let result = match fault.kind {
+            // The one fault with something to tell afterwards: what its flood got.
+            FaultKind::FloodPgLatency => super::flood::apply(cluster, fault, len).map(|note| {
+                detail = format!("{detail}; {note}");
+            }),
+            _ => apply(cluster, fault, len),
+        };
         let end_us = clock.us();
         set(current, "none");
         windows.push(FaultWindow {
@@ -109,6 +115,11 @@ fn describe(cluster: &Cluster, fault: &Planned) -> String {
             let port = cluster.replicas.get(i).map_or(0, |r| r.port);
             format!("replica {i} (port {port}) frozen for {len} ms")
         }
+        FaultKind::FloodPgLatency => format!(
+            "replica 0's link to PostgreSQL delayed 0–{} ms each way, {} connections of uncached reads",
+            fault.target,
+            super::flood::CONNECTIONS
+        ),
         _ => format!("{len} ms"),
     }
 }
@@ -136,6 +147,7 @@ fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Resul
         | FaultKind::PgLatency
         | FaultKind::ReplicaPause
         | FaultKind::BothLatency => super::link_faults::apply(cluster, fault, len),
+        FaultKind::FloodPgLatency => super::flood::apply(cluster, fault, len).map(drop),
         FaultKind::ClusterMasterKill
         | FaultKind::ClusterFailover
         | FaultKind::ClusterSlotMigration => {

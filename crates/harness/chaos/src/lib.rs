@@ -13,6 +13,7 @@ mod client;
 mod cluster;
 mod converge;
 mod faults;
+mod flood;
 mod history;
 mod inject;
 mod lifecycle;
