@@ -5,73 +5,64 @@
 
 use std::fmt::Debug;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
-use kube::{Client, Resource};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::resources::{Absent, ChildKind, cloudnativepg_resource, httproute_resource};
+use crate::resources::{Absent, Child, cloudnativepg_resource};
 use crate::{Error, FIELD_MANAGER, Result};
 
-/// Server-side apply of one child under the operator's field manager.
-pub async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let name = object.meta().name.clone().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+/// Server-side apply of `body` (the object `name` of kind `resource`) under the
+/// operator's field manager, through the dynamic API, which serves every kind alike.
+/// For a kind that may not be installed, `missing` says what to install: a 404 means the
+/// API server has no such kind (an apply creates a missing object, so it never answers
+/// 404 otherwise).
+async fn apply_object(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    body: &(impl Serialize + Debug),
+    resource: &ApiResource,
+    missing: Option<Error>,
+) -> Result<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     api.patch(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
+        &Patch::Apply(body),
     )
     .await
-    .map_err(|e| Error::Apply {
-        kind: K::kind(&()).to_string(),
-        name,
-        source: Box::new(e),
+    .map_err(|e| {
+        // The code, not `is_not_found()`: for a path it does not serve the API server
+        // answers a plain-text "404 page not found", which has no NotFound reason.
+        let not_served = matches!(&e, kube::Error::Api(status) if status.code == 404);
+        match missing {
+            Some(missing) if not_served => missing,
+            _ => Error::Apply {
+                kind: resource.kind.clone(),
+                name: name.to_string(),
+                source: Box::new(e),
+            },
+        }
     })
 }
 
-/// Server-side apply of an object of a kind that may not be installed. A 404 means the
-/// API server has no such kind (an apply creates a missing object, so it never answers
-/// 404 otherwise): `missing`, which says what to install.
-async fn apply_optional_kind(
-    client: &Client,
-    namespace: &str,
-    object: &DynamicObject,
-    resource: &ApiResource,
-    missing: Error,
-) -> Result<DynamicObject> {
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
+/// Server-side apply of one child; [`Error::GatewayApiMissing`] for an HTTPRoute when
+/// the Gateway API CRDs are not installed.
+pub async fn apply_child(client: &Client, namespace: &str, child: &Child) -> Result<DynamicObject> {
+    let kind = child.kind();
+    let body = child.to_json()?;
+    apply_object(
+        client,
+        namespace,
+        child.name(),
+        &body,
+        &kind.resource(),
+        kind.missing(),
     )
     .await
-    .map_err(|e| match e {
-        // The code, not `is_not_found()`: for a path it does not serve the API server
-        // answers a plain-text "404 page not found", which has no NotFound reason.
-        kube::Error::Api(status) if status.code == 404 => missing,
-        e => Error::Apply {
-            kind: resource.kind.clone(),
-            name,
-            source: Box::new(e),
-        },
-    })
 }
 
 /// Server-side apply of the CloudNativePG `Cluster`; [`Error::CloudNativePgMissing`] when
@@ -81,57 +72,16 @@ pub async fn apply_cloudnativepg(
     namespace: &str,
     cluster: &DynamicObject,
 ) -> Result<DynamicObject> {
-    let resource = cloudnativepg_resource();
-    apply_optional_kind(
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    apply_object(
         client,
         namespace,
+        &name,
         cluster,
-        &resource,
-        Error::CloudNativePgMissing,
+        &cloudnativepg_resource(),
+        Some(Error::CloudNativePgMissing),
     )
     .await
-}
-
-/// Server-side apply of the Gateway API `HTTPRoute`; [`Error::GatewayApiMissing`] when
-/// the Gateway API CRDs are not installed.
-pub async fn apply_httproute(
-    client: &Client,
-    namespace: &str,
-    route: &DynamicObject,
-) -> Result<DynamicObject> {
-    let resource = httproute_resource();
-    apply_optional_kind(
-        client,
-        namespace,
-        route,
-        &resource,
-        Error::GatewayApiMissing,
-    )
-    .await
-}
-
-/// Applies every object; returns those applied and adds each failure to `failures`.
-pub async fn apply_each<K>(
-    client: &Client,
-    namespace: &str,
-    objects: &[K],
-    failures: &mut Vec<Error>,
-) -> Vec<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let mut applied = Vec::with_capacity(objects.len());
-    for object in objects {
-        match apply(client, namespace, object).await {
-            Ok(object) => applied.push(object),
-            Err(e) => failures.push(e),
-        }
-    }
-    applied
 }
 
 /// `Ok(())` without failures, the one failure, or all of them as [`Error::Children`].
@@ -143,57 +93,20 @@ pub fn collected(mut failures: Vec<Error>) -> Result<()> {
     }
 }
 
-/// Deletes one object through `api`; `Ok(false)` when it was already gone.
-async fn delete_from<K>(api: Api<K>, kind: &str, name: &str) -> Result<bool>
-where
-    K: Resource + Clone + Debug + DeserializeOwned,
-{
-    match api.delete(name, &DeleteParams::background()).await {
+/// Deletes the child of a switched-off component; `Ok(false)` when it was already gone
+/// (also the plain-text 404 of a kind the API server does not serve, the Gateway API
+/// not installed: no object of it can exist).
+pub async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) -> Result<bool> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &absent.kind.resource());
+    match api.delete(&absent.name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
-        // Also the plain-text 404 of a kind the API server does not serve (the Gateway
-        // API not installed): no object of it can exist, so it is gone already.
         Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => Ok(false),
         Err(e) => Err(Error::Delete {
-            kind: kind.to_string(),
-            name: name.to_string(),
+            kind: absent.kind.as_str().to_string(),
+            name: absent.name.clone(),
             source: Box::new(e),
         }),
-    }
-}
-
-/// Deletes one object of a built-in kind; `Ok(false)` when it was already gone.
-async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<bool>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    delete_from(api, &K::kind(&()), name).await
-}
-
-/// Deletes the child of a switched-off component; `Ok(false)` when it was already gone.
-pub async fn delete_absent(client: &Client, namespace: &str, absent: &Absent) -> Result<bool> {
-    let name = absent.name.as_str();
-    match absent.kind {
-        ChildKind::Deployment => delete::<Deployment>(client, namespace, name).await,
-        ChildKind::Service => delete::<Service>(client, namespace, name).await,
-        ChildKind::ConfigMap => delete::<ConfigMap>(client, namespace, name).await,
-        ChildKind::NetworkPolicy => delete::<NetworkPolicy>(client, namespace, name).await,
-        ChildKind::PodDisruptionBudget => {
-            delete::<PodDisruptionBudget>(client, namespace, name).await
-        }
-        ChildKind::Ingress => delete::<Ingress>(client, namespace, name).await,
-        ChildKind::HorizontalPodAutoscaler => {
-            delete::<HorizontalPodAutoscaler>(client, namespace, name).await
-        }
-        ChildKind::HttpRoute => {
-            let resource = httproute_resource();
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &resource);
-            delete_from(api, &resource.kind, name).await
-        }
     }
 }
 

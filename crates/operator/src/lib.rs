@@ -3,14 +3,15 @@
 //! - [`crd`]: the custom resource types and the generated CRD.
 //! - [`resources`]: pure builders of every child object.
 //! - [`secrets`]: generated credentials.
-//! - [`status`]: pure computation of the status (conditions, phase, endpoints).
-//! - [`controller`]: the reconcile loop (server-side apply, events, backoff).
+//! - [`status`]: pure computation of the status (conditions, phase, endpoints, why a
+//!   rollout is stuck).
+//! - [`controller`]: the reconcile loop (server-side apply, events, backoff) and its
+//!   wiring (what is watched).
 //! - [`metrics`], [`server`], [`run`]: running it; [`render`]: offline rendering.
 
 pub mod apply;
 pub mod controller;
 pub mod crd;
-pub mod failures;
 #[cfg(test)]
 mod fixtures;
 pub mod metrics;
@@ -21,7 +22,6 @@ pub mod secrets;
 pub mod server;
 pub mod status;
 pub mod validate;
-pub mod watches;
 
 /// The single field manager of every server-side apply made by the operator.
 pub const FIELD_MANAGER: &str = "cacheme-operator";

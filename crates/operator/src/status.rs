@@ -34,7 +34,7 @@ pub struct Rollout {
     pub ready: i32,
     /// The Deployment controller has seen the latest spec and every replica is updated and available.
     pub complete: bool,
-    /// Why it will not complete by waiting (see [`crate::failures::stuck`]).
+    /// Why it will not complete by waiting (see [`stuck::stuck`]).
     pub stuck: Option<String>,
 }
 
@@ -44,7 +44,7 @@ impl Rollout {
     pub fn with_pods(deployment: &Deployment, pods: &[Pod]) -> Self {
         let mut rollout = Self::of(deployment);
         if !rollout.complete {
-            rollout.stuck = crate::failures::stuck(deployment, pods);
+            rollout.stuck = stuck::stuck(deployment, pods);
         }
         rollout
     }
@@ -297,6 +297,8 @@ pub fn degraded(cm: &CacheMe, reason: &'static str, message: String, now: &Time)
     status.phase = Some(Phase::Degraded);
     status
 }
+
+pub mod stuck;
 
 #[cfg(test)]
 mod tests;

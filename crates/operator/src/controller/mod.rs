@@ -2,7 +2,7 @@
 //! with server-side apply under one field manager, delete what a switched-off
 //! component left, write the status, and record Events. `apply_all` shows the order
 //! of the steps (each in `steps`); `events` builds the Events, `backoff` the
-//! per-object retry delays.
+//! per-object retry delays, `wiring` the watches and the loop that calls `reconcile`.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -224,6 +224,7 @@ async fn apply_all(cm: &CacheMe, ctx: &Context) -> Result<Action> {
 mod backoff;
 mod events;
 mod steps;
+pub mod wiring;
 pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, backoff_delay};
 use steps::{apply_children, delete_switched_off, ensure_secrets, observe_rollouts, write_status};
 

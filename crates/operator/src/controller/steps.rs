@@ -3,17 +3,15 @@
 //! observed, the status written.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use tracing::{info, warn};
 
 use super::{Context, events, now, patch_status, publish};
-use crate::apply::{
-    apply_cloudnativepg, apply_each, apply_httproute, delete_absent, hand_replicas_to_autoscaler,
-};
+use crate::apply::{apply_child, apply_cloudnativepg, delete_absent, hand_replicas_to_autoscaler};
 use crate::crd::{CacheMe, Phase};
-use crate::resources::{APP_NAME, Component, Desired, SecretPlan, Stack};
+use crate::resources::{APP_NAME, ChildKind, Component, Desired, SecretPlan, Stack};
 use crate::secrets::Password;
 use crate::status::{self, Rollout};
 use crate::{Error, Result};
@@ -62,27 +60,36 @@ pub(super) async fn apply_children(
         },
         None => None,
     };
-    apply_each(client, namespace, &desired.config_maps, f).await;
-    apply_each::<PersistentVolumeClaim>(client, namespace, &desired.pvcs, f).await;
-    apply_each(client, namespace, &desired.services, f).await;
-    if let Some(autoscaling) = &cm.spec.autoscaling {
-        let api = stack.child_name(Component::Api);
-        let bounds = (autoscaling.min_replicas, autoscaling.max_replicas);
-        if let Err(e) = hand_replicas_to_autoscaler(client, namespace, &api, bounds).await {
-            f.push(e);
+    let mut deployments = Vec::new();
+    let mut handed_off = false;
+    for child in &desired.children {
+        let kind = child.kind();
+        // The replicas go to a second field manager just before the API Deployment is
+        // applied without them (see `hand_replicas_to_autoscaler`).
+        if kind == ChildKind::Deployment && !handed_off {
+            handed_off = true;
+            if let Some(autoscaling) = &cm.spec.autoscaling {
+                let api = stack.child_name(Component::Api);
+                let bounds = (autoscaling.min_replicas, autoscaling.max_replicas);
+                if let Err(e) = hand_replicas_to_autoscaler(client, namespace, &api, bounds).await {
+                    f.push(e);
+                }
+            }
+        }
+        // Without the Gateway API CRDs an HTTPRoute fails with `GatewayApiMissing`; the
+        // other children are still applied.
+        match apply_child(client, namespace, child).await {
+            // The rollouts are read from what the API server answered.
+            Ok(applied) if kind == ChildKind::Deployment => {
+                match serde_json::to_value(applied).and_then(serde_json::from_value::<Deployment>) {
+                    Ok(deployment) => deployments.push(deployment),
+                    Err(e) => f.push(e.into()),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => f.push(e),
         }
     }
-    let deployments = apply_each(client, namespace, &desired.deployments, f).await;
-    apply_each(client, namespace, &desired.network_policies, f).await;
-    apply_each(client, namespace, &desired.pod_disruption_budgets, f).await;
-    apply_each(client, namespace, &desired.ingresses, f).await;
-    // Without the Gateway API CRDs: `GatewayApiMissing`, the other children still applied.
-    if let Some(route) = &desired.httproute
-        && let Err(e) = apply_httproute(client, namespace, route).await
-    {
-        f.push(e);
-    }
-    apply_each(client, namespace, &desired.hpas, f).await;
     Applied {
         deployments,
         cloudnativepg,

@@ -9,6 +9,7 @@
 //! one function, so what a CacheMe creates and deletes can be read top to bottom.
 
 mod autoscaling;
+mod child;
 mod config;
 mod gateway;
 mod network;
@@ -16,11 +17,6 @@ mod workloads;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
@@ -31,6 +27,7 @@ use kube::core::DynamicObject;
 use crate::crd::{CacheMe, CloudNativePgSpec, Endpoints, ExternalSpec, RetainPolicy};
 use crate::{Error, Result};
 
+pub use child::{Absent, Child, ChildKind};
 pub use config::SecretPlan;
 pub use gateway::{GATEWAY_API_VERSION, HTTPROUTES, httproute_resource};
 pub use workloads::{CNPG_API_VERSION, CNPG_CLUSTERS, CNPG_URI_KEY, cloudnativepg_resource};
@@ -85,27 +82,6 @@ impl Component {
     }
 }
 
-/// Kind of a child object that may have to be deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildKind {
-    Deployment,
-    Service,
-    ConfigMap,
-    NetworkPolicy,
-    PodDisruptionBudget,
-    Ingress,
-    HorizontalPodAutoscaler,
-    /// The Gateway API's, whose kind may not exist (then it is absent already).
-    HttpRoute,
-}
-
-/// A child object that must not exist (its component is switched off).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Absent {
-    pub kind: ChildKind,
-    pub name: String,
-}
-
 /// Who runs PostgreSQL for a `CacheMe`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PostgresMode<'a> {
@@ -122,17 +98,11 @@ pub enum PostgresMode<'a> {
 pub struct Desired {
     /// The CloudNativePG `Cluster`, applied first (see [`CNPG_CLUSTERS`]).
     pub cloudnativepg: Option<DynamicObject>,
-    pub config_maps: Vec<ConfigMap>,
+    /// The generated Secrets, created once (never applied: see `SecretPlan`).
     pub secrets: Vec<SecretPlan>,
-    pub pvcs: Vec<PersistentVolumeClaim>,
-    pub services: Vec<Service>,
-    pub deployments: Vec<Deployment>,
-    pub network_policies: Vec<NetworkPolicy>,
-    pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
-    pub ingresses: Vec<Ingress>,
-    /// The Gateway API `HTTPRoute` (see [`HTTPROUTES`]).
-    pub httproute: Option<DynamicObject>,
-    pub hpas: Vec<HorizontalPodAutoscaler>,
+    /// Every other child, in apply order (the order of [`ChildKind`], then the order
+    /// `desired` lists them in).
+    pub children: Vec<Child>,
     pub absent: Vec<Absent>,
 }
 
@@ -307,17 +277,17 @@ impl<'a> Stack<'a> {
         d.cloudnativepg = self.cloudnativepg_cluster();
 
         // API, always on.
-        d.deployments.push(self.api_deployment()?);
-        d.services.push(self.api_service());
+        d.push(self.api_deployment()?);
+        d.push(self.api_service());
         match self.api_pdb() {
-            Some(pdb) => d.pod_disruption_budgets.push(pdb),
+            Some(pdb) => d.push(pdb),
             None => d.absent.push(absent(
                 ChildKind::PodDisruptionBudget,
                 self.child_name(Component::Api),
             )),
         }
         match self.seed_config_map() {
-            Some(cm) => d.config_maps.push(cm),
+            Some(cm) => d.push(cm),
             None => d
                 .absent
                 .push(absent(ChildKind::ConfigMap, self.seed_config_map_name())),
@@ -326,8 +296,8 @@ impl<'a> Stack<'a> {
         // The page.
         let frontend = self.child_name(Component::Frontend);
         if spec.frontend.enabled {
-            d.deployments.push(self.frontend_deployment());
-            d.services.push(self.frontend_service());
+            d.push(self.frontend_deployment());
+            d.push(self.frontend_service());
         } else {
             d.absent
                 .push(absent(ChildKind::Deployment, frontend.clone()));
@@ -341,7 +311,7 @@ impl<'a> Stack<'a> {
             d.secrets.push(self.secret_plan(Component::Api));
         }
         match self.api_network_policy() {
-            Some(np) => d.network_policies.push(np),
+            Some(np) => d.push(np),
             None => d.absent.push(absent(
                 ChildKind::NetworkPolicy,
                 self.child_name(Component::Api),
@@ -357,15 +327,14 @@ impl<'a> Stack<'a> {
             if managed {
                 d.secrets.push(self.secret_plan(component));
                 if let Some(pvc) = self.pvc(component) {
-                    d.pvcs.push(pvc);
+                    d.push(pvc);
                 }
-                d.services.push(self.store_service(component));
-                d.deployments.push(match component {
+                d.push(self.store_service(component));
+                d.push(match component {
                     Component::Postgres => self.postgres_deployment(),
                     _ => self.redis_deployment(),
                 });
-                d.network_policies
-                    .push(self.store_network_policy(component));
+                d.push(self.store_network_policy(component));
             } else {
                 d.absent.push(absent(ChildKind::Deployment, name.clone()));
                 d.absent.push(absent(ChildKind::Service, name.clone()));
@@ -377,9 +346,9 @@ impl<'a> Stack<'a> {
         let pgadmin = self.child_name(Component::PgAdmin);
         if spec.pg_admin.enabled {
             d.secrets.push(self.secret_plan(Component::PgAdmin));
-            d.config_maps.push(self.pgadmin_config_map()?);
-            d.services.push(self.tool_service(Component::PgAdmin));
-            d.deployments.push(self.pgadmin_deployment());
+            d.push(self.pgadmin_config_map()?);
+            d.push(self.tool_service(Component::PgAdmin));
+            d.push(self.pgadmin_deployment());
         } else {
             d.absent
                 .push(absent(ChildKind::Deployment, pgadmin.clone()));
@@ -388,9 +357,8 @@ impl<'a> Stack<'a> {
         }
         let commander = self.child_name(Component::RedisCommander);
         if spec.redis_commander.enabled {
-            d.services
-                .push(self.tool_service(Component::RedisCommander));
-            d.deployments.push(self.redis_commander_deployment());
+            d.push(self.tool_service(Component::RedisCommander));
+            d.push(self.redis_commander_deployment());
         } else {
             d.absent
                 .push(absent(ChildKind::Deployment, commander.clone()));
@@ -398,21 +366,24 @@ impl<'a> Stack<'a> {
         }
 
         match self.ingress() {
-            Some(ingress) => d.ingresses.push(ingress),
+            Some(ingress) => d.push(ingress),
             None => d.absent.push(absent(ChildKind::Ingress, self.name.clone())),
         }
-        d.httproute = self.httproute()?;
-        if d.httproute.is_none() {
-            d.absent
-                .push(absent(ChildKind::HttpRoute, self.name.clone()));
+        match self.httproute()? {
+            Some(route) => d.push(Child::HttpRoute(route)),
+            None => d
+                .absent
+                .push(absent(ChildKind::HttpRoute, self.name.clone())),
         }
         match self.api_hpa() {
-            Some(hpa) => d.hpas.push(hpa),
+            Some(hpa) => d.push(hpa),
             None => d.absent.push(absent(
                 ChildKind::HorizontalPodAutoscaler,
                 self.child_name(Component::Api),
             )),
         }
+        // Apply order: by kind (stable, so within a kind as listed above).
+        d.children.sort_by_key(Child::kind);
         Ok(d)
     }
 
@@ -464,38 +435,14 @@ pub fn short_hash(bytes: &[u8]) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-impl ChildKind {
-    /// `apiVersion` of the kind.
-    pub fn api_version(self) -> &'static str {
-        match self {
-            ChildKind::Deployment => "apps/v1",
-            ChildKind::Service | ChildKind::ConfigMap => "v1",
-            ChildKind::NetworkPolicy | ChildKind::Ingress => "networking.k8s.io/v1",
-            ChildKind::HttpRoute => GATEWAY_API_VERSION,
-            ChildKind::PodDisruptionBudget => "policy/v1",
-            ChildKind::HorizontalPodAutoscaler => "autoscaling/v2",
-        }
-    }
-
-    /// Kind name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChildKind::Deployment => "Deployment",
-            ChildKind::Service => "Service",
-            ChildKind::ConfigMap => "ConfigMap",
-            ChildKind::NetworkPolicy => "NetworkPolicy",
-            ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
-            ChildKind::Ingress => "Ingress",
-            ChildKind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
-            ChildKind::HttpRoute => "HTTPRoute",
-        }
-    }
-}
-
 /// Placeholder written instead of a password by [`Desired::manifests`].
 pub const PASSWORD_PLACEHOLDER: &str = "generated-at-creation";
 
 impl Desired {
+    fn push(&mut self, child: impl Into<Child>) {
+        self.children.push(child.into());
+    }
+
     /// Every object as JSON, Secrets with a placeholder password: what
     /// `cacheme-operator render` prints and what the schema tests validate.
     pub fn manifests(&self) -> Result<Vec<serde_json::Value>> {
@@ -503,37 +450,13 @@ impl Desired {
         if let Some(cluster) = &self.cloudnativepg {
             out.push(serde_json::to_value(cluster)?);
         }
-        for cm in &self.config_maps {
-            out.push(serde_json::to_value(cm)?);
-        }
         for plan in &self.secrets {
             out.push(serde_json::to_value(
                 plan.build(PASSWORD_PLACEHOLDER.to_string()),
             )?);
         }
-        for pvc in &self.pvcs {
-            out.push(serde_json::to_value(pvc)?);
-        }
-        for svc in &self.services {
-            out.push(serde_json::to_value(svc)?);
-        }
-        for deploy in &self.deployments {
-            out.push(serde_json::to_value(deploy)?);
-        }
-        for np in &self.network_policies {
-            out.push(serde_json::to_value(np)?);
-        }
-        for pdb in &self.pod_disruption_budgets {
-            out.push(serde_json::to_value(pdb)?);
-        }
-        for ingress in &self.ingresses {
-            out.push(serde_json::to_value(ingress)?);
-        }
-        if let Some(route) = &self.httproute {
-            out.push(serde_json::to_value(route)?);
-        }
-        for hpa in &self.hpas {
-            out.push(serde_json::to_value(hpa)?);
+        for child in &self.children {
+            out.push(child.to_json()?);
         }
         Ok(out)
     }

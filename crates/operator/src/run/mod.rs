@@ -143,7 +143,7 @@ async fn lead_and_reconcile(
         metrics::leader(true);
 
         let (ctl_stop_tx, mut ctl_stop_rx) = watch::channel(false);
-        let controller = tokio::spawn(crate::watches::run(
+        let controller = tokio::spawn(crate::controller::wiring::run(
             client.clone(),
             args.watch_namespace.clone(),
             Some(identity.clone()),

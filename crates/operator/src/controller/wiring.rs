@@ -3,13 +3,9 @@
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams};
-use kube::core::PartialObjectMeta;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -19,7 +15,7 @@ use tracing::warn;
 
 use crate::controller::{Context, error_policy, reconcile, seed_config_map_users};
 use crate::crd::CacheMe;
-use crate::resources::MANAGED_BY;
+use crate::resources::{ChildKind, MANAGED_BY};
 use crate::{Error, Result};
 
 /// The CacheMe a pod of one of our Deployments belongs to (by its labels).
@@ -84,42 +80,23 @@ pub async fn run(
         .predicate_filter(predicates::generation, Default::default());
 
     let ctx = Arc::new(Context::new(client.clone(), instance));
-    Controller::for_stream(cachemes, reader)
-        // Pod and HPA status changes come in bursts: one reconcile per burst.
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
-        .owns(
-            scoped::<Deployment>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(scoped::<Service>(&client, &namespace), owned_config.clone())
-        .owns(
-            scoped::<ConfigMap>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<PersistentVolumeClaim>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<NetworkPolicy>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(
-            scoped::<PodDisruptionBudget>(&client, &namespace),
-            owned_config.clone(),
-        )
-        .owns(scoped::<Ingress>(&client, &namespace), owned_config.clone())
-        .owns(
-            scoped::<HorizontalPodAutoscaler>(&client, &namespace),
-            owned_config,
-        )
-        // Not owned here: CloudNativePG Clusters and Gateway API HTTPRoutes. Either kind
-        // may be missing, and a watch on a kind the API server does not serve fails on
-        // every retry (a warning loop in every operator without it, whether or not a
-        // CacheMe uses it), and would not start by itself once the CRDs are installed.
-        // A Cluster's status is polled (CLOUDNATIVEPG_REQUEUE); the CacheMe reads no
-        // status of an HTTPRoute, and an HTTPRoute edited or deleted by someone else is
-        // applied again by the periodic reconcile (READY_REQUEUE, 5 minutes).
+    // Pod and HPA status changes come in bursts: one reconcile per burst.
+    let mut controller = Controller::for_stream(cachemes, reader)
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)));
+    // Every child kind that may be watched (see `ChildKind::watched`), metadata only.
+    // Not owned here: CloudNativePG Clusters and Gateway API HTTPRoutes, kinds the API
+    // server may not serve. A Cluster's status is polled (CLOUDNATIVEPG_REQUEUE); the
+    // CacheMe reads no status of an HTTPRoute, and one edited or deleted by someone else
+    // is applied again by the periodic reconcile (READY_REQUEUE, 5 minutes).
+    for kind in ChildKind::ALL.into_iter().filter(|k| k.watched()) {
+        let resource = kind.resource();
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller = controller.owns_with(api, resource, owned_config.clone());
+    }
+    controller
         // A pod that starts crash-looping changes no Deployment status.
         .watches_stream(stack_pods_changes, pod_owner)
         .watches_stream(seed_config_maps, move |config_map| {
