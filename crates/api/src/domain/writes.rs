@@ -236,7 +236,13 @@ impl Catalog {
         if !owed.iter().any(|o| o.due) || !self.db.try_lead_relay().await {
             return;
         }
-        self.relay_due(&owed).await;
+        // Read again under the lock: another replica may have relayed and deleted these
+        // rows between the read above and taking the lock, and relaying them again would
+        // bump their generations and drop every replica's L1 entries a second time.
+        match self.db.owed_invalidations(RELAY_GRACE).await {
+            Ok(owed) => self.relay_due(&owed).await,
+            Err(e) => tracing::debug!(error = %e, "cannot read the invalidation outbox"),
+        }
         self.db.end_relay_lead().await;
     }
 
