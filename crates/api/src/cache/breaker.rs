@@ -62,6 +62,20 @@ pub struct Thresholds {
     pub failing_for: Duration,
 }
 
+/// How to make a breaker: one for a single Redis, one per master of a cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerSettings {
+    pub thresholds: Thresholds,
+    pub cooldown: Duration,
+    pub probe_patience: Duration,
+}
+
+impl BreakerSettings {
+    pub fn build(self) -> CircuitBreaker {
+        CircuitBreaker::new(self.thresholds, self.cooldown, self.probe_patience)
+    }
+}
+
 #[derive(Debug)]
 pub struct CircuitBreaker {
     inner: Mutex<Inner>,

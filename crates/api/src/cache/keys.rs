@@ -123,14 +123,7 @@ impl KeyScheme {
     /// Channel on which an invalidation of `id` is announced to every replica (a sharded
     /// channel of the product's bucket in cluster mode).
     pub fn invalidation_channel(&self, id: i32) -> String {
-        match self.layout {
-            KeyLayout::Single => format!("{}:{SCHEMA_VERSION}:invalidations", self.prefix),
-            KeyLayout::Cluster => self.bucket_channel(Self::bucket(id)),
-        }
-    }
-
-    fn bucket_channel(&self, bucket: u16) -> String {
-        format!("{}:invalidations", self.bucket_base(bucket))
+        format!("{}:invalidations", self.base(id))
     }
 
     /// Every channel a replica listens on, with its slot in cluster mode.
@@ -138,7 +131,12 @@ impl KeyScheme {
         match self.layout {
             KeyLayout::Single => vec![(self.invalidation_channel(0), 0)],
             KeyLayout::Cluster => (0..BUCKETS)
-                .map(|bucket| (self.bucket_channel(bucket), bucket_slot(bucket)))
+                .map(|bucket| {
+                    (
+                        format!("{}:invalidations", self.bucket_base(bucket)),
+                        bucket_slot(bucket),
+                    )
+                })
                 .collect(),
         }
     }

@@ -14,10 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, PushInfo, PushKind, Value,
-    aio::MultiplexedConnection,
-};
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value, aio::MultiplexedConnection};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::{
@@ -29,7 +26,7 @@ use futures::future::FusedFuture as _;
 use crate::cache::keys::{BUCKETS, bucket_slot};
 use crate::cache::redis_tier::{
     RedisTier,
-    cluster::{ClusterState, NodeAddress, RedisConnection, SlotRange, Topology, fetch_slots},
+    cluster::{Cluster, ClusterState, NodeAddress, SlotRange, Topology, fetch_slots},
 };
 
 /// Connections to every master, each subscribed to the channels of the buckets it owns.
@@ -42,15 +39,11 @@ struct Session {
     checked_at: Instant,
 }
 
-pub(super) async fn listen(
-    redis: RedisTier,
-    seeds: Arc<Vec<ConnectionInfo>>,
-    state: Arc<ClusterState>,
-    target: impl InvalidationTarget,
-) {
+pub(super) async fn listen(redis: RedisTier, cluster: Cluster, target: impl InvalidationTarget) {
+    let state = Arc::clone(cluster.state());
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe_all(&redis, &seeds, &state).await {
+        match subscribe_all(&redis, &cluster).await {
             Ok(session) => {
                 target.subscribed();
                 target.vouched(session.checked_at);
@@ -78,16 +71,11 @@ pub(super) async fn listen(
 }
 
 /// Reads the slot map, then subscribes every bucket's channel on its master.
-async fn subscribe_all(
-    redis: &RedisTier,
-    seeds: &[ConnectionInfo],
-    state: &Arc<ClusterState>,
-) -> Result<Session, String> {
-    let RedisConnection::Cluster(mut cluster) = redis.connection() else {
-        return Err("not a cluster connection".into());
-    };
-    let seed = seeds.first().ok_or("no seed node")?;
-    let ranges = tokio::time::timeout(CONNECT_TIMEOUT, fetch_slots(&mut cluster))
+async fn subscribe_all(redis: &RedisTier, cluster: &Cluster) -> Result<Session, String> {
+    let state = cluster.state();
+    let mut conn = cluster.connection();
+    let seed = cluster.seeds().first().ok_or("no seed node")?;
+    let ranges = tokio::time::timeout(CONNECT_TIMEOUT, fetch_slots(&mut conn))
         .await
         .map_err(|_| "CLUSTER SLOTS timed out".to_owned())?
         .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;

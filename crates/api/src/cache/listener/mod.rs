@@ -57,10 +57,8 @@ async fn apply_message(target: &impl InvalidationTarget, message: &redis::Msg) {
 /// Runs for the life of the app.
 pub async fn listen_for_invalidations(redis: RedisTier, target: impl InvalidationTarget) {
     match redis.backend().clone() {
-        Backend::Single { client, .. } => listen_single(redis, client, target).await,
-        Backend::Cluster { seeds, state } => {
-            cluster::listen(redis, seeds, state, target).await;
-        }
+        Backend::Single(single) => listen_single(redis, single.client().clone(), target).await,
+        Backend::Cluster(cluster) => cluster::listen(redis, cluster, target).await,
     }
 }
 

@@ -7,13 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{AsyncCommands, aio::ConnectionLike};
+use redis::AsyncCommands;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use super::info::{aggregate_info, eviction_policy_supported, parse_info};
 use super::{
-    ABSENT, ADMIN_TIMEOUT_FLOOR, Backend, CacheError, RedisTier,
-    cluster::{NodeAddress, RedisConnection, fetch_slots},
+    ABSENT, CacheError, RedisTier,
+    cluster::NodeAddress,
+    connection::{bounded, within},
 };
 use crate::cache::{breaker::BreakerState, keys::key_slot};
 
@@ -73,54 +75,6 @@ impl RecentInfo {
     }
 }
 
-/// INFO fields summed over a cluster's masters; the rest are taken from the first master.
-const SUMMED_INFO_FIELDS: &[&str] = &[
-    "keyspace_hits",
-    "keyspace_misses",
-    "used_memory",
-    "connected_clients",
-    "total_commands_processed",
-    "total_connections_received",
-    "expired_keys",
-    "evicted_keys",
-];
-
-/// Adds up the masters' `INFO`: counters summed, `used_memory_human` recomputed, the
-/// shortest uptime, an unsupported eviction policy if any master has one. Pure.
-pub fn aggregate_info(nodes: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
-    let mut out = nodes.first().cloned().unwrap_or_default();
-    for &field in SUMMED_INFO_FIELDS {
-        let values: Vec<u64> = nodes
-            .iter()
-            .filter_map(|n| n.get(field)?.parse().ok())
-            .collect();
-        if !values.is_empty() {
-            out.insert(field.to_owned(), values.iter().sum::<u64>().to_string());
-        }
-    }
-    if let Some(bytes) = out.get("used_memory").and_then(|v| v.parse::<u64>().ok()) {
-        #[allow(clippy::cast_precision_loss)] // a display figure
-        let mib = bytes as f64 / (1024.0 * 1024.0);
-        out.insert("used_memory_human".to_owned(), format!("{mib:.2}M"));
-    }
-    if let Some(uptime) = nodes
-        .iter()
-        .filter_map(|n| n.get("uptime_in_seconds")?.parse::<u64>().ok())
-        .min()
-    {
-        out.insert("uptime_in_seconds".to_owned(), uptime.to_string());
-    }
-    if let Some(policy) = nodes
-        .iter()
-        .filter_map(|n| n.get("maxmemory_policy"))
-        .find(|p| !eviction_policy_supported(p))
-    {
-        out.insert("maxmemory_policy".to_owned(), policy.clone());
-    }
-    out.insert("cluster_masters".to_owned(), nodes.len().to_string());
-    out
-}
-
 /// Keys per SCAN page and per UNLINK batch when clearing.
 const CLEAR_BATCH: usize = 500;
 
@@ -135,22 +89,10 @@ pub struct EntryInfo {
 }
 
 impl RedisTier {
-    fn admin_timeout(&self) -> Duration {
-        self.timeout.max(ADMIN_TIMEOUT_FLOOR)
-    }
-
     /// The masters of a cluster, read now (the topology is refreshed too); `None` for
     /// one Redis.
     pub async fn masters(&self) -> Result<Option<Vec<NodeAddress>>, CacheError> {
-        let (Backend::Cluster { state, .. }, RedisConnection::Cluster(conn)) =
-            (&self.backend, &self.conn)
-        else {
-            return Ok(None);
-        };
-        let mut conn = conn.clone();
-        let ranges = Self::bounded(self.admin_timeout(), fetch_slots(&mut conn)).await?;
-        state.install(&ranges);
-        Ok(Some(state.topology().masters.clone()))
+        self.backend.masters(self.admin_timeout()).await
     }
 
     /// Runs `cmd` on one node (`Some`) or on the single Redis (`None`).
@@ -161,16 +103,7 @@ impl RedisTier {
         limit: Duration,
     ) -> Result<T, CacheError> {
         let mut conn = self.conn.clone();
-        let call = async {
-            let value = match (node, &mut conn) {
-                (Some(node), RedisConnection::Cluster(conn)) => {
-                    conn.route_command(cmd.clone(), node.routing()).await?
-                }
-                _ => conn.req_packed_command(cmd).await?,
-            };
-            Ok(redis::from_redis_value(value)?)
-        };
-        Self::within(limit, call).await
+        within(limit, conn.on_node(node, cmd)).await
     }
 
     /// Reserves the next `interval` for one clear of the whole fleet (`SET NX PX`): `None`
@@ -199,7 +132,7 @@ impl RedisTier {
             let left = u64::try_from(left).unwrap_or(0).max(1);
             Ok(Some(Duration::from_millis(left)))
         };
-        Self::within(self.admin_timeout(), work).await
+        within(self.admin_timeout(), work).await
     }
 
     /// Removes every entry under this service's prefix (SCAN + UNLINK; never KEYS or
@@ -217,7 +150,7 @@ impl RedisTier {
             }
             Ok(cleared)
         };
-        Self::within(self.admin_timeout() * 4, work).await
+        within(self.admin_timeout() * 4, work).await
     }
 
     async fn clear_node(&self, node: Option<&NodeAddress>) -> Result<u64, CacheError> {
@@ -249,8 +182,7 @@ impl RedisTier {
             }
             for keys in by_slot.values() {
                 for batch in keys.chunks(CLEAR_BATCH) {
-                    let removed: u64 =
-                        Self::bounded(self.admin_timeout(), conn.unlink(batch)).await?;
+                    let removed: u64 = bounded(self.admin_timeout(), conn.unlink(batch)).await?;
                     cleared += removed;
                 }
             }
@@ -332,10 +264,11 @@ impl RedisTier {
     pub async fn node_health(&self) -> Result<Option<Vec<NodeHealth>>, CacheError> {
         let limit = self.timeout.max(Duration::from_millis(500));
         let ping = redis::cmd("PING");
-        let Backend::Cluster { state, .. } = &self.backend else {
+        let Some(cluster) = self.backend.cluster() else {
             let _: String = self.on_node(None, &ping, limit).await?;
             return Ok(None);
         };
+        let state = cluster.state();
         // The topology the listener refreshes every second; read here only before it has
         // one, so probes do not ask the cluster for its slot map each time.
         let known = state.topology().masters.clone();
@@ -375,7 +308,7 @@ impl RedisTier {
         pipe.get(&key).pttl(&key).get(self.keys.generation(id));
         // All three keys share a slot, so the pipeline goes to one node in a cluster too.
         let (raw, pttl, generation): (Option<String>, i64, Option<u64>) =
-            Self::bounded(self.admin_timeout(), pipe.query_async(&mut conn)).await?;
+            bounded(self.admin_timeout(), pipe.query_async(&mut conn)).await?;
         Ok(EntryInfo {
             cached: raw.is_some(),
             absent_marker: raw.as_deref() == Some(ABSENT),
@@ -383,53 +316,5 @@ impl RedisTier {
             generation: generation.unwrap_or(0),
             key,
         })
-    }
-}
-
-/// Whether CacheMe's consistency holds under this `maxmemory-policy`: eviction may only
-/// pick keys with a TTL (entries), never the generation counters or the epoch, which
-/// have none.
-pub fn eviction_policy_supported(policy: &str) -> bool {
-    !policy.starts_with("allkeys")
-}
-
-/// Parses `INFO` output (`# Section` headers and `name:value` lines).
-pub fn parse_info(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_parsing_skips_sections_and_keeps_values_with_colons() {
-        let info = parse_info(
-            "# Stats\r\nkeyspace_hits:42\r\n\r\nrole:master\r\nexecutable:/usr/bin/redis-server\r\n",
-        );
-        assert_eq!(info["keyspace_hits"], "42");
-        assert_eq!(info["executable"], "/usr/bin/redis-server");
-        assert!(!info.contains_key("# Stats"));
-    }
-
-    #[test]
-    fn only_policies_that_spare_keys_without_ttl_are_supported() {
-        for ok in [
-            "noeviction",
-            "volatile-lru",
-            "volatile-lfu",
-            "volatile-ttl",
-            "volatile-random",
-        ] {
-            assert!(eviction_policy_supported(ok), "{ok}");
-        }
-        for bad in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
-            assert!(!eviction_policy_supported(bad), "{bad}");
-        }
     }
 }

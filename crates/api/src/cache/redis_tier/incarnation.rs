@@ -18,6 +18,9 @@ use std::{
     time::Duration,
 };
 
+use super::{CacheError, RedisTier};
+use crate::cache::expiry::random_u64;
+
 /// How often the epoch is checked against the process even when nothing failed.
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -76,6 +79,70 @@ impl Incarnation {
         for checked in &self.checked {
             checked.store(false, Ordering::SeqCst);
         }
+    }
+}
+
+/// The checks, as the Redis tier runs them.
+impl RedisTier {
+    /// Stops serving entries until the epoch is checked against the Redis process again
+    /// (the subscription was lost: the server may have restarted).
+    pub fn withdraw_trust(&self) {
+        self.incarnation.withdraw();
+    }
+
+    /// Checks `id`'s epoch against the Redis process answering, rotating it if that
+    /// process is not the one it was checked against (see `incarnation`).
+    /// Returns whether another process than the one recorded answered.
+    pub(super) async fn check_incarnation(&self, id: i32) -> Result<bool, CacheError> {
+        let token = self.incarnation.before_check();
+        let mut conn = self.conn.clone();
+        let mut invocation = self.verify_incarnation_script.prepare_invoke();
+        invocation
+            .key(self.keys.incarnation(id))
+            .key(self.keys.epoch(id))
+            .arg(random_u64());
+        let outcome: i64 = self.guarded(id, invocation.invoke_async(&mut conn)).await?;
+        let another_process = outcome == 1;
+        if another_process {
+            tracing::info!(
+                epoch = %self.keys.epoch(id),
+                "new Redis process (restart, restore or failover): epoch rotated, entries \
+                 filled before it are not served"
+            );
+        }
+        self.incarnation
+            .checked(self.backend.epoch_index(id), token);
+        Ok(another_process)
+    }
+
+    /// Runs for the life of the app: checks every epoch every [`RECHECK_INTERVAL`], so a
+    /// restart no call saw fail (an idle connection re-established in between) is noticed
+    /// within that interval.
+    pub async fn keep_checking_incarnation(self) {
+        let mut ticks = tokio::time::interval(RECHECK_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.check_every_incarnation().await {
+                tracing::debug!(error = %e, "cannot check the Redis process yet");
+            }
+        }
+    }
+
+    /// Checks the epoch against every Redis process (run every [`RECHECK_INTERVAL`]). In
+    /// a cluster, one bucket per master stands for its master's buckets: a process seen
+    /// new there makes every bucket check its own epoch again before it is served.
+    pub async fn check_every_incarnation(&self) -> Result<(), CacheError> {
+        let (ids, one_stands_for_many) = self.backend.incarnation_probes();
+        let checks = ids.into_iter().map(|id| self.check_incarnation(id));
+        let rotated = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<bool>, _>>()?;
+        if one_stands_for_many && rotated.contains(&true) {
+            self.incarnation.withdraw();
+        }
+        Ok(())
     }
 }
 

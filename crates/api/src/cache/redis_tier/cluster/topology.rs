@@ -1,98 +1,23 @@
-//! Redis Cluster mode: the connection both modes share, the cluster's topology (which
-//! master owns each bucket's slot) and one circuit breaker per master, so a failing shard
-//! only switches off the buckets it owns.
+//! A Redis Cluster's topology: which master owns each bucket's slot, and one circuit
+//! breaker per master, so a failing shard only switches off the buckets it owns.
 //!
-//! The client (redis-rs `cluster-async`) follows MOVED/ASK and failovers by itself; this
-//! module only needs the topology for what the client does not do: breakers per node,
-//! per-node admin calls (clear, INFO, health) and the listener's subscriptions.
-//! (Over 400 lines only with its tests.)
+//! The client (redis-rs `cluster-async`) follows MOVED/ASK and failovers by itself; the
+//! topology serves what the client does not do: breakers per node, per-node admin calls
+//! (clear, INFO, health), the replication wait and the listener's subscriptions.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use parking_lot::RwLock;
 use redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisFuture,
-    RedisResult, Value,
-    aio::{ConnectionLike, ConnectionManager},
-    cluster::ClusterClientBuilder,
+    ConnectionAddr, ConnectionInfo, ProtocolVersion, RedisResult, Value,
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
 };
 
-use super::super::{
-    breaker::{BreakerState, CircuitBreaker, Thresholds},
+use crate::cache::{
+    breaker::{BreakerSettings, BreakerState, CircuitBreaker},
     keys::{BUCKETS, bucket_slot},
 };
-
-/// One connection handle for either mode; both are cheap clones of a shared, reconnecting
-/// connection.
-#[derive(Clone)]
-pub enum RedisConnection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl std::fmt::Debug for RedisConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Single(_) => "RedisConnection::Single",
-            Self::Cluster(_) => "RedisConnection::Cluster",
-        })
-    }
-}
-
-impl ConnectionLike for RedisConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
-
-/// The seed nodes of a cluster: `REDIS_URL` as a comma-separated list.
-pub fn seed_nodes(urls: &str) -> RedisResult<Vec<ConnectionInfo>> {
-    urls.split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(IntoConnectionInfo::into_connection_info)
-        .collect()
-}
-
-/// A cluster connection that connects lazily (the service starts while the cluster is
-/// down) and retries MOVED/ASK/TRYAGAIN and reconnects within `timeout`.
-pub fn connect_cluster(
-    seeds: &[ConnectionInfo],
-    timeout: Duration,
-) -> RedisResult<ClusterConnection> {
-    let client = ClusterClientBuilder::new(seeds.iter().cloned())
-        .connection_timeout(timeout.max(Duration::from_millis(250)))
-        .response_timeout(timeout.max(Duration::from_secs(5)))
-        .retries(3)
-        .min_retry_wait(10)
-        .max_retry_wait(200)
-        .build()?;
-    Ok(client.get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new()))
-}
 
 /// A master, by the address the cluster announces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -213,20 +138,6 @@ impl Topology {
     pub fn owner(&self, bucket: u16) -> Option<&NodeAddress> {
         let index = (*self.owners.get(usize::from(bucket))?)?;
         self.masters.get(index)
-    }
-}
-
-/// How to make a new node's breaker.
-#[derive(Debug, Clone, Copy)]
-pub struct BreakerSettings {
-    pub thresholds: Thresholds,
-    pub cooldown: Duration,
-    pub probe_patience: Duration,
-}
-
-impl BreakerSettings {
-    pub fn build(self) -> CircuitBreaker {
-        CircuitBreaker::new(self.thresholds, self.cooldown, self.probe_patience)
     }
 }
 
@@ -355,7 +266,10 @@ pub async fn fetch_slots(conn: &mut ClusterConnection) -> RedisResult<Vec<SlotRa
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::cache::breaker::Thresholds;
 
     fn node(port: i64) -> Value {
         Value::Array(vec![
