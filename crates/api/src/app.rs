@@ -40,11 +40,16 @@ impl App {
     /// Migrates (when configured), seeds, connects lazily to both stores, starts the
     /// background tasks and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        Self::build_with_hooks(config, Hooks::default()).await
+        Self::build_inner(config, Hooks::default()).await
     }
 
-    /// [`App::build`] with test hooks in the read path.
+    /// [`App::build`] with test hooks in the read path (the `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     pub async fn build_with_hooks(config: &Config, hooks: Hooks) -> anyhow::Result<Self> {
+        Self::build_inner(config, hooks).await
+    }
+
+    async fn build_inner(config: &Config, hooks: Hooks) -> anyhow::Result<Self> {
         // Read the seed first: a broken file should stop start-up before anything changes.
         let seed = config
             .seed_file
@@ -111,7 +116,9 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
-    /// The app's own pool, for tests that change rows behind its back.
+    /// The app's own pool, for tests that change rows behind its back (the `test-hooks`
+    /// feature).
+    #[cfg(feature = "test-hooks")]
     pub fn db_pool(&self) -> sqlx::PgPool {
         self.state.catalog.db_pool()
     }

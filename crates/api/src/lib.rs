@@ -25,6 +25,7 @@ mod store;
 pub use app::App;
 pub use cache::{KeyScheme, keys::KeyLayout};
 pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
+#[cfg(feature = "test-hooks")]
 pub use domain::{Hook, Hooks};
 pub use env_names::{env_names, settings_table};
 pub use mutation::install_from_env as install_mutation_from_env;

@@ -182,8 +182,14 @@ pub(super) enum Owed {
     UnknownDatabaseDown,
 }
 
+/// The read-through catalog. A clone is one reference count: a miss, a write and a
+/// refresh each hand one to a task of their own.
 #[derive(Debug, Clone)]
-pub struct Catalog {
+pub struct Catalog(Arc<Parts>);
+
+/// What a [`Catalog`] is made of; its methods reach these through `Deref`.
+#[derive(Debug)]
+pub struct Parts {
     pub(super) db: Database,
     pub(super) redis: RedisTier,
     pub(super) memory: MemoryTier,
@@ -196,6 +202,14 @@ pub struct Catalog {
     pub(super) hooks: Hooks,
 }
 
+impl std::ops::Deref for Catalog {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 impl Catalog {
     /// `counters` are the ones [`crate::observability::metrics::Metrics`] exports.
     pub fn new(
@@ -205,7 +219,7 @@ impl Catalog {
         hooks: Hooks,
         counters: Arc<CacheCounters>,
     ) -> Self {
-        Self {
+        Self(Arc::new(Parts {
             db,
             redis,
             memory,
@@ -217,7 +231,7 @@ impl Catalog {
             pending_added: Arc::default(),
             id_bound: Arc::default(),
             hooks,
-        }
+        }))
     }
 
     /// Keeps L1 in step with every replica's writes: the invalidation channel, for the
@@ -238,6 +252,7 @@ impl Catalog {
     }
 
     /// The database pool, for tests that change rows behind the caches' back.
+    #[cfg(feature = "test-hooks")]
     pub fn db_pool(&self) -> sqlx::PgPool {
         self.db.pool().clone()
     }

@@ -8,6 +8,8 @@ mod read;
 mod reports;
 mod writes;
 
-pub use catalog::{Catalog, Hook, Hooks, Served, Tier};
+#[cfg(feature = "test-hooks")]
+pub use catalog::Hook;
+pub use catalog::{Catalog, Hooks, Served, Tier};
 pub use error::CatalogError;
 pub use reports::{BreakerState, NodeHealth, NodeStatus};

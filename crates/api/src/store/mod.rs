@@ -153,6 +153,8 @@ impl Database {
             .unwrap_or_else(|_| Err(deadline_passed(limit)))
     }
 
+    /// The pool itself, for tests (the `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
