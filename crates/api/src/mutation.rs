@@ -70,27 +70,33 @@ pub fn from_env() -> Result<Option<Mutation>, String> {
 #[cfg(feature = "mutations")]
 static ACTIVE: std::sync::OnceLock<Option<Mutation>> = std::sync::OnceLock::new();
 
-/// Reads `CACHEME_MUTATION` and switches it on for this process; says so loudly. Built
-/// without the `mutations` feature, a name is ignored (with a warning). An unknown name
-/// is an error, so a mutation run cannot pass unmutated by a typo.
+/// Reads `CACHEME_MUTATION` and switches it on for this process; says so loudly. An
+/// unknown name is an error, and so is any name in a build without the `mutations`
+/// feature: a mutation run must never pass unmutated, by a typo or by a build that left
+/// the mutation out.
 pub fn install_from_env() -> Result<(), String> {
-    let Some(mutation) = from_env()? else {
+    let Some(mutation) = accepted(from_env()?, cfg!(feature = "mutations"))? else {
         return Ok(());
     };
-    if cfg!(feature = "mutations") {
-        tracing::warn!(
-            ?mutation,
-            "CACHEME_MUTATION: a consistency mechanism is switched off in this process, \
-             to test the chaos checker; never run this build anywhere else"
-        );
-        install(Some(mutation));
-    } else {
-        tracing::warn!(
-            ?mutation,
-            "CACHEME_MUTATION is ignored: this build has no `mutations` feature"
-        );
-    }
+    tracing::warn!(
+        ?mutation,
+        "CACHEME_MUTATION: a consistency mechanism is switched off in this process, to test \
+         the chaos checker; never run this build anywhere else"
+    );
+    install(Some(mutation));
     Ok(())
+}
+
+/// The mutation to switch on, if this build can (`built_with`: the `mutations` feature).
+fn accepted(named: Option<Mutation>, built_with: bool) -> Result<Option<Mutation>, String> {
+    match named {
+        Some(mutation) if !built_with => Err(format!(
+            "CACHEME_MUTATION names {mutation:?}, but this build has no `mutations` feature \
+             (cargo build --package cacheme-api --features mutations): refusing to run \
+             unmutated"
+        )),
+        named => Ok(named),
+    }
 }
 
 /// Records the mutation of this process (once, at start).
@@ -131,5 +137,22 @@ mod tests {
         assert_eq!(names.len(), ALL.len());
         #[cfg(not(feature = "mutations"))]
         assert!(!active(Mutation::NothingPending), "compiled out");
+    }
+
+    #[test]
+    fn a_build_without_the_feature_refuses_a_mutation() {
+        assert_eq!(accepted(None, false), Ok(None));
+        assert_eq!(accepted(None, true), Ok(None));
+        assert_eq!(
+            accepted(Some(Mutation::NothingPending), true),
+            Ok(Some(Mutation::NothingPending))
+        );
+        let refused = accepted(Some(Mutation::NothingPending), false);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("no `mutations` feature")),
+            "{refused:?}"
+        );
     }
 }

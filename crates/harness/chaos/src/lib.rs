@@ -406,7 +406,10 @@ fn api_binary(root: &Path, opts: &Options) -> anyhow::Result<PathBuf> {
     let mut build = cargo();
     build.args(["build", "--package", "cacheme-api"]);
     if opts.mutation.is_some() || opts.mutations {
-        build.args(["--features", "cacheme-api/mutations"]);
+        // The package's own feature: since the API's tests depend on the API itself (for
+        // `test-hooks`), `cacheme-api/mutations` names that dev-dependency's feature,
+        // and the binary was built without it (every mutation run silently unmutated).
+        build.args(["--features", "mutations"]);
     }
     if opts.release {
         build.arg("--release");
