@@ -22,6 +22,8 @@ struct Mutation {
     /// More readers of the cold products than the default 4, where the mechanism is
     /// seen only when an entry past its TTL is read during a fault.
     cold_readers: Option<usize>,
+    /// A longer run than `--duration`, where what exposes the mechanism is rare.
+    duration_s: Option<u64>,
     /// `None`: must be caught. `Some(why)`: no run here catches it, for this reason.
     not_caught: Option<&'static str>,
 }
@@ -33,6 +35,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: Some(12),
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -47,6 +50,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: Some(850),
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -55,6 +59,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -64,6 +69,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: Some(12),
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -72,6 +78,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -84,6 +91,9 @@ const MUTATIONS: [Mutation; 11] = [
         // Each read that meets PostgreSQL down waits up to its 1 s pool timeout: with 4
         // cold readers a seed caught 1 (seeds 1-3: 6-12).
         cold_readers: Some(12),
+        // 0 caught on one 30 s seed (29575296; 108 on the next): twice the time, twice the
+        // chances of an aged entry read during a PostgreSQL fault.
+        duration_s: Some(60),
         not_caught: None,
     },
     Mutation {
@@ -95,6 +105,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: None,
     },
     Mutation {
@@ -103,6 +114,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: Some(
             "a creation's id is new, and a negative entry is kept only for ids below the \
              highest: one exists for the new id only if a higher id committed first and a \
@@ -118,6 +130,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: Some(
             "the race it closes (a read's epoch taken after the write's first L1 drop, its \
              Redis GET queued before the write's script on the same connection) is a few \
@@ -131,6 +144,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: Some(
             "L1's lease (750 ms after the last answered ping) stops L1 anyway, inside the \
              1 s bound: flushing at once on a lost channel only shortens the window",
@@ -142,6 +156,7 @@ const MUTATIONS: [Mutation; 11] = [
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
+        duration_s: None,
         not_caught: Some(
             "loads are tagged with the Redis generation, which the write bumps: only a \
              load that started without Redis (no tag), outlives the write and is joined \
@@ -278,6 +293,9 @@ fn run_one(
     }
     if let Some(cold_readers) = m.cold_readers {
         one.cold_readers = cold_readers;
+    }
+    if let Some(duration_s) = m.duration_s {
+        one.duration_s = one.duration_s.max(duration_s);
     }
     if m.name == "skip-fill-check" {
         one.unsafe_skip_fill_check = true;
