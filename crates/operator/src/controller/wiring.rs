@@ -83,7 +83,8 @@ pub async fn run(
     // Pod and HPA status changes come in bursts: one reconcile per burst.
     let mut controller = Controller::for_stream(cachemes, reader)
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)));
-    // Every child kind that may be watched (see `ChildKind::watched`), metadata only.
+    // Every child kind that may be watched (see `ChildKind::watched`); `owns_with`, like
+    // `owns`, watches their metadata only.
     // Not owned here: CloudNativePG Clusters and Gateway API HTTPRoutes, kinds the API
     // server may not serve. A Cluster's status is polled (CLOUDNATIVEPG_REQUEUE); the
     // CacheMe reads no status of an HTTPRoute, and one edited or deleted by someone else

@@ -450,12 +450,20 @@ impl Desired {
         if let Some(cluster) = &self.cloudnativepg {
             out.push(serde_json::to_value(cluster)?);
         }
+        // ConfigMaps, then the Secrets, then the rest: the order `render` always printed.
+        let (config_maps, rest): (Vec<&Child>, Vec<&Child>) = self
+            .children
+            .iter()
+            .partition(|c| c.kind() == ChildKind::ConfigMap);
+        for child in config_maps {
+            out.push(child.to_json()?);
+        }
         for plan in &self.secrets {
             out.push(serde_json::to_value(
                 plan.build(PASSWORD_PLACEHOLDER.to_string()),
             )?);
         }
-        for child in &self.children {
+        for child in rest {
             out.push(child.to_json()?);
         }
         Ok(out)

@@ -130,19 +130,21 @@ impl Backend {
         }
     }
 
-    /// Tells every replica to drop its whole L1 (after a clear).
+    /// Tells every replica to drop its whole L1 (after a clear): one `PUBLISH` within
+    /// `timeout`, or one `SPUBLISH` per bucket within `admin_timeout`.
     pub async fn announce_flush(
         &self,
         keys: &KeyScheme,
-        limit: Duration,
+        timeout: Duration,
+        admin_timeout: Duration,
     ) -> Result<(), CacheError> {
         match self {
             Self::Single(single) => {
                 single
-                    .announce_flush(keys.invalidation_channel(0), limit)
+                    .announce_flush(keys.invalidation_channel(0), timeout)
                     .await
             }
-            Self::Cluster(cluster) => cluster.announce_flush(keys, limit).await,
+            Self::Cluster(cluster) => cluster.announce_flush(keys, admin_timeout).await,
         }
     }
 

@@ -332,7 +332,7 @@ impl RedisTier {
     /// Tells every replica to drop its whole L1 (after `clear`).
     pub async fn announce_flush(&self) -> Result<(), CacheError> {
         self.backend
-            .announce_flush(&self.keys, self.admin_timeout())
+            .announce_flush(&self.keys, self.timeout, self.admin_timeout())
             .await
     }
 }
