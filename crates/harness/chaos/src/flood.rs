@@ -56,6 +56,10 @@ pub fn apply(cluster: &Cluster, fault: &Planned, len: Duration) -> anyhow::Resul
                     let sent = Instant::now();
                     let reply = conn.send("GET", PATH, None, None);
                     mine.add(&reply, sent.elapsed());
+                    if matches!(reply, Reply::Io(_)) {
+                        // Refused or cut (the replica restarting, say): not a busy loop.
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
                 if let Ok(mut all) = outcomes.lock() {
                     all.merge(mine);

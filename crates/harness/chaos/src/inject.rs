@@ -35,13 +35,11 @@ pub fn run(
         let mut detail = describe(cluster, fault);
         set(current, &format!("{} {detail}", fault.kind.name()));
         let start_us = clock.us();
-        let result = match fault.kind {
-            // The one fault with something to tell afterwards: what its flood got.
-            FaultKind::FloodPgLatency => super::flood::apply(cluster, fault, len).map(|note| {
+        let result = apply(cluster, fault, len).map(|note| {
+            if let Some(note) = note {
                 detail = format!("{detail}; {note}");
-            }),
-            _ => apply(cluster, fault, len),
-        };
+            }
+        });
         let end_us = clock.us();
         set(current, "none");
         windows.push(FaultWindow {
@@ -124,8 +122,16 @@ fn describe(cluster: &Cluster, fault: &Planned) -> String {
     }
 }
 
-/// Applies the fault, keeps it for `len` (repeating the instantaneous ones), then heals it.
-fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Result<()> {
+/// Applies the fault, keeps it for `len` (repeating the instantaneous ones), then heals it;
+/// returns what the window's note should add (the flood's outcome).
+fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Result<Option<String>> {
+    match fault.kind {
+        FaultKind::FloodPgLatency => super::flood::apply(cluster, fault, len).map(Some),
+        _ => apply_silently(cluster, fault, len).map(|()| None),
+    }
+}
+
+fn apply_silently(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + len;
     match fault.kind {
         FaultKind::RedisPause => {
@@ -147,7 +153,9 @@ fn apply(cluster: &mut Cluster, fault: &Planned, len: Duration) -> anyhow::Resul
         | FaultKind::PgLatency
         | FaultKind::ReplicaPause
         | FaultKind::BothLatency => super::link_faults::apply(cluster, fault, len),
-        FaultKind::FloodPgLatency => super::flood::apply(cluster, fault, len).map(drop),
+        FaultKind::FloodPgLatency => {
+            anyhow::bail!("the flood is applied by `apply`, with its note")
+        }
         FaultKind::ClusterMasterKill
         | FaultKind::ClusterFailover
         | FaultKind::ClusterSlotMigration => {

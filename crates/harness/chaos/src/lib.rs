@@ -275,7 +275,7 @@ pub(crate) fn run_once(opts: &Options, typed: &[String]) -> anyhow::Result<repor
 /// Below this share of 200 reads answered by a cache tier, the run fails: a build that
 /// never caches, or leaves every written id pending for ever, is consistent but broken
 /// (runs here answer about 85 % from a cache).
-const MIN_CACHE_SHARE: f64 = 0.5;
+pub(crate) const MIN_CACHE_SHARE: f64 = 0.5;
 
 /// Reads outside fault windows that must be answered, 200 or 404 (runs here: 99.99 %).
 const MIN_QUIET_READS_OK: f64 = 0.99;

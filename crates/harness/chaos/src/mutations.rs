@@ -24,8 +24,38 @@ struct Mutation {
     cold_readers: Option<usize>,
     /// A longer run than `--duration`, where what exposes the mechanism is rare.
     duration_s: Option<u64>,
+    /// Which failure of a run counts as catching it: only what the removed mechanism
+    /// lets through, so that an unrelated failure (convergence, availability) cannot
+    /// pass for a catch and hide a gap.
+    caught_by: CaughtBy,
     /// `None`: must be caught. `Some(why)`: no run here catches it, for this reason.
     not_caught: Option<&'static str>,
+}
+
+/// What a mutation breaks that the checker sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaughtBy {
+    /// Consistency violations: stale reads, a seeded product answered 404, ...
+    Violations,
+    /// The cache share under its floor: consistent, but the cache silently off.
+    CacheShare,
+}
+
+impl CaughtBy {
+    /// Why a run with `violations` and `cache_share` catches the mutation, if it does.
+    fn judge(self, violations: usize, cache_share: f64) -> Option<String> {
+        match self {
+            CaughtBy::Violations => {
+                (violations > 0).then(|| format!("{violations} consistency violations"))
+            }
+            CaughtBy::CacheShare => (cache_share < super::MIN_CACHE_SHARE).then(|| {
+                format!(
+                    "only {:.1} % of reads were answered by a cache",
+                    cache_share * 100.0
+                )
+            }),
+        }
+    }
 }
 
 const MUTATIONS: [Mutation; 11] = [
@@ -36,6 +66,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: Some(12),
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -51,6 +82,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -60,6 +92,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::CacheShare,
         not_caught: None,
     },
     Mutation {
@@ -70,6 +103,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: Some(12),
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -79,6 +113,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -94,6 +129,7 @@ const MUTATIONS: [Mutation; 11] = [
         // 0 caught on one 30 s seed (29575296; 108 on the next): twice the time, twice the
         // chances of an aged entry read during a PostgreSQL fault.
         duration_s: Some(60),
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -106,6 +142,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: None,
     },
     Mutation {
@@ -115,6 +152,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: Some(
             "a creation's id is new, and a negative entry is kept only for ids below the \
              highest: one exists for the new id only if a higher id committed first and a \
@@ -131,6 +169,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: Some(
             "the race it closes (a read's epoch taken after the write's first L1 drop, its \
              Redis GET queued before the write's script on the same connection) is a few \
@@ -145,6 +184,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: Some(
             "L1's lease (750 ms after the last answered ping) stops L1 anyway, inside the \
              1 s bound: flushing at once on a lost channel only shortens the window",
@@ -157,6 +197,7 @@ const MUTATIONS: [Mutation; 11] = [
         readers: None,
         cold_readers: None,
         duration_s: None,
+        caught_by: CaughtBy::Violations,
         not_caught: Some(
             "loads are tagged with the Redis generation, which the write bumps: only a \
              load that started without Redis (no tag), outlives the write and is joined \
@@ -181,15 +222,13 @@ pub fn run(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
     let rows = judge(selected(opts.caught_only), opts.seed, |m, seed| {
         run_one(m, opts, typed, seed)
     })?;
-    eprintln!(
-        "==> mutations (each mechanism switched off, {} s each):",
-        opts.duration_s
-    );
+    eprintln!("==> mutations (each mechanism switched off in turn):");
     for row in &rows {
         eprintln!(
-            "    {:<28} {:<24} {}",
+            "    {:<28} {:<24} {:>3} s  {}",
             row.mutation.name,
             row.verdict(),
+            duration_of(row.mutation, opts),
             faults_text(row.mutation.faults)
         );
         if let (None, Some(why)) = (&row.caught, row.mutation.not_caught) {
@@ -261,6 +300,12 @@ fn judge(
     Ok(rows)
 }
 
+/// How long `m` runs: `--duration`, or its row's when that is longer.
+fn duration_of(m: &Mutation, opts: &Options) -> u64 {
+    m.duration_s
+        .map_or(opts.duration_s, |d| d.max(opts.duration_s))
+}
+
 /// The matrix's rows: all, or only those the checker is expected to catch.
 fn selected(caught_only: bool) -> impl Iterator<Item = &'static Mutation> {
     MUTATIONS
@@ -294,9 +339,7 @@ fn run_one(
     if let Some(cold_readers) = m.cold_readers {
         one.cold_readers = cold_readers;
     }
-    if let Some(duration_s) = m.duration_s {
-        one.duration_s = one.duration_s.max(duration_s);
-    }
+    one.duration_s = duration_of(m, opts);
     if m.name == "skip-fill-check" {
         one.unsafe_skip_fill_check = true;
     } else {
@@ -309,11 +352,19 @@ fn run_one(
         faults_text(m.faults)
     ));
     let report = run_once(&one, &typed)?;
-    // Judged as an ordinary run (but for the aging check): any failing check catches
-    // the mutation.
-    let caught = verdict_checking(&one, &report, false)
-        .err()
-        .map(|e| e.to_string());
+    let caught = m
+        .caught_by
+        .judge(report.violations_total, report.cache_share);
+    // Any other failing check is reported, not counted: the unmutated runs answer for
+    // those.
+    if caught.is_none()
+        && let Err(other) = verdict_checking(&one, &report, false)
+    {
+        eprintln!(
+            "    {}: not caught, but the run failed otherwise: {other}",
+            m.name
+        );
+    }
     eprintln!(
         "    {}: {}",
         m.name,
@@ -341,6 +392,23 @@ mod tests {
             .iter()
             .find(|m| m.name == name)
             .unwrap_or_else(|| panic!("no mutation {name}"))
+    }
+
+    #[test]
+    fn only_what_the_mechanism_lets_through_counts_as_a_catch() {
+        assert_eq!(
+            CaughtBy::Violations.judge(0, 0.1),
+            None,
+            "a low cache share"
+        );
+        assert!(CaughtBy::Violations.judge(3, 0.9).is_some());
+        assert_eq!(CaughtBy::CacheShare.judge(5, 0.9), None, "violations");
+        assert!(CaughtBy::CacheShare.judge(0, 0.1).is_some());
+        assert_eq!(
+            named("outbox-never-deleted").caught_by,
+            CaughtBy::CacheShare
+        );
+        assert_eq!(named("skip-fill-check").caught_by, CaughtBy::Violations);
     }
 
     #[test]
