@@ -10,7 +10,7 @@ use super::{
     history::{Effect, Op, Outcome, creation_value},
     rng::Rng,
     workload::{Progress, Workload},
-    writers::{SequentialWriter, outcome_of, write},
+    writers::{SequentialWriter, outcome_of, timed, write},
 };
 
 /// Creates a product (`POST`), renames it a few times, deletes it, and again: every
@@ -61,9 +61,7 @@ fn create(
 ) -> Op {
     let name = creation_value(token);
     let body = format!(r#"{{"name":"{name}","category":"chaos","price":1}}"#);
-    let invoke_us = clock.us();
-    let reply = conn.send("POST", "/products", Some(&body), give_up);
-    let complete_us = clock.us();
+    let (reply, span) = timed(conn, clock, "POST", "/products", Some(&body), give_up);
     let id = match &reply {
         Reply::Answer { status: 201, body } => serde_json::from_str::<serde_json::Value>(body)
             .ok()
@@ -77,14 +75,7 @@ fn create(
     }
     Op {
         raw: Some(name),
-        ..Op::write(
-            Effect::Create,
-            id.unwrap_or(0),
-            1,
-            replica,
-            (invoke_us, complete_us),
-            outcome,
-        )
+        ..Op::write(Effect::Create, id.unwrap_or(0), 1, replica, span, outcome)
     }
 }
 
@@ -96,15 +87,14 @@ fn delete(
     give_up: Option<Duration>,
     clock: Clock,
 ) -> Op {
-    let invoke_us = clock.us();
-    let reply = conn.send("DELETE", &format!("/products/{product}"), None, give_up);
-    let complete_us = clock.us();
+    let path = format!("/products/{product}");
+    let (reply, span) = timed(conn, clock, "DELETE", &path, None, give_up);
     Op::write(
         Effect::Delete,
         product,
         seq,
         replica,
-        (invoke_us, complete_us),
+        span,
         outcome_of(reply, 204),
     )
 }

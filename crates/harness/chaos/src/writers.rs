@@ -157,22 +157,30 @@ pub(super) fn write(
     clock: Clock,
 ) -> Op {
     let body = format!(r#"{{"name":"{}"}}"#, value_for(product, seq));
-    let invoke_us = clock.us();
-    let reply = conn.send(
-        "PATCH",
-        &format!("/products/{product}"),
-        Some(&body),
-        give_up,
-    );
-    let complete_us = clock.us();
+    let path = format!("/products/{product}");
+    let (reply, span) = timed(conn, clock, "PATCH", &path, Some(&body), give_up);
     Op::write(
         Effect::Set,
         product,
         seq,
         replica,
-        (invoke_us, complete_us),
+        span,
         outcome_of(reply, 200),
     )
+}
+
+/// Sends one write; its reply, and when it was invoked and completed on `clock`.
+pub(super) fn timed(
+    conn: &mut Conn,
+    clock: Clock,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    give_up: Option<Duration>,
+) -> (Reply, (u64, u64)) {
+    let invoke_us = clock.us();
+    let reply = conn.send(method, path, body, give_up);
+    (reply, (invoke_us, clock.us()))
 }
 
 pub(super) fn outcome_of(reply: Reply, ok: u16) -> Outcome {
