@@ -49,7 +49,7 @@ const OTHER_ENV: &[(&str, &str, &str)] = &[
     (
         "CACHEME_MUTATION",
         "unset",
-        "test builds only (the `mutations` feature): switches one consistency mechanism off for `cargo xtask chaos --mutations`; ignored, with a warning, by every other build",
+        "test builds only (the `mutations` feature): switches one consistency mechanism off for `cargo xtask chaos --mutations` (and, in the API's integration tests, for the one test the matrix runs mutated); every other build refuses to start with it set",
     ),
 ];
 

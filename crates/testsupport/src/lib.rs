@@ -28,6 +28,11 @@ pub use redis_cluster::RedisCluster;
 pub const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
+/// What the API's integration tests print when `CACHEME_MUTATION` switched a mechanism
+/// off in their process; `cargo xtask chaos --mutations` requires it in the output of a
+/// test it expects to fail, so a failure for another reason cannot pass for a catch.
+pub const MUTATION_ON_MARKER: &str = "cacheme test process: mutation switched on: ";
+
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;

@@ -127,7 +127,10 @@ impl MemoryTier {
         }
     }
 
-    pub fn entry_count(&self) -> u64 {
+    /// The entries held now. moka counts lazily (an insert or a flush shows only after its
+    /// pending work runs), so that work runs first: a report must show a flush it follows.
+    pub async fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }
 }

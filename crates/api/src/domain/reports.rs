@@ -98,18 +98,18 @@ impl Catalog {
             info,
             redis_nodes: nodes.ok().flatten(),
             counters: self.counters.snapshot(),
-            memory: self.memory_report(),
+            memory: self.memory_report().await,
             breaker: self.redis.breaker_state(),
             pending_invalidations: self.pending_invalidations(),
             loads_in_flight: self.flights_in_progress(),
         }
     }
 
-    fn memory_report(&self) -> MemoryReport {
+    async fn memory_report(&self) -> MemoryReport {
         MemoryReport {
             enabled: self.memory.enabled(),
             active: self.memory.active(),
-            entries: self.memory.entry_count(),
+            entries: self.memory.entry_count().await,
         }
     }
 
@@ -119,9 +119,9 @@ impl Catalog {
     }
 
     /// The gauges `/metrics` reports beside its counters.
-    pub fn gauges(&self) -> Gauges {
+    pub async fn gauges(&self) -> Gauges {
         Gauges {
-            memory_entries: self.memory.entry_count(),
+            memory_entries: self.memory.entry_count().await,
             breaker_open: self.redis.breaker_state() == BreakerState::Open,
             pending_invalidations: u64::try_from(self.pending_invalidations()).unwrap_or(u64::MAX),
         }

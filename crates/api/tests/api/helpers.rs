@@ -213,9 +213,30 @@ fn init_test_log() {
     });
 }
 
+/// `CACHEME_MUTATION` switches one consistency mechanism off in this test process, as in
+/// the API binary: `cargo xtask chaos --mutations` runs the one test that should fail
+/// without a mechanism the checker cannot see removed (crates/harness/chaos/src/
+/// mutations.rs). The line printed is that run's proof the mutation was on: a test that
+/// failed for another reason (say, a build without the `mutations` feature, which
+/// refuses the variable) must not pass for a catch.
+fn install_mutation_from_env() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if let Err(e) = cacheme_api::install_mutation_from_env() {
+            panic!("{e}");
+        }
+        if let Ok(name) = std::env::var("CACHEME_MUTATION")
+            && !name.trim().is_empty()
+        {
+            println!("{}{}", cacheme_testsupport::MUTATION_ON_MARKER, name.trim());
+        }
+    });
+}
+
 /// [`start`] with hooks in the read path.
 pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: Hooks) -> TestApp {
     init_test_log();
+    install_mutation_from_env();
     let mut config = config;
     // A test that pointed the app at a Redis of its own (one URL) keeps single mode in a
     // cluster run.

@@ -13,6 +13,7 @@ mod failure;
 mod flood;
 mod health;
 mod helpers;
+mod joined_loads;
 mod memory_tier;
 mod products;
 mod security;

@@ -1,7 +1,15 @@
 //! `cargo xtask chaos --mutations`: the API built with one consistency mechanism switched
 //! off at a time (its test-only `mutations` feature), each run with the faults meant to
-//! expose it; the matrix proves the checker notices each removal, or says why it cannot
-//! (issue #22, C10).
+//! expose it; the matrix proves the checker notices each removal (issue #22, C10). Where
+//! the checker cannot (a race microseconds wide, or a mechanism that only shortens a
+//! window inside the bound), an ordinary test of the API holds the interleaving open,
+//! and the matrix runs that test with the mutation on and requires it to fail: every
+//! mechanism is needed by some check, none kept on faith.
+
+use std::process::Stdio;
+
+use anyhow::Context as _;
+use cacheme_harness::cargo;
 
 use super::{options::Options, run_once, verdict_checking};
 
@@ -24,27 +32,34 @@ struct Mutation {
     cold_readers: Option<usize>,
     /// A longer run than `--duration`, where what exposes the mechanism is rare.
     duration_s: Option<u64>,
-    /// Which failure of a run counts as catching it: only what the removed mechanism
-    /// lets through, so that an unrelated failure (convergence, availability) cannot
-    /// pass for a catch and hide a gap.
+    /// Which failure counts as catching it: only what the removed mechanism lets
+    /// through, so that an unrelated failure (convergence, availability) cannot pass for
+    /// a catch and hide a gap.
     caught_by: CaughtBy,
-    /// `None`: must be caught. `Some(why)`: no run here catches it, for this reason.
-    not_caught: Option<&'static str>,
 }
 
-/// What a mutation breaks that the checker sees.
+/// What a mutation breaks that a check sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CaughtBy {
-    /// Consistency violations: stale reads, a seeded product answered 404, ...
+    /// The checker's consistency violations: stale reads, a seeded product answered
+    /// 404, ...
     Violations,
-    /// The cache share under its floor: consistent, but the cache silently off.
+    /// The checker's cache share under its floor: consistent, but the cache silently off.
     CacheShare,
+    /// Not the checker (`why_not_the_checker`): the ordinary integration test `test` of
+    /// the API (`crates/api/tests/api`, by its path there), which fails with the mutation.
+    Test {
+        test: &'static str,
+        why_not_the_checker: &'static str,
+    },
 }
 
 impl CaughtBy {
-    /// Why a run with `violations` and `cache_share` catches the mutation, if it does.
+    /// Why a checker run with `violations` and `cache_share` catches the mutation, if it
+    /// does (never for a test's row: the checker does not answer for it).
     fn judge(self, violations: usize, cache_share: f64) -> Option<String> {
         match self {
+            CaughtBy::Test { .. } => None,
             CaughtBy::Violations => {
                 (violations > 0).then(|| format!("{violations} consistency violations"))
             }
@@ -67,7 +82,6 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         name: "nothing-pending",
@@ -83,7 +97,6 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         name: "outbox-never-deleted",
@@ -93,7 +106,6 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::CacheShare,
-        not_caught: None,
     },
     Mutation {
         // Not a feature switch: `UNSAFE_SKIP_FILL_CHECK`, both checks of the fill script.
@@ -104,7 +116,6 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         name: "no-invalidate-on-delete",
@@ -114,7 +125,6 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         // Needs entries past their stale-while-revalidate window while PostgreSQL is
@@ -130,7 +140,6 @@ const MUTATIONS: [Mutation; 11] = [
         // chances of an aged entry read during a PostgreSQL fault.
         duration_s: Some(60),
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         // Issue #22, C5: without pub/sub, another replica's L1 copy of a written id
@@ -143,102 +152,108 @@ const MUTATIONS: [Mutation; 11] = [
         cold_readers: None,
         duration_s: None,
         caught_by: CaughtBy::Violations,
-        not_caught: None,
     },
     Mutation {
         name: "no-invalidate-on-create",
-        faults: &["pg-latency"],
+        faults: &[],
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
         duration_s: None,
-        caught_by: CaughtBy::Violations,
-        not_caught: Some(
-            "a creation's id is new, and a negative entry is kept only for ids below the \
-             highest: one exists for the new id only if a higher id committed first and a \
-             read landed in between; the creation's outbox row then makes every replica \
-             bypass its caches for the id within a poll (250 ms) and the relay drops the \
-             entry. Two concurrent creators, readers of the ids around the highest and \
-             slow inserts on one replica did not line that up",
-        ),
+        caught_by: CaughtBy::Test {
+            test: "writes::creating_an_id_remembered_as_absent_makes_it_visible",
+            why_not_the_checker: "a creation's id is new, and a negative entry is kept only \
+             for ids below the highest: one exists for the new id only if a higher id \
+             committed first and a read landed in between; the creation's outbox row then \
+             makes every replica bypass its caches for the id within a poll (250 ms) and \
+             the relay drops the entry. Two concurrent creators, readers of the ids around \
+             the highest and slow inserts on one replica did not line that up in 40 s",
+        },
     },
     Mutation {
         name: "no-second-l1-drop",
-        faults: &["redis-latency", "redis-latency+pg-latency"],
+        faults: &[],
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
         duration_s: None,
-        caught_by: CaughtBy::Violations,
-        not_caught: Some(
-            "the race it closes (a read's epoch taken after the write's first L1 drop, its \
-             Redis GET queued before the write's script on the same connection) is a few \
-             microseconds wide; `disorder.rs::a_write_is_never_followed_by_an_old_read_on_\
-             its_own_replica` holds it open with a hook and fails without it",
-        ),
+        caught_by: CaughtBy::Test {
+            test: "disorder::a_write_is_never_followed_by_an_old_read_on_its_own_replica",
+            why_not_the_checker: "the race it closes (a read's epoch taken after the \
+             write's first L1 drop, its Redis GET queued before the write's script on the \
+             same connection) is a few microseconds wide",
+        },
     },
     Mutation {
         name: "lost-does-nothing",
-        faults: &["redis-partition", "redis-kill-pubsub-clients"],
+        faults: &[],
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
         duration_s: None,
-        caught_by: CaughtBy::Violations,
-        not_caught: Some(
-            "L1's lease (750 ms after the last answered ping) stops L1 anyway, inside the \
-             1 s bound: flushing at once on a lost channel only shortens the window",
-        ),
+        caught_by: CaughtBy::Test {
+            test: "memory_tier::losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier",
+            why_not_the_checker: "L1's lease (750 ms after the last answered ping) stops \
+             L1 anyway, inside the 1 s bound: flushing at once on a lost channel shortens \
+             the window from up to 750 ms to none, which a 1 s bound cannot see",
+        },
     },
     Mutation {
         name: "no-flight-forget-on-write",
-        faults: &["redis-latency+pg-latency"],
+        faults: &[],
         coherence_bound_ms: None,
         readers: None,
         cold_readers: None,
         duration_s: None,
-        caught_by: CaughtBy::Violations,
-        not_caught: Some(
-            "loads are tagged with the Redis generation, which the write bumps: only a \
-             load that started without Redis (no tag), outlives the write and is joined \
-             by a read whose Redis lookup also failed while the write's invalidation \
-             succeeded is at risk; overlapping Redis and PostgreSQL latency did not line \
-             that up",
-        ),
+        caught_by: CaughtBy::Test {
+            test: "joined_loads::a_read_after_a_write_never_joins_a_load_begun_before_it",
+            why_not_the_checker: "loads are tagged with the Redis generation, which the \
+             write bumps, and the write's own announcement forgets its loads a few \
+             milliseconds later: only a load begun without Redis, outliving the write, \
+             joined in those milliseconds by a read whose Redis lookup also failed while \
+             the write's invalidation succeeded, is at risk; overlapping Redis and \
+             PostgreSQL latency did not line that up",
+        },
     },
 ];
 
-/// One run per mutation, each with the faults meant to expose it; fails unless every
-/// mutation expected to be caught was. One expected to slip through that is caught is
-/// reported loudly (its reason is stale: move it to the caught rows) but does not fail
-/// the run: the checker finding more is never a regression.
+/// One run per mutation, each with the faults meant to expose it, or its ordinary test;
+/// fails unless every mutation was caught.
 ///
-/// A mutation expected to be caught that a run does not catch gets one more run, on the
-/// next seed: what the matrix asks is whether the checker *can* see the removal, and
-/// the races some mechanisms close are met a handful of times in 30 s (3 stale reads on
-/// one seed, 51 and 163 on others), so a single unlucky seed would make a red CI of a
-/// sound checker. Both runs are reported; the unmutated runs get no second chance.
+/// A mutation the checker did not catch gets one more run, on the next seed: what the
+/// matrix asks is whether the checker *can* see the removal, and the races some
+/// mechanisms close are met a handful of times in 30 s (3 stale reads on one seed, 51
+/// and 163 on others), so a single unlucky seed would make a red CI of a sound checker.
+/// Both runs are reported; the unmutated runs get no second chance, and neither does a
+/// test (it holds its interleaving open: it fails every time or never).
 pub fn run(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
-    let rows = judge(selected(opts.caught_only), opts.seed, |m, seed| {
+    let rows = judge(MUTATIONS.iter(), opts.seed, |m, seed| {
         run_one(m, opts, typed, seed)
     })?;
     eprintln!("==> mutations (each mechanism switched off in turn):");
     for row in &rows {
+        let (time, how) = match row.mutation.caught_by {
+            CaughtBy::Test { test, .. } => ("  -".to_owned(), format!("test {test}")),
+            _ => (
+                format!("{:>3} s", duration_of(row.mutation, opts)),
+                faults_text(row.mutation.faults),
+            ),
+        };
         eprintln!(
-            "    {:<28} {:<24} {:>3} s  {}",
+            "    {:<28} {:<22} {time}  {how}",
             row.mutation.name,
             row.verdict(),
-            duration_of(row.mutation, opts),
-            faults_text(row.mutation.faults)
         );
-        if let (None, Some(why)) = (&row.caught, row.mutation.not_caught) {
-            eprintln!("        why: {why}");
-        }
     }
     let wrong: Vec<String> = rows
         .iter()
         .filter(|r| r.failed())
-        .map(|r| format!("{} was not caught on two seeds", r.mutation.name))
+        .map(|r| match r.mutation.caught_by {
+            CaughtBy::Test { test, .. } => {
+                format!("{}: `{test}` passes with it switched off", r.mutation.name)
+            }
+            _ => format!("{} was not caught on two seeds", r.mutation.name),
+        })
         .collect();
     anyhow::ensure!(
         wrong.is_empty(),
@@ -248,8 +263,8 @@ pub fn run(opts: &Options, typed: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One mutation's outcome: why the checker failed its run (`None`: it passed), and on
-/// how many seeds it was tried.
+/// One mutation's outcome: why its check failed (`None`: it passed, the mutation slipped
+/// through), and on how many seeds it was tried.
 struct Row {
     mutation: &'static Mutation,
     caught: Option<String>,
@@ -258,22 +273,21 @@ struct Row {
 
 impl Row {
     fn failed(&self) -> bool {
-        self.caught.is_none() && self.mutation.not_caught.is_none()
+        self.caught.is_none()
     }
 
     fn verdict(&self) -> &'static str {
-        match (&self.caught, self.mutation.not_caught) {
-            (Some(_), None) if self.tries > 1 => "caught (second seed)",
-            (Some(_), None) => "caught",
-            (None, Some(_)) => "not caught, as expected",
-            (None, None) => "NOT CAUGHT",
-            (Some(_), Some(_)) => "CAUGHT (the reason it slips through is stale: update the table)",
+        match (&self.caught, self.mutation.caught_by) {
+            (None, _) => "NOT CAUGHT",
+            (Some(_), CaughtBy::Test { .. }) => "caught by its test",
+            (Some(_), _) if self.tries > 1 => "caught (second seed)",
+            (Some(_), _) => "caught",
         }
     }
 }
 
-/// Runs each mutation on `seed` (`run` answers why the checker failed it, if it did),
-/// and a mutation expected to be caught that was not once more on the next seed.
+/// Runs each mutation on `seed` (`run` answers why its check failed, if it did), and
+/// one the checker did not catch once more on the next seed.
 fn judge(
     mutations: impl Iterator<Item = &'static Mutation>,
     seed: u64,
@@ -286,7 +300,7 @@ fn judge(
             caught: run(m, seed)?,
             tries: 1,
         };
-        if row.failed() {
+        if row.failed() && !matches!(m.caught_by, CaughtBy::Test { .. }) {
             let next = seed.wrapping_add(1);
             eprintln!(
                 "    {}: not caught on seed {seed}; once more on seed {next}",
@@ -306,20 +320,22 @@ fn duration_of(m: &Mutation, opts: &Options) -> u64 {
         .map_or(opts.duration_s, |d| d.max(opts.duration_s))
 }
 
-/// The matrix's rows: all, or only those the checker is expected to catch.
-fn selected(caught_only: bool) -> impl Iterator<Item = &'static Mutation> {
-    MUTATIONS
-        .iter()
-        .filter(move |m| !caught_only || m.not_caught.is_none())
-}
-
-/// One run of `m` on `seed`: `Some(why)` when the checker failed it.
+/// One run of `m` on `seed`: `Some(why)` when its check failed.
 fn run_one(
     m: &Mutation,
     opts: &Options,
     typed: &[String],
     seed: u64,
 ) -> anyhow::Result<Option<String>> {
+    if let CaughtBy::Test {
+        test,
+        why_not_the_checker,
+    } = m.caught_by
+    {
+        eprintln!("==> mutation {} (its test: {test})", m.name);
+        eprintln!("    not the checker: {why_not_the_checker}");
+        return run_test(m.name, test);
+    }
     eprintln!(
         "==> mutation {} (faults: {}, seed {seed})",
         m.name,
@@ -328,7 +344,6 @@ fn run_one(
     let mut one = opts.clone();
     one.seed = seed;
     one.mutations = false;
-    one.caught_only = false;
     one.faults = m.faults.iter().map(|f| (*f).to_owned()).collect();
     if let Some(bound) = m.coherence_bound_ms {
         one.coherence_bound_ms = bound;
@@ -373,6 +388,74 @@ fn run_one(
             .map_or("NOT CAUGHT".to_owned(), |e| format!("caught ({e})"))
     );
     Ok(caught)
+}
+
+/// Runs the API's integration test `test` with `mutation` switched on in its process
+/// (`CACHEME_MUTATION`, read by the tests' helpers in a build with the `mutations`
+/// feature): `Some(why)` when it fails, as it must.
+fn run_test(mutation: &str, test: &str) -> anyhow::Result<Option<String>> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--package",
+        "cacheme-api",
+        "--features",
+        "mutations",
+        "--test",
+        "api",
+        "--",
+        "--exact",
+        test,
+    ])
+    .env("CACHEME_MUTATION", mutation)
+    .env_remove("TEST_LOG")
+    .env("RUST_BACKTRACE", "0")
+    // The build's progress shows; the test's report is read.
+    .stderr(Stdio::inherit());
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start cargo test for {test}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    test_verdict(out.status.success(), &stdout, mutation, test)
+}
+
+/// What one mutated run of `test` says (`passed`: its exit status, `stdout`: its
+/// report): `Some(why)` when it failed with the mutation on; an error when it did not
+/// run exactly that one test, or failed without the mutation being on (a failure for
+/// another reason must not pass for a catch).
+fn test_verdict(
+    passed: bool,
+    stdout: &str,
+    mutation: &str,
+    test: &str,
+) -> anyhow::Result<Option<String>> {
+    let ran_one = stdout.lines().any(|l| {
+        l.starts_with("test result: ") && (l.contains(" 1 passed;") || l.contains(" 1 failed;"))
+    });
+    let tail: Vec<&str> = stdout.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    anyhow::ensure!(
+        ran_one,
+        "`{test}` did not run as the one test of its run (renamed?); its output ended:\n{}",
+        tail.join("\n")
+    );
+    if passed {
+        return Ok(None);
+    }
+    let marker = format!("{}{mutation}", cacheme_testsupport::MUTATION_ON_MARKER);
+    anyhow::ensure!(
+        stdout.lines().any(|l| l.trim() == marker),
+        "`{test}` failed, but not with {mutation} switched on in its process; its output \
+         ended:\n{}",
+        tail.join("\n")
+    );
+    let assertion = stdout
+        .lines()
+        .skip_while(|l| !l.contains("panicked at"))
+        .nth(1)
+        .unwrap_or("its assertion")
+        .trim();
+    Ok(Some(format!("`{test}` fails: {assertion}")))
 }
 
 fn faults_text(faults: &[&str]) -> String {
@@ -421,6 +504,7 @@ mod tests {
                 "nothing-pending",
                 "skip-fill-check",
                 "lost-does-nothing",
+                "no-second-l1-drop",
             ]
             .into_iter()
             .map(named),
@@ -433,8 +517,9 @@ mod tests {
                     ("nothing-pending", 41) => caught(),
                     // Missed on both.
                     ("skip-fill-check", _) => None,
-                    // Expected to slip through: never rerun.
+                    // A test that passes with the mutation: never rerun.
                     ("lost-does-nothing", _) => None,
+                    ("no-second-l1-drop", _) => caught(),
                     _ => None,
                 })
             },
@@ -448,6 +533,7 @@ mod tests {
                 ("skip-fill-check", 41),
                 ("skip-fill-check", 42),
                 ("lost-does-nothing", 41),
+                ("no-second-l1-drop", 41),
             ]
         );
         let verdicts: Vec<(&str, bool)> = rows.iter().map(|r| (r.verdict(), r.failed())).collect();
@@ -457,28 +543,85 @@ mod tests {
                 ("caught (second seed)", false),
                 ("caught", false),
                 ("NOT CAUGHT", true),
-                ("not caught, as expected", false),
+                ("NOT CAUGHT", true),
+                ("caught by its test", false),
             ]
         );
         Ok(())
     }
 
     #[test]
-    fn caught_only_keeps_the_mutations_expected_to_be_caught() {
-        let names = |caught_only| selected(caught_only).map(|m| m.name).collect::<Vec<_>>();
-        assert_eq!(names(false).len(), MUTATIONS.len());
+    fn every_mechanism_is_needed_by_the_checker_or_a_named_test() {
+        let by_test: Vec<&str> = MUTATIONS
+            .iter()
+            .filter(|m| matches!(m.caught_by, CaughtBy::Test { .. }))
+            .map(|m| m.name)
+            .collect();
         assert_eq!(
-            names(true),
+            by_test,
             [
-                "no-l1-epoch-check",
-                "nothing-pending",
-                "outbox-never-deleted",
-                // CI's self-test of the fill check, now one row of the matrix.
-                "skip-fill-check",
-                "no-invalidate-on-delete",
-                "sie-answers-absent",
-                "listener-ignores-messages",
+                "no-invalidate-on-create",
+                "no-second-l1-drop",
+                "lost-does-nothing",
+                "no-flight-forget-on-write"
             ]
         );
+        // Every mutation the API knows is a row, and every row but the fill check's
+        // (an environment variable of its own) is one the API knows.
+        let api = std::fs::read_to_string(
+            cacheme_harness::workspace_root().join("crates/api/src/mutation.rs"),
+        )
+        .expect("the API's mutations");
+        for m in &MUTATIONS {
+            assert!(
+                m.name == "skip-fill-check" || api.contains(&format!("\"{}\"", m.name)),
+                "{} is not a mutation of crates/api/src/mutation.rs",
+                m.name
+            );
+        }
+        let known: usize = api
+            .split_once("pub const ALL: [(&str, Mutation); ")
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(n, _)| n.parse().ok())
+            .expect("the API's list of mutations");
+        assert_eq!(
+            known,
+            MUTATIONS.len() - 1,
+            "a mutation of the API without a row in the matrix"
+        );
+    }
+
+    const MARKER_LINE: &str = "cacheme test process: mutation switched on: lost-does-nothing";
+
+    fn report(result: &str, captured: &str) -> String {
+        format!(
+            "running 1 test\ntest memory_tier::x ... FAILED\n\nfailures:\n\n---- memory_tier::x \
+             stdout ----\n{captured}\nthread 'x' panicked at crates/api/tests/api/x.rs:1:5:\n\
+             assertion `left == right` failed\n\nfailures:\n    memory_tier::x\n\n\
+             test result: {result}. 0 passed; 1 failed; 0 ignored; 0 measured; 104 filtered out\n"
+        )
+    }
+
+    #[test]
+    fn a_test_catches_only_when_it_failed_with_the_mutation_on() -> anyhow::Result<()> {
+        let m = "lost-does-nothing";
+        let caught = test_verdict(false, &report("FAILED", MARKER_LINE), m, "x")?;
+        assert_eq!(
+            caught.as_deref(),
+            Some("`x` fails: assertion `left == right` failed")
+        );
+        // Passed: the mutation slipped through.
+        let passed = "running 1 test\ntest x ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 \
+                      ignored; 0 measured; 104 filtered out\n";
+        assert_eq!(test_verdict(true, passed, m, "x")?, None);
+        // Failed without the mutation on: an error, not a catch.
+        assert!(test_verdict(false, &report("FAILED", "unrelated"), m, "x").is_err());
+        // No such test (renamed): an error, not a pass.
+        let none = "running 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 \
+                    measured; 105 filtered out\n";
+        assert!(test_verdict(true, none, m, "x").is_err());
+        // The build failed: no report at all.
+        assert!(test_verdict(false, "", m, "x").is_err());
+        Ok(())
     }
 }

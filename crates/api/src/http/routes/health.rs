@@ -151,7 +151,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeResponse>
     responses((status = 200, description = "OpenMetrics text exposition format", content_type = "application/openmetrics-text; version=1.0.0", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let body = state.metrics.render(state.catalog.gauges());
+    let body = state.metrics.render(state.catalog.gauges().await);
     (
         [(
             axum::http::header::CONTENT_TYPE,
