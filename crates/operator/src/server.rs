@@ -8,8 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+
+use crate::metrics::Metrics;
 
 /// State shared by the server and the leader-election loop.
 #[derive(Debug, Default)]
@@ -23,11 +24,11 @@ pub struct Health {
 #[derive(Clone)]
 struct AppState {
     health: Arc<Health>,
-    metrics: Option<PrometheusHandle>,
+    metrics: &'static Metrics,
 }
 
-/// The router; `metrics` is `None` when no recorder is installed (tests).
-pub fn router(health: Arc<Health>, metrics: Option<PrometheusHandle>) -> Router {
+/// The router; `metrics` is [`crate::metrics::global`] but in tests.
+pub fn router(health: Arc<Health>, metrics: &'static Metrics) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -48,18 +49,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .as_ref()
-        .map(|h| h.render())
-        .unwrap_or_default();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
+    let body = state.metrics.render();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
 
 #[cfg(test)]
@@ -68,6 +59,11 @@ mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    /// Metrics of a test's own: the process-wide ones count every test's reconciles.
+    fn fresh_metrics() -> &'static Metrics {
+        Box::leak(Box::default())
+    }
 
     async fn get(
         router: Router,
@@ -83,7 +79,7 @@ mod tests {
 
     #[tokio::test]
     async fn livez_is_always_ok() -> Result<(), Box<dyn std::error::Error>> {
-        let (status, body) = get(router(Arc::default(), None), "/livez").await?;
+        let (status, body) = get(router(Arc::default(), fresh_metrics()), "/livez").await?;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
         Ok(())
     }
@@ -92,10 +88,10 @@ mod tests {
     async fn readyz_follows_the_connection_not_the_lease() -> Result<(), Box<dyn std::error::Error>>
     {
         let health = Arc::new(Health::default());
-        let (status, _) = get(router(health.clone(), None), "/readyz").await?;
+        let (status, _) = get(router(health.clone(), fresh_metrics()), "/readyz").await?;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         health.ready.store(true, Ordering::Relaxed);
-        let (status, body) = get(router(health, None), "/readyz").await?;
+        let (status, body) = get(router(health, fresh_metrics()), "/readyz").await?;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&body)?,
@@ -105,15 +101,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_renders_the_prometheus_text_format() -> Result<(), Box<dyn std::error::Error>>
+    async fn metrics_renders_the_openmetrics_text_format() -> Result<(), Box<dyn std::error::Error>>
     {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            crate::metrics::reconcile_started();
-            crate::metrics::reconcile_failed(&crate::Error::MissingNamespace);
-        });
-        let (status, body) = get(router(Arc::default(), Some(handle)), "/metrics").await?;
+        let metrics = fresh_metrics();
+        metrics.reconcile_started();
+        metrics.reconcile_failed(&crate::Error::MissingNamespace);
+        metrics.reconcile_duration(std::time::Duration::from_millis(30));
+        metrics.leader(true);
+        let (status, body) = get(router(Arc::default(), metrics), "/metrics").await?;
         assert_eq!(status, StatusCode::OK);
         assert!(
             body.contains("cacheme_operator_reconciles_total 1"),
@@ -125,6 +120,12 @@ mod tests {
             ),
             "{body}"
         );
+        assert!(
+            body.contains(r#"cacheme_operator_reconcile_duration_seconds_bucket{le="0.05"} 1"#),
+            "{body}"
+        );
+        assert!(body.contains("cacheme_operator_leader 1"), "{body}");
+        assert!(body.ends_with("# EOF\n"), "OpenMetrics: {body}");
         Ok(())
     }
 }

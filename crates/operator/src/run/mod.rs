@@ -54,7 +54,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Kept until run returns, so queued spans are flushed on shutdown.
     let _telemetry = cacheme_telemetry::init("cacheme-operator", env!("CARGO_PKG_VERSION"))?;
-    let prometheus = metrics::install()?;
     let health = Arc::new(Health::default());
 
     // Shutdown is broadcast to the server, the election loop and the controller.
@@ -64,7 +63,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind {}", args.http_addr))?;
     info!(addr = %args.http_addr, "serving /livez /readyz /metrics");
     let mut server_stop = stop_rx.clone();
-    let app = router(Arc::clone(&health), Some(prometheus));
+    let app = router(Arc::clone(&health), metrics::global());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
