@@ -58,7 +58,7 @@ impl App {
             .transpose()?;
         if config.migrate_on_start {
             let patience = std::time::Duration::from_secs(config.db_startup_timeout_seconds);
-            store::migrate_with_retry(&config.database_url, patience)
+            store::migrate_with_retry(config.database_url.expose(), patience)
                 .await
                 .context("database migration at start-up failed")?;
         }
@@ -139,8 +139,12 @@ impl App {
 fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> {
     let (metrics, counters) = Metrics::new();
     let metrics = Arc::new(metrics);
-    let db = Database::connect_lazy(&config.database_url, &config.db_settings(), metrics.clone())
-        .context("invalid DATABASE_URL")?;
+    let db = Database::connect_lazy(
+        config.database_url.expose(),
+        &config.db_settings(),
+        metrics.clone(),
+    )
+    .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
         url: config.redis_url.clone(),
         layout: match config.redis_mode {
@@ -195,7 +199,7 @@ fn warn_about_unsafe_settings(config: &Config) {
 
 fn write_policy(config: &Config) -> WritePolicy {
     let policy =
-        WritePolicy::from_settings(config.admin_token.as_deref(), config.allow_anonymous_writes);
+        WritePolicy::from_settings(config.admin_token.as_ref(), config.allow_anonymous_writes);
     match policy {
         WritePolicy::Token(_) => tracing::info!("writes need the ADMIN_TOKEN bearer token"),
         WritePolicy::Anonymous => tracing::warn!(

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use cacheme_runtime::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// How the L2 cache is deployed.
@@ -39,7 +40,7 @@ pub enum Command {
 /// Every setting of the service. Durations are whole milliseconds or seconds, as named.
 /// `Debug` shows every field but the secrets (the URLs carry passwords), so a
 /// `tracing::debug!(?config)` cannot leak them.
-#[derive(Clone, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Config {
     /// PostgreSQL connection URL.
     #[arg(
@@ -47,12 +48,12 @@ pub struct Config {
         env = "DATABASE_URL",
         default_value = "postgres://postgres:postgres@localhost:5432/cacheme"
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Redis connection URL (the L2 cache); with REDIS_MODE=cluster, a comma-separated
     /// list of seed nodes of the cluster.
     #[arg(long, env = "REDIS_URL", default_value = "redis://localhost:6379")]
-    pub redis_url: String,
+    pub redis_url: Secret,
 
     /// `single` (one Redis) or `cluster` (a Redis Cluster: hash-tagged `v2` keys, sharded
     /// pub/sub, a breaker per master).
@@ -114,8 +115,8 @@ pub struct Config {
     /// `/proc/*/cmdline`): when set, writes and `DELETE /cache/clear` need
     /// `Authorization: Bearer <token>`; reads never do. Without it writes are refused
     /// unless ALLOW_ANONYMOUS_WRITES is set.
-    #[arg(skip = std::env::var("ADMIN_TOKEN").ok())]
-    pub admin_token: Option<String>,
+    #[arg(skip = std::env::var("ADMIN_TOKEN").ok().map(Secret::from))]
+    pub admin_token: Option<Secret>,
 
     /// Least time between two `DELETE /cache/clear`, in milliseconds (one runs at a time
     /// in any case): a clear empties every replica's L1, so a loop of them would switch
@@ -205,65 +206,6 @@ pub struct Config {
     /// Run database migrations at start-up (safe with several replicas: they take an advisory lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
-}
-
-/// `f.debug_struct` over every field, `secret` ones redacted; the destructuring names
-/// every field, so a new one does not compile until it is sorted into one list.
-macro_rules! debug_redacting {
-    ($f:expr, $config:expr, secret: [$($secret:ident),*], plain: [$($plain:ident),*]) => {{
-        let Config { $($secret,)* $($plain,)* } = $config;
-        let mut out = $f.debug_struct("Config");
-        $(out.field(stringify!($secret), &Redacted($secret.secret_value()));)*
-        $(out.field(stringify!($plain), $plain);)*
-        out.finish()
-    }};
-}
-
-/// A secret in `Debug` output: whether it is set, never its value.
-struct Redacted<'a, T: ?Sized>(Option<&'a T>);
-
-impl<T: ?Sized> std::fmt::Debug for Redacted<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "[redacted]"
-        } else {
-            "None"
-        })
-    }
-}
-
-/// Ways a setting can hold a secret: a plain string or an optional one.
-trait SecretField {
-    fn secret_value(&self) -> Option<&str>;
-}
-
-impl SecretField for String {
-    fn secret_value(&self) -> Option<&str> {
-        Some(self)
-    }
-}
-
-impl SecretField for Option<String> {
-    fn secret_value(&self) -> Option<&str> {
-        self.as_deref()
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        debug_redacting!(f, self,
-            secret: [database_url, redis_url, admin_token],
-            plain: [redis_mode, cache_ttl_seconds, cache_ttl_jitter_percent, cache_key_prefix,
-                negative_ttl_seconds, cache_stale_while_revalidate_seconds,
-                cache_stale_if_error_seconds, l1_enabled, l1_ttl_ms, l1_max_bytes,
-                redis_breaker_failures, redis_breaker_failing_ms, redis_breaker_cooldown_ms,
-                cache_clear_interval_ms, allow_anonymous_writes, request_timeout_ms,
-                http_header_read_timeout_ms, http_max_connections, seed_file, redis_timeout_ms,
-                bind_addr, worker_threads, simulated_db_latency_ms, db_max_connections,
-                db_statement_timeout_ms, invalidation_poll_ms, unsafe_skip_fill_check,
-                db_acquire_timeout_ms, db_startup_timeout_seconds, static_dir,
-                cors_allowed_origins, migrate_on_start])
-    }
 }
 
 impl Config {
@@ -387,11 +329,13 @@ mod tests {
         config.database_url = "postgres://app:pg-s3cret@db/cacheme".into();
         config.redis_url = "redis://:redis-s3cret@cache:6379".into();
         config.admin_token = Some("tok-s3cret".into());
+        // The secrets are of the shared type that redacts itself.
+        let _: &Secret = &config.database_url;
         let shown = format!("{config:?} {:#?}", Cli::parse_from(["cacheme-api"]));
         for secret in ["pg-s3cret", "redis-s3cret", "tok-s3cret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(format!("{config:?}").contains("admin_token: [redacted]"));
+        assert!(format!("{config:?}").contains("admin_token: Some([redacted])"));
         assert!(format!("{config:?}").contains("cache_key_prefix: \"cacheme\""));
         assert!(parse(&["--admin-token", "x"]).is_err());
     }

@@ -49,7 +49,7 @@ async fn serve_or_migrate(cli: Cli) -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            cacheme_api::migrate(&cli.config.database_url).await?;
+            cacheme_api::migrate(cli.config.database_url.expose()).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

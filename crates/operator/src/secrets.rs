@@ -1,8 +1,10 @@
 //! Generated credentials.
 //!
 //! Passwords come from the operating system's CSPRNG, use an alphanumeric
-//! alphabet (safe inside URLs without escaping) and are never logged: the
-//! [`Password`] type has a redacting `Debug` and no `Display`.
+//! alphabet (safe inside URLs without escaping) and are never logged: they are held in
+//! [`Secret`], the redacting type the API keeps its token and URLs in too.
+
+use cacheme_runtime::Secret;
 
 use crate::{Error, Result};
 
@@ -10,32 +12,15 @@ use crate::{Error, Result};
 pub const PASSWORD_LEN: usize = 32;
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A generated password. Its `Debug` output is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Draws a new password from the OS random generator.
-    pub fn generate() -> Result<Self> {
-        let mut out = String::with_capacity(PASSWORD_LEN);
-        let mut buf = [0u8; 64];
-        while out.len() < PASSWORD_LEN {
-            getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
-            out.extend(unbiased_chars(&buf).take(PASSWORD_LEN - out.len()));
-        }
-        Ok(Self(out))
+/// Draws a new password from the OS random generator.
+pub fn generate_password() -> Result<Secret> {
+    let mut out = String::with_capacity(PASSWORD_LEN);
+    let mut buf = [0u8; 64];
+    while out.len() < PASSWORD_LEN {
+        getrandom::fill(&mut buf).map_err(|e| Error::Random(e.to_string()))?;
+        out.extend(unbiased_chars(&buf).take(PASSWORD_LEN - out.len()));
     }
-
-    /// The secret value, to be written into a Secret only.
-    pub fn expose(self) -> String {
-        self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
+    Ok(Secret::from(out))
 }
 
 /// Maps random bytes to the alphabet by rejection sampling (no modulo bias):
@@ -56,8 +41,8 @@ mod tests {
 
     #[test]
     fn passwords_are_long_alphanumeric_and_distinct() -> Result<()> {
-        let a = Password::generate()?.expose();
-        let b = Password::generate()?.expose();
+        let a = generate_password()?.into_exposed();
+        let b = generate_password()?.into_exposed();
         assert_eq!(a.len(), PASSWORD_LEN);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a:?}");
         assert_ne!(a, b);
@@ -66,10 +51,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_password() -> Result<()> {
-        let password = Password::generate()?;
+        let password = generate_password()?;
         let shown = format!("{password:?}");
-        assert_eq!(shown, "Password(<redacted>)");
-        assert!(!shown.contains(&password.expose()));
+        assert_eq!(shown, "[redacted]");
+        assert!(!shown.contains(password.expose()));
         Ok(())
     }
 

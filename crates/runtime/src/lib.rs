@@ -1,7 +1,11 @@
-//! Process plumbing the CacheMe binaries share: waiting for the signal to stop, and
-//! background tasks that stop together, when told, instead of being aborted one by one.
+//! Process plumbing the CacheMe binaries share: waiting for the signal to stop,
+//! background tasks that stop together, when told, instead of being aborted one by one,
+//! and the [`Secret`] type that keeps credentials out of logs.
 
 use std::future::Future;
+
+mod secret;
+pub use secret::Secret;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

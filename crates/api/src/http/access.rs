@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use axum::{extract::FromRequestParts, http::header, http::request::Parts};
+use cacheme_runtime::Secret;
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
@@ -17,7 +18,7 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WritePolicy {
     /// Writes need `Authorization: Bearer <token>`.
-    Token(Box<str>),
+    Token(Secret),
     /// Anyone may write (an explicit choice, logged at start).
     Anonymous,
     /// No token configured and anonymous writes not allowed: every write is refused.
@@ -27,8 +28,8 @@ pub enum WritePolicy {
 impl WritePolicy {
     /// A configured token wins over `allow_anonymous`; surrounding whitespace (say, the
     /// newline of a secret file) is not part of it.
-    pub fn from_settings(token: Option<&str>, allow_anonymous: bool) -> Self {
-        match token.map(str::trim).filter(|t| !t.is_empty()) {
+    pub fn from_settings(token: Option<&Secret>, allow_anonymous: bool) -> Self {
+        match token.map(|t| t.expose().trim()).filter(|t| !t.is_empty()) {
             Some(token) => Self::Token(token.into()),
             None if allow_anonymous => Self::Anonymous,
             None => Self::Closed,
@@ -69,7 +70,7 @@ impl FromRequestParts<AppState> for WriteAccess {
                     .headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok());
-                if token_matches(expected, header) {
+                if token_matches(expected.expose(), header) {
                     Ok(Self)
                 } else {
                     Err(ApiError::Unauthorized)
@@ -147,16 +148,16 @@ mod tests {
     #[test]
     fn a_token_wins_is_trimmed_and_nothing_configured_means_closed() {
         assert_eq!(
-            WritePolicy::from_settings(Some("abc\n"), true),
+            WritePolicy::from_settings(Some(&Secret::from("abc\n")), true),
             WritePolicy::Token("abc".into())
         );
         assert_eq!(
-            WritePolicy::from_settings(Some("  "), true),
+            WritePolicy::from_settings(Some(&Secret::from("  ")), true),
             WritePolicy::Anonymous
         );
         assert_eq!(WritePolicy::from_settings(None, false), WritePolicy::Closed);
         assert_eq!(
-            WritePolicy::from_settings(Some(""), false),
+            WritePolicy::from_settings(Some(&Secret::from("")), false),
             WritePolicy::Closed
         );
     }

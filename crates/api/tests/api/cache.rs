@@ -97,7 +97,7 @@ async fn wrong_methods_are_405_problems() {
 async fn a_flood_of_stats_requests_reads_redis_info_once_a_second() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
-    let app = spawn_app_with(|c| c.redis_url = redis_url).await;
+    let app = spawn_app_with(|c| c.redis_url = redis_url.into()).await;
     // The start's own INFO (the eviction-policy check) is done, then counting starts.
     assert_eq!(app.get("/cache/stats").await.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

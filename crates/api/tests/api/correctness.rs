@@ -155,9 +155,10 @@ async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_ro
     }
 
     // A connection of the test's own: the app may keep every pooled one.
-    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&app.config.database_url)
-        .await
-        .expect("connect");
+    let mut db =
+        <sqlx::PgConnection as sqlx::Connection>::connect(app.config.database_url.expose())
+            .await
+            .expect("connect");
     let mut redis = app.redis().await;
     for id in ids {
         let row: String = sqlx::query_scalar("SELECT name FROM products WHERE id = $1")
@@ -216,7 +217,7 @@ async fn a_frozen_redis_costs_one_timeout_then_the_breaker_skips_it() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.redis_breaker_cooldown_ms = 60_000;
         // Counting alone: the span a run of failures must last has a test in disorder.rs.
@@ -271,7 +272,7 @@ async fn an_invalidation_that_cannot_reach_redis_is_retried_and_reads_bypass_the
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.l1_enabled = false;
         c.redis_breaker_cooldown_ms = 200;

@@ -50,7 +50,7 @@ async fn a_statement_stuck_on_a_lock_answers_503_within_its_deadline() {
         c.db_statement_timeout_ms = 500;
     })
     .await;
-    let mut locker = PgConnection::connect(&app.config.database_url)
+    let mut locker = PgConnection::connect(app.config.database_url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
@@ -97,7 +97,7 @@ async fn terminated_database_connections_are_replaced_not_answered_with_500() {
     for miss in misses {
         assert_eq!(miss.await.expect("task").expect("answer"), 200);
     }
-    let mut admin = PgConnection::connect(&app.config.database_url)
+    let mut admin = PgConnection::connect(app.config.database_url.expose())
         .await
         .expect("connect");
     let terminated: Vec<bool> = sqlx::query_scalar(
@@ -121,7 +121,7 @@ async fn a_write_whose_outcome_is_unknown_still_invalidates() {
     assert_eq!(app.get("/products/4").await.body["source"], "cache");
     let before = app.get("/cache/entries/4").await.body["generation"].clone();
 
-    let mut locker = PgConnection::connect(&app.config.database_url)
+    let mut locker = PgConnection::connect(app.config.database_url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 4 FOR UPDATE")
@@ -136,7 +136,7 @@ async fn a_write_whose_outcome_is_unknown_still_invalidates() {
         })
     };
     // The statement has been sent and waits on the lock; then its connection dies.
-    let mut admin = PgConnection::connect(&app.config.database_url)
+    let mut admin = PgConnection::connect(app.config.database_url.expose())
         .await
         .expect("connect");
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -72,7 +72,7 @@ async fn a_write_whose_client_gave_up_still_invalidates_the_cache() {
     assert_eq!(app.get("/products/3").await.body["source"], "cache");
 
     // Another transaction holds the row, so the write waits on its lock...
-    let mut locker = PgConnection::connect(&app.config.database_url)
+    let mut locker = PgConnection::connect(app.config.database_url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 3 FOR UPDATE")
@@ -140,7 +140,7 @@ async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.redis_breaker_cooldown_ms = 500;
         c.redis_breaker_failing_ms = 0;
@@ -299,7 +299,7 @@ async fn every_replica_bypasses_redis_for_an_id_whose_invalidation_is_pending() 
     let mut reader_config = test_config(&db.url, &reachable.url());
     reader_config.l1_enabled = false;
     let mut writer_config = reader_config.clone();
-    writer_config.redis_url = frozen.url();
+    writer_config.redis_url = frozen.url().into();
     writer_config.redis_timeout_ms = 200;
     let reader = start(reader_config, Some(db)).await;
     let writer = start(writer_config, None).await;
@@ -343,7 +343,7 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.redis_breaker_cooldown_ms = 300;
         c.redis_breaker_failing_ms = 0;
@@ -400,7 +400,7 @@ async fn a_short_redis_stall_under_load_leaves_the_breaker_closed() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         // The shipped timeout and breaker; a cool-down long enough to see.
         c.redis_timeout_ms = 50;
         c.redis_breaker_cooldown_ms = 60_000;

@@ -10,7 +10,7 @@ async fn redis_killed_mid_test_degrades_then_recovers() {
     let mut redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.l1_enabled = false;
     })
@@ -65,7 +65,7 @@ async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 200;
         c.l1_enabled = false;
     })
@@ -83,7 +83,7 @@ async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
 #[tokio::test]
 async fn redis_unreachable_from_the_start_is_degraded_not_down() {
     let closed = format!("redis://127.0.0.1:{}", free_port().expect("port"));
-    let app = spawn_app_with(|c| c.redis_url = closed).await;
+    let app = spawn_app_with(|c| c.redis_url = closed.into()).await;
     let answer = app.get("/products/8").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["source"], "database");
@@ -155,6 +155,7 @@ async fn a_connection_closed_by_the_server_is_replaced_without_an_error() {
     let database = app
         .config
         .database_url
+        .expose()
         .rsplit('/')
         .next()
         .and_then(|tail| tail.split('?').next())

@@ -167,8 +167,8 @@ pub struct TestApp {
 /// misses), a key prefix of the test's own, no migration (the test database is migrated).
 pub fn test_config(database_url: &str, redis_url: &str) -> Config {
     let mut config = Config::defaults();
-    config.database_url = database_url.to_owned();
-    config.redis_url = redis_url.to_owned();
+    config.database_url = database_url.into();
+    config.redis_url = redis_url.into();
     if cluster_run().is_some() && redis_url == shared_redis_url() {
         config.redis_mode = RedisMode::Cluster;
     }
@@ -240,7 +240,7 @@ pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: H
     let mut config = config;
     // A test that pointed the app at a Redis of its own (one URL) keeps single mode in a
     // cluster run.
-    if !config.redis_url.contains(',') {
+    if !config.redis_url.expose().contains(',') {
         config.redis_mode = RedisMode::Single;
     }
     let app = App::build_with_hooks(&config, hooks)
@@ -503,10 +503,10 @@ impl TestRedisClient {
     fn new(config: &Config) -> Self {
         match config.redis_mode {
             RedisMode::Single => Self::Single(
-                redis::Client::open(config.redis_url.as_str()).expect("valid redis url"),
+                redis::Client::open(config.redis_url.expose()).expect("valid redis url"),
             ),
             RedisMode::Cluster => Self::Cluster(Box::new(
-                redis::cluster::ClusterClient::new(config.redis_url.split(','))
+                redis::cluster::ClusterClient::new(config.redis_url.expose().split(','))
                     .expect("valid urls"),
             )),
         }

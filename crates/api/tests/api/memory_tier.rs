@@ -100,7 +100,7 @@ async fn losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier() 
     let mut redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url;
+        c.redis_url = redis_url.into();
         c.redis_timeout_ms = 300;
         c.l1_ttl_ms = 600_000;
     })

@@ -12,7 +12,6 @@ use super::{Context, events, now, patch_status, publish};
 use crate::apply::{apply_child, apply_cloudnativepg, delete_absent, hand_replicas_to_autoscaler};
 use crate::crd::{CacheMe, Phase};
 use crate::resources::{APP_NAME, ChildKind, Component, Desired, SecretPlan, Stack};
-use crate::secrets::Password;
 use crate::status::{self, Rollout};
 use crate::{Error, Result};
 
@@ -200,7 +199,7 @@ async fn ensure_secret(client: &Client, namespace: &str, plan: &SecretPlan) -> R
     {
         return Ok(false);
     }
-    let secret = plan.build(Password::generate()?.expose());
+    let secret = plan.build(crate::secrets::generate_password()?);
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(true),
         // Another writer won the race: keep theirs.

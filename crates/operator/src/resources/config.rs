@@ -44,7 +44,7 @@ impl std::fmt::Debug for SecretPlan {
 impl SecretPlan {
     /// The Secret with a password from `password` (a CSPRNG in the operator,
     /// a fixed string in tests). Never log the result.
-    pub fn build(&self, password: String) -> Secret {
+    pub fn build(&self, password: cacheme_runtime::Secret) -> Secret {
         Secret {
             metadata: self.meta.clone(),
             type_: Some(BASIC_AUTH.to_string()),
@@ -53,7 +53,10 @@ impl SecretPlan {
                     "username".to_string(),
                     ByteString(self.username.clone().into_bytes()),
                 ),
-                ("password".to_string(), ByteString(password.into_bytes())),
+                (
+                    "password".to_string(),
+                    ByteString(password.into_exposed().into_bytes()),
+                ),
             ])),
             immutable: Some(true),
             ..Secret::default()

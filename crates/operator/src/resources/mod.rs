@@ -460,7 +460,7 @@ impl Desired {
         }
         for plan in &self.secrets {
             out.push(serde_json::to_value(
-                plan.build(PASSWORD_PLACEHOLDER.to_string()),
+                plan.build(PASSWORD_PLACEHOLDER.into()),
             )?);
         }
         for child in rest {

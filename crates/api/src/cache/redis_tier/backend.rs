@@ -36,12 +36,12 @@ impl Backend {
         };
         Ok(match settings.layout {
             KeyLayout::Single => {
-                let single = Single::connect(&settings.url, settings.timeout, breakers)?;
+                let single = Single::connect(settings.url.expose(), settings.timeout, breakers)?;
                 let conn = RedisConnection::Single(single.connection());
                 (Self::Single(single), conn)
             }
             KeyLayout::Cluster => {
-                let cluster = Cluster::connect(&settings.url, settings.timeout, breakers)?;
+                let cluster = Cluster::connect(settings.url.expose(), settings.timeout, breakers)?;
                 let conn = RedisConnection::Cluster(cluster.connection());
                 (Self::Cluster(cluster), conn)
             }

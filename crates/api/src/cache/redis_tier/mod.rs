@@ -79,7 +79,7 @@ pub struct Lookup {
 #[derive(Debug, Clone)]
 pub struct RedisTierSettings {
     /// One URL, or in cluster mode a comma-separated list of seed nodes.
-    pub url: String,
+    pub url: cacheme_runtime::Secret,
     /// One Redis, or a Redis Cluster.
     pub layout: KeyLayout,
     pub key_prefix: String,
