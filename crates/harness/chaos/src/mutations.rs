@@ -334,7 +334,17 @@ fn run_one(
     {
         eprintln!("==> mutation {} (its test: {test})", m.name);
         eprintln!("    not the checker: {why_not_the_checker}");
-        return run_test(m.name, test);
+        let caught = run_test(m.name, test)?;
+        eprintln!(
+            "    {}: {}",
+            m.name,
+            caught
+                .as_ref()
+                .map_or("NOT CAUGHT: its test passes".to_owned(), |e| format!(
+                    "caught ({e})"
+                ))
+        );
+        return Ok(caught);
     }
     eprintln!(
         "==> mutation {} (faults: {}, seed {seed})",
