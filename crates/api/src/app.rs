@@ -52,13 +52,14 @@ impl App {
     async fn build_inner(config: &Config, hooks: Hooks) -> anyhow::Result<Self> {
         // Read the seed first: a broken file should stop start-up before anything changes.
         let seed = config
+            .database
             .seed_file
             .as_deref()
             .map(seed::read_seed_file)
             .transpose()?;
-        if config.migrate_on_start {
-            let patience = std::time::Duration::from_secs(config.db_startup_timeout_seconds);
-            store::migrate_with_retry(config.database_url.expose(), patience)
+        if config.database.migrate_on_start {
+            let patience = std::time::Duration::from_secs(config.database.startup_timeout_seconds);
+            store::migrate_with_retry(config.database.url.expose(), patience)
                 .await
                 .context("database migration at start-up failed")?;
         }
@@ -99,10 +100,10 @@ impl App {
                 .clone()
                 .relay_invalidations(config.invalidation_poll()),
         );
-        let listener = TcpListener::bind(config.bind_addr)
+        let listener = TcpListener::bind(config.http.bind_addr)
             .await
-            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
-        let router = http::router(state.clone(), &config.cors_allowed_origins);
+            .with_context(|| format!("cannot listen on {}", config.http.bind_addr))?;
+        let router = http::router(state.clone(), &config.http.cors_allowed_origins);
         Ok(Self {
             listener,
             router,
@@ -140,34 +141,34 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
     let (metrics, counters) = Metrics::new();
     let metrics = Arc::new(metrics);
     let db = Database::connect_lazy(
-        config.database_url.expose(),
+        config.database.url.expose(),
         &config.db_settings(),
         metrics.clone(),
     )
     .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
-        url: config.redis_url.clone(),
-        layout: match config.redis_mode {
+        url: config.redis.url.clone(),
+        layout: match config.redis.mode {
             crate::config::RedisMode::Single => KeyLayout::Single,
             crate::config::RedisMode::Cluster => KeyLayout::Cluster,
         },
-        key_prefix: config.cache_key_prefix.clone(),
+        key_prefix: config.cache.key_prefix.clone(),
         expiry: config.expiry(),
         timeout: config.redis_timeout(),
         breaker: Thresholds {
-            failures: config.redis_breaker_failures,
-            failing_for: std::time::Duration::from_millis(config.redis_breaker_failing_ms),
+            failures: config.redis.breaker_failures,
+            failing_for: std::time::Duration::from_millis(config.redis.breaker_failing_ms),
         },
-        breaker_cooldown: std::time::Duration::from_millis(config.redis_breaker_cooldown_ms),
-        unsafe_skip_fill_check: config.unsafe_skip_fill_check,
+        breaker_cooldown: std::time::Duration::from_millis(config.redis.breaker_cooldown_ms),
+        unsafe_skip_fill_check: config.cache.unsafe_skip_fill_check,
     })
     .context("invalid REDIS_URL")?;
     let memory = MemoryTier::new(
-        config.l1_enabled,
-        config.l1_max_bytes,
-        std::time::Duration::from_millis(config.l1_ttl_ms),
+        config.l1.enabled,
+        config.l1.max_bytes,
+        std::time::Duration::from_millis(config.l1.ttl_ms),
     );
-    let static_dir = match &config.static_dir {
+    let static_dir = match &config.http.static_dir {
         Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
         None => None,
     };
@@ -178,9 +179,9 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         static_dir,
         write_policy: write_policy(config),
         clear_gate: ClearGate::new(std::time::Duration::from_millis(
-            config.cache_clear_interval_ms,
+            config.cache.clear_interval_ms,
         )),
-        request_timeout: std::time::Duration::from_millis(config.request_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(config.http.request_timeout_ms),
         // What `cacheme_telemetry::init_for_requests` installed; nothing in tests.
         sampler: cacheme_telemetry::installed_sampler(),
     }))
@@ -188,7 +189,7 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
 
 /// Says so loudly when the chaos checker's self-test switch is on in this process.
 fn warn_about_unsafe_settings(config: &Config) {
-    if config.unsafe_skip_fill_check {
+    if config.cache.unsafe_skip_fill_check {
         tracing::warn!(
             "UNSAFE_SKIP_FILL_CHECK is on: fills are stored without checking generation and \
              epoch, so a stale row can be cached after a write. It exists only to prove the \
@@ -198,8 +199,10 @@ fn warn_about_unsafe_settings(config: &Config) {
 }
 
 fn write_policy(config: &Config) -> WritePolicy {
-    let policy =
-        WritePolicy::from_settings(config.admin_token.as_ref(), config.allow_anonymous_writes);
+    let policy = WritePolicy::from_settings(
+        config.writes.admin_token.as_ref(),
+        config.writes.allow_anonymous,
+    );
     match policy {
         WritePolicy::Token(_) => tracing::info!("writes need the ADMIN_TOKEN bearer token"),
         WritePolicy::Anonymous => tracing::warn!(

@@ -68,8 +68,9 @@ pub fn env_names() -> Vec<String> {
     names
 }
 
-/// The table of `docs/settings.md`: every flag's variable, default and help (from the
-/// code, so it cannot drift), then the variables read outside the flags.
+/// The tables of `docs/settings.md`: every flag's variable, default and help (from the
+/// code, so they cannot drift), one table per settings group (its `--help` heading),
+/// then the variables read outside the flags.
 pub fn settings_table() -> String {
     use clap::CommandFactory as _;
     let cell = |text: &str| {
@@ -78,9 +79,16 @@ pub fn settings_table() -> String {
             .join(" ")
             .replace('|', "\\|")
     };
-    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    const HEAD: &str = "| variable | default | meaning |\n|---|---|---|\n";
+    let mut out = String::new();
+    let mut heading: Option<String> = None;
     for arg in crate::config::Cli::command().get_arguments() {
         let Some(env) = arg.get_env() else { continue };
+        let group = arg.get_help_heading().unwrap_or("Other").to_owned();
+        if heading.as_deref() != Some(group.as_str()) {
+            out.push_str(&format!("\n**{group}**\n\n{HEAD}"));
+            heading = Some(group);
+        }
         let defaults: Vec<String> = arg
             .get_default_values()
             .iter()
@@ -101,6 +109,9 @@ pub fn settings_table() -> String {
             cell(&help)
         ));
     }
+    out.push_str(&format!(
+        "\n**Read outside the flags** (the token, logging, tracing, tests)\n\n{HEAD}"
+    ));
     for (name, default, meaning) in OTHER_ENV {
         out.push_str(&format!("| `{name}` | {default} | {} |\n", cell(meaning)));
     }
@@ -123,7 +134,7 @@ mod tests {
             let quoted = format!("\"{name}\"");
             assert!(
                 readers.iter().any(|src| src.contains(&quoted))
-                    || include_str!("config.rs").contains(&format!("var({quoted})")),
+                    || include_str!("config/groups.rs").contains(&format!("var({quoted})")),
                 "{name} is in OTHER_ENV but nothing reads it"
             );
         }

@@ -11,8 +11,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if cli.config.worker_threads > 0 {
-        runtime.worker_threads(usize::from(cli.config.worker_threads));
+    if cli.config.http.worker_threads > 0 {
+        runtime.worker_threads(usize::from(cli.config.http.worker_threads));
     }
     match runtime.build() {
         Ok(runtime) => runtime.block_on(serve_or_migrate(cli)),
@@ -49,7 +49,7 @@ async fn serve_or_migrate(cli: Cli) -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            cacheme_api::migrate(cli.config.database_url.expose()).await?;
+            cacheme_api::migrate(cli.config.database.url.expose()).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

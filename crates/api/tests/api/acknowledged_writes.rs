@@ -54,7 +54,7 @@ async fn a_backlog_of_owed_invalidations_does_not_hide_the_newest_write() {
     let redis = RedisServer::start().expect("own redis-server");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
-    config.redis_timeout_ms = 200;
+    config.redis.timeout_ms = 200;
     let a = start(config.clone(), Some(db)).await;
     let b = start(config, None).await;
     for app in [&a, &b] {
@@ -115,7 +115,7 @@ fn seed_file(name: &str) -> std::path::PathBuf {
 async fn a_replica_starting_with_the_seed_does_not_revert_an_acknowledged_edit() {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &crate::helpers::shared_redis_url());
-    config.seed_file = Some(seed_file("Seeded console"));
+    config.database.seed_file = Some(seed_file("Seeded console"));
     let first = start(config.clone(), Some(db)).await;
     assert_eq!(name_of(&first, 3).await, "Seeded console");
     rename(&first, 3, "Edited console").await;
@@ -126,7 +126,7 @@ async fn a_replica_starting_with_the_seed_does_not_revert_an_acknowledged_edit()
     assert_eq!(name_of(&first, 3).await, "Edited console");
 
     // A new seed is a deliberate change: it applies, and every replica sees it.
-    config.seed_file = Some(seed_file("Reseeded console"));
+    config.database.seed_file = Some(seed_file("Reseeded console"));
     let third = start(config, None).await;
     assert_eq!(name_of(&third, 3).await, "Reseeded console");
     crate::helpers::eventually("the other replicas see the new seed", || async {
@@ -152,7 +152,7 @@ async fn a_seed_change_is_never_committed_without_its_outbox_row() {
         .execute(&mut *lock)
         .await
         .expect("lock the outbox");
-    config.seed_file = Some(seed_file("Half-seeded console"));
+    config.database.seed_file = Some(seed_file("Half-seeded console"));
     // The replica starts, and is stopped (a crash) while the outbox is unwritable.
     let started =
         tokio::time::timeout(Duration::from_secs(2), cacheme_api::App::build(&config)).await;
@@ -220,7 +220,7 @@ async fn a_redis_restarted_from_older_data_does_not_bring_back_an_invalidated_en
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
     // So the window below also sees what Redis serves once L1's copies expire.
-    config.l1_ttl_ms = 300;
+    config.l1.ttl_ms = 300;
     let a = start(config.clone(), Some(db)).await;
     let b = start(config, None).await;
     let original = name_of(&a, 1).await;
@@ -289,12 +289,12 @@ async fn a_saturated_pool_does_not_keep_other_replicas_from_learning_a_write() {
     let redis = RedisServer::start().expect("own redis-server");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
-    config.redis_timeout_ms = 200;
+    config.redis.timeout_ms = 200;
     let a = start(config.clone(), Some(db)).await;
     let mut busy = config;
-    busy.db_max_connections = 1;
-    busy.simulated_db_latency_ms = 300;
-    busy.negative_ttl_seconds = 0;
+    busy.database.max_connections = 1;
+    busy.database.simulated_latency_ms = 300;
+    busy.cache.negative_ttl_seconds = 0;
     let b = start(busy, None).await;
     name_of(&b, 11).await;
     name_of(&b, 11).await;
@@ -416,7 +416,7 @@ async fn owed_invalidations_are_relayed_once_not_once_per_replica() {
     let redis = RedisServer::start().expect("own redis-server");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
-    config.invalidation_poll_ms = 20;
+    config.cache.invalidation_poll_ms = 20;
     let replicas = [
         start(config.clone(), Some(db)).await,
         start(config.clone(), None).await,

@@ -8,7 +8,7 @@ use crate::helpers::{spawn_app, spawn_app_with};
 async fn clear_removes_only_this_services_keys() {
     let app = spawn_app().await;
     let mut redis = app.redis().await;
-    let foreign = format!("foreign:{}:keep-me", app.config.cache_key_prefix);
+    let foreign = format!("foreign:{}:keep-me", app.config.cache.key_prefix);
     let _: () = redis
         .set_ex(&foreign, "someone else's", 600)
         .await
@@ -97,7 +97,7 @@ async fn wrong_methods_are_405_problems() {
 async fn a_flood_of_stats_requests_reads_redis_info_once_a_second() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
-    let app = spawn_app_with(|c| c.redis_url = redis_url.into()).await;
+    let app = spawn_app_with(|c| c.redis.url = redis_url.into()).await;
     // The start's own INFO (the eviction-policy check) is done, then counting starts.
     assert_eq!(app.get("/cache/stats").await.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

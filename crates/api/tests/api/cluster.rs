@@ -44,12 +44,12 @@ async fn a_lost_master_switches_off_only_its_buckets_until_its_replica_takes_ove
     let mut cluster = start_cluster().await;
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &cluster.urls().join(","));
-    config.redis_mode = RedisMode::Cluster;
+    config.redis.mode = RedisMode::Cluster;
     // Only Redis: a memory-tier hit would hide which breaker is open.
-    config.l1_enabled = false;
-    config.redis_breaker_failures = 1;
-    config.redis_breaker_failing_ms = 0;
-    config.redis_breaker_cooldown_ms = 500;
+    config.l1.enabled = false;
+    config.redis.breaker_failures = 1;
+    config.redis.breaker_failing_ms = 0;
+    config.redis.breaker_cooldown_ms = 500;
     let app = start(config, Some(db)).await;
 
     for id in 1..=15 {
@@ -179,8 +179,8 @@ async fn while_a_bucket_slot_migrates_other_replicas_do_not_serve_it_from_memory
     let cluster = start_cluster().await;
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &cluster.urls().join(","));
-    config.redis_mode = RedisMode::Cluster;
-    config.l1_ttl_ms = 600_000;
+    config.redis.mode = RedisMode::Cluster;
+    config.l1.ttl_ms = 600_000;
     let writer = start(config.clone(), Some(db)).await;
     let reader = start(config, None).await;
     writer.wait_for_memory_tier(true).await;
@@ -282,8 +282,8 @@ async fn a_lost_master_holds_back_only_its_own_owed_invalidations() {
     let mut cluster = start_cluster().await;
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &cluster.urls().join(","));
-    config.redis_mode = RedisMode::Cluster;
-    config.redis_timeout_ms = 200;
+    config.redis.mode = RedisMode::Cluster;
+    config.redis.timeout_ms = 200;
     let app = start(config, Some(db)).await;
     for id in 1..=15 {
         source(&app, id).await;
@@ -341,9 +341,9 @@ async fn a_master_restarted_from_older_data_does_not_bring_back_an_invalidated_e
         .expect("a Redis Cluster starts");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &cluster.urls().join(","));
-    config.redis_mode = RedisMode::Cluster;
+    config.redis.mode = RedisMode::Cluster;
     // So the window below also sees what Redis serves once L1's copies expire.
-    config.l1_ttl_ms = 300;
+    config.l1.ttl_ms = 300;
     let a = start(config.clone(), Some(db)).await;
     let b = start(config, None).await;
     let original = a.get("/products/1").await.body["name"].clone();

@@ -33,7 +33,7 @@ fn pause_first_fill(id: i32) -> (Hooks, oneshot::Receiver<()>, oneshot::Sender<(
 async fn stale_fill_is_refused(l1_enabled: bool) {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &shared_redis_url());
-    config.l1_enabled = l1_enabled;
+    config.l1.enabled = l1_enabled;
     let (hooks, reached, release) = pause_first_fill(2);
     let app = start_with_hooks(config, Some(db), hooks).await;
     if l1_enabled {
@@ -102,7 +102,7 @@ impl Lcg {
 async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_row() {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &shared_redis_url());
-    config.simulated_db_latency_ms = 2;
+    config.database.simulated_latency_ms = 2;
     // Random pauses between reading a row and filling widen the race window.
     let delays = Arc::new(Mutex::new(Lcg(7)));
     let hooks = Hooks {
@@ -156,7 +156,7 @@ async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_ro
 
     // A connection of the test's own: the app may keep every pooled one.
     let mut db =
-        <sqlx::PgConnection as sqlx::Connection>::connect(app.config.database_url.expose())
+        <sqlx::PgConnection as sqlx::Connection>::connect(app.config.database.url.expose())
             .await
             .expect("connect");
     let mut redis = app.redis().await;
@@ -187,7 +187,7 @@ async fn concurrent_writers_and_readers_leave_every_cached_value_equal_to_its_ro
 
 #[tokio::test]
 async fn two_hundred_concurrent_misses_cost_one_query() {
-    let app = Arc::new(spawn_app_with(|c| c.simulated_db_latency_ms = 300).await);
+    let app = Arc::new(spawn_app_with(|c| c.database.simulated_latency_ms = 300).await);
     let before = app.stats().await["db_queries"].as_u64().expect("count");
     let requests: Vec<_> = (0..200)
         .map(|_| {
@@ -217,12 +217,12 @@ async fn a_frozen_redis_costs_one_timeout_then_the_breaker_skips_it() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.redis_breaker_cooldown_ms = 60_000;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.redis.breaker_cooldown_ms = 60_000;
         // Counting alone: the span a run of failures must last has a test in disorder.rs.
-        c.redis_breaker_failing_ms = 0;
-        c.l1_enabled = false;
+        c.redis.breaker_failing_ms = 0;
+        c.l1.enabled = false;
     })
     .await;
     app.get("/products/12").await;
@@ -246,10 +246,10 @@ async fn a_frozen_redis_costs_one_timeout_then_the_breaker_skips_it() {
 #[tokio::test]
 async fn pool_exhaustion_answers_503_instead_of_hanging() {
     let app = spawn_app_with(|c| {
-        c.db_max_connections = 1;
-        c.db_acquire_timeout_ms = 300;
-        c.simulated_db_latency_ms = 2000;
-        c.l1_enabled = false;
+        c.database.max_connections = 1;
+        c.database.acquire_timeout_ms = 300;
+        c.database.simulated_latency_ms = 2000;
+        c.l1.enabled = false;
     })
     .await;
     // One slow miss holds the only connection for two seconds...
@@ -272,10 +272,10 @@ async fn an_invalidation_that_cannot_reach_redis_is_retried_and_reads_bypass_the
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.l1_enabled = false;
-        c.redis_breaker_cooldown_ms = 200;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.l1.enabled = false;
+        c.redis.breaker_cooldown_ms = 200;
     })
     .await;
     app.get("/products/14").await;

@@ -17,9 +17,9 @@ use crate::{disorder::impatient_client, helpers::spawn_app_with};
 #[tokio::test]
 async fn readiness_does_not_wait_behind_requests_for_a_connection() {
     let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.db_max_connections = 1;
-        c.simulated_db_latency_ms = 3000;
+        c.l1.enabled = false;
+        c.database.max_connections = 1;
+        c.database.simulated_latency_ms = 3000;
     })
     .await;
     let busy = {
@@ -46,11 +46,11 @@ async fn readiness_does_not_wait_behind_requests_for_a_connection() {
 #[tokio::test]
 async fn a_statement_stuck_on_a_lock_answers_503_within_its_deadline() {
     let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.db_statement_timeout_ms = 500;
+        c.l1.enabled = false;
+        c.database.statement_timeout_ms = 500;
     })
     .await;
-    let mut locker = PgConnection::connect(app.config.database_url.expose())
+    let mut locker = PgConnection::connect(app.config.database.url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
@@ -82,8 +82,8 @@ async fn a_statement_stuck_on_a_lock_answers_503_within_its_deadline() {
 #[tokio::test]
 async fn terminated_database_connections_are_replaced_not_answered_with_500() {
     let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.simulated_db_latency_ms = 200;
+        c.l1.enabled = false;
+        c.database.simulated_latency_ms = 200;
     })
     .await;
     // Four concurrent misses leave four connections kept for reuse.
@@ -97,7 +97,7 @@ async fn terminated_database_connections_are_replaced_not_answered_with_500() {
     for miss in misses {
         assert_eq!(miss.await.expect("task").expect("answer"), 200);
     }
-    let mut admin = PgConnection::connect(app.config.database_url.expose())
+    let mut admin = PgConnection::connect(app.config.database.url.expose())
         .await
         .expect("connect");
     let terminated: Vec<bool> = sqlx::query_scalar(
@@ -116,12 +116,12 @@ async fn terminated_database_connections_are_replaced_not_answered_with_500() {
 
 #[tokio::test]
 async fn a_write_whose_outcome_is_unknown_still_invalidates() {
-    let app = Arc::new(spawn_app_with(|c| c.l1_enabled = false).await);
+    let app = Arc::new(spawn_app_with(|c| c.l1.enabled = false).await);
     app.get("/products/4").await;
     assert_eq!(app.get("/products/4").await.body["source"], "cache");
     let before = app.get("/cache/entries/4").await.body["generation"].clone();
 
-    let mut locker = PgConnection::connect(app.config.database_url.expose())
+    let mut locker = PgConnection::connect(app.config.database.url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 4 FOR UPDATE")
@@ -136,7 +136,7 @@ async fn a_write_whose_outcome_is_unknown_still_invalidates() {
         })
     };
     // The statement has been sent and waits on the lock; then its connection dies.
-    let mut admin = PgConnection::connect(app.config.database_url.expose())
+    let mut admin = PgConnection::connect(app.config.database.url.expose())
         .await
         .expect("connect");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -282,11 +282,11 @@ async fn app_behind_black_hole_proxy() -> (crate::helpers::TestApp, BlackHolePro
         &format!("{head}:{}/{db_name}", proxy.port),
         &crate::helpers::shared_redis_url(),
     );
-    config.l1_enabled = false;
-    config.negative_ttl_seconds = 0;
-    config.db_max_connections = 1;
-    config.db_statement_timeout_ms = 500;
-    config.db_acquire_timeout_ms = 1000;
+    config.l1.enabled = false;
+    config.cache.negative_ttl_seconds = 0;
+    config.database.max_connections = 1;
+    config.database.statement_timeout_ms = 500;
+    config.database.acquire_timeout_ms = 1000;
     let app = crate::helpers::start(config, Some(db)).await;
     (app, proxy)
 }

@@ -63,16 +63,16 @@ async fn name_in_database(app: &TestApp, id: i32) -> String {
 #[tokio::test]
 async fn a_write_whose_client_gave_up_still_invalidates_the_cache() {
     let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
+        c.l1.enabled = false;
         // The outbox would mend it within a poll; this is about the write's own invalidation.
-        c.invalidation_poll_ms = 60_000;
+        c.cache.invalidation_poll_ms = 60_000;
     })
     .await;
     app.get("/products/3").await;
     assert_eq!(app.get("/products/3").await.body["source"], "cache");
 
     // Another transaction holds the row, so the write waits on its lock...
-    let mut locker = PgConnection::connect(app.config.database_url.expose())
+    let mut locker = PgConnection::connect(app.config.database.url.expose())
         .await
         .expect("connect");
     sqlx::raw_sql("BEGIN; SELECT 1 FROM products WHERE id = 3 FOR UPDATE")
@@ -117,9 +117,9 @@ async fn a_write_whose_client_gave_up_still_invalidates_the_cache() {
 #[tokio::test]
 async fn abandoned_misses_do_not_strand_connections_or_readiness() {
     let app = spawn_app_with(|c| {
-        c.l1_enabled = false;
-        c.db_max_connections = 2;
-        c.simulated_db_latency_ms = 1000;
+        c.l1.enabled = false;
+        c.database.max_connections = 2;
+        c.database.simulated_latency_ms = 1000;
     })
     .await;
     for id in 2_000_000_001..=2_000_000_004 {
@@ -140,11 +140,11 @@ async fn an_abandoned_breaker_probe_does_not_switch_the_cache_off() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.redis_breaker_cooldown_ms = 500;
-        c.redis_breaker_failing_ms = 0;
-        c.l1_enabled = false;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.redis.breaker_cooldown_ms = 500;
+        c.redis.breaker_failing_ms = 0;
+        c.l1.enabled = false;
     })
     .await;
     app.get("/products/5").await;
@@ -212,7 +212,7 @@ async fn a_flushed_redis_cannot_take_back_a_fill_read_before_the_flush() {
     let redis = RedisServer::start().expect("own redis-server");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
-    config.l1_enabled = false;
+    config.l1.enabled = false;
     let (hook, reached, release) = pause_once(2);
     let hooks = Hooks {
         before_fill: Some(hook),
@@ -259,8 +259,8 @@ async fn an_invalidation_owed_by_a_stopped_process_is_not_lost() {
     let redis = RedisServer::start().expect("own redis-server");
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &redis.url());
-    config.redis_timeout_ms = 300;
-    config.l1_enabled = false;
+    config.redis.timeout_ms = 300;
+    config.l1.enabled = false;
     let first = start(config.clone(), None).await;
     first.get("/products/14").await;
     assert_eq!(first.get("/products/14").await.body["source"], "cache");
@@ -297,10 +297,10 @@ async fn every_replica_bypasses_redis_for_an_id_whose_invalidation_is_pending() 
     let frozen = RedisServer::start().expect("redis the writer reaches");
     let db = TestDatabase::create().await;
     let mut reader_config = test_config(&db.url, &reachable.url());
-    reader_config.l1_enabled = false;
+    reader_config.l1.enabled = false;
     let mut writer_config = reader_config.clone();
-    writer_config.redis_url = frozen.url().into();
-    writer_config.redis_timeout_ms = 200;
+    writer_config.redis.url = frozen.url().into();
+    writer_config.redis.timeout_ms = 200;
     let reader = start(reader_config, Some(db)).await;
     let writer = start(writer_config, None).await;
     reader.get("/products/11").await;
@@ -343,11 +343,11 @@ async fn a_probe_answered_busy_reopens_the_breaker_instead_of_leaving_it_half_op
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.redis_breaker_cooldown_ms = 300;
-        c.redis_breaker_failing_ms = 0;
-        c.l1_enabled = false;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.redis.breaker_cooldown_ms = 300;
+        c.redis.breaker_failing_ms = 0;
+        c.l1.enabled = false;
     })
     .await;
     app.get("/products/6").await;
@@ -400,11 +400,11 @@ async fn a_short_redis_stall_under_load_leaves_the_breaker_closed() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
+        c.redis.url = redis_url.into();
         // The shipped timeout and breaker; a cool-down long enough to see.
-        c.redis_timeout_ms = 50;
-        c.redis_breaker_cooldown_ms = 60_000;
-        c.l1_enabled = false;
+        c.redis.timeout_ms = 50;
+        c.redis.breaker_cooldown_ms = 60_000;
+        c.l1.enabled = false;
     })
     .await;
     for id in 1..=8 {

@@ -17,7 +17,7 @@ async fn far_product(app: &TestApp) {
 
 #[tokio::test]
 async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
-    let app = spawn_app_with(|c| c.negative_ttl_seconds = 40).await;
+    let app = spawn_app_with(|c| c.cache.negative_ttl_seconds = 40).await;
     far_product(&app).await;
     app.get("/products/4242").await.assert_problem(404);
     app.get("/products/4242").await.assert_problem(404);
@@ -33,7 +33,7 @@ async fn unknown_ids_are_remembered_as_absent_for_the_negative_ttl() {
 
 #[tokio::test]
 async fn negative_caching_can_be_turned_off() {
-    let app = spawn_app_with(|c| c.negative_ttl_seconds = 0).await;
+    let app = spawn_app_with(|c| c.cache.negative_ttl_seconds = 0).await;
     far_product(&app).await;
     app.get("/products/4242").await.assert_problem(404);
     app.get("/products/4242").await.assert_problem(404);
@@ -43,10 +43,10 @@ async fn negative_caching_can_be_turned_off() {
 #[tokio::test]
 async fn ttls_are_jittered_within_the_band() {
     let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1000;
-        c.cache_ttl_jitter_percent = 10;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 0;
+        c.cache.ttl_seconds = 1000;
+        c.cache.ttl_jitter_percent = 10;
+        c.cache.stale_while_revalidate_seconds = 0;
+        c.cache.stale_if_error_seconds = 0;
     })
     .await;
     let mut redis = app.redis().await;
@@ -74,11 +74,11 @@ async fn rename_behind_the_cache(app: &TestApp, id: i32, name: &str) {
 #[tokio::test]
 async fn a_soft_expired_entry_is_served_while_one_refresh_runs() {
     let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 60;
-        c.cache_stale_if_error_seconds = 0;
-        c.l1_enabled = false;
+        c.cache.ttl_seconds = 1;
+        c.cache.ttl_jitter_percent = 0;
+        c.cache.stale_while_revalidate_seconds = 60;
+        c.cache.stale_if_error_seconds = 0;
+        c.l1.enabled = false;
     })
     .await;
     assert_eq!(app.get("/products/5").await.body["source"], "database");
@@ -101,11 +101,11 @@ async fn a_soft_expired_entry_is_served_while_one_refresh_runs() {
 #[tokio::test]
 async fn without_a_stale_window_an_expired_entry_is_read_again() {
     let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 0;
-        c.l1_enabled = false;
+        c.cache.ttl_seconds = 1;
+        c.cache.ttl_jitter_percent = 0;
+        c.cache.stale_while_revalidate_seconds = 0;
+        c.cache.stale_if_error_seconds = 0;
+        c.l1.enabled = false;
     })
     .await;
     app.get("/products/5").await;
@@ -119,11 +119,11 @@ async fn without_a_stale_window_an_expired_entry_is_read_again() {
 #[tokio::test]
 async fn stale_if_error_serves_an_expired_entry_when_postgres_is_down() {
     let tune = |c: &mut cacheme_api::Config| {
-        c.cache_ttl_seconds = 1;
-        c.cache_ttl_jitter_percent = 0;
-        c.cache_stale_while_revalidate_seconds = 0;
-        c.cache_stale_if_error_seconds = 120;
-        c.l1_enabled = false;
+        c.cache.ttl_seconds = 1;
+        c.cache.ttl_jitter_percent = 0;
+        c.cache.stale_while_revalidate_seconds = 0;
+        c.cache.stale_if_error_seconds = 120;
+        c.l1.enabled = false;
     };
     let working = spawn_app_with(tune).await;
     assert_eq!(working.get("/products/6").await.body["source"], "database");
@@ -135,8 +135,8 @@ async fn stale_if_error_serves_an_expired_entry_when_postgres_is_down() {
     );
     let mut config = test_config(&dead_db, &shared_redis_url());
     tune(&mut config);
-    config.cache_key_prefix = working.config.cache_key_prefix.clone();
-    config.db_acquire_timeout_ms = 300;
+    config.cache.key_prefix = working.config.cache.key_prefix.clone();
+    config.database.acquire_timeout_ms = 300;
     let broken = start(config, None).await;
     let answer = broken.get("/products/6").await;
     assert_eq!(answer.status, 200, "{}", answer.body);

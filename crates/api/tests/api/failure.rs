@@ -10,9 +10,9 @@ async fn redis_killed_mid_test_degrades_then_recovers() {
     let mut redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.l1_enabled = false;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.l1.enabled = false;
     })
     .await;
     assert_eq!(app.get("/products/1").await.body["source"], "database");
@@ -65,9 +65,9 @@ async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
     let redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 200;
-        c.l1_enabled = false;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 200;
+        c.l1.enabled = false;
     })
     .await;
     assert_eq!(app.get("/products/6").await.body["source"], "database");
@@ -83,7 +83,7 @@ async fn a_frozen_redis_costs_a_bounded_wait_not_a_hang() {
 #[tokio::test]
 async fn redis_unreachable_from_the_start_is_degraded_not_down() {
     let closed = format!("redis://127.0.0.1:{}", free_port().expect("port"));
-    let app = spawn_app_with(|c| c.redis_url = closed.into()).await;
+    let app = spawn_app_with(|c| c.redis.url = closed.into()).await;
     let answer = app.get("/products/8").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["source"], "database");
@@ -102,8 +102,8 @@ async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
         free_port().expect("port")
     );
     let mut config = test_config(&dead_db, &shared_redis_url());
-    config.cache_key_prefix = working.config.cache_key_prefix.clone();
-    config.db_acquire_timeout_ms = 500;
+    config.cache.key_prefix = working.config.cache.key_prefix.clone();
+    config.database.acquire_timeout_ms = 500;
     let app = start(config, None).await;
 
     let cached = app.get("/products/9").await;
@@ -133,7 +133,7 @@ async fn postgres_unreachable_serves_cached_products_and_503s_misses() {
 async fn a_fresh_database_is_created_and_migrated_at_start() {
     let (url, name) = TestDatabase::fresh_url();
     let mut config = test_config(&url, &shared_redis_url());
-    config.migrate_on_start = true;
+    config.database.migrate_on_start = true;
     let app = start(config, None).await;
     assert_eq!(
         app.get("/products/15").await.body["name"],
@@ -147,14 +147,15 @@ async fn a_fresh_database_is_created_and_migrated_at_start() {
 /// closed meanwhile must cost a retry, not an error.
 #[tokio::test]
 async fn a_connection_closed_by_the_server_is_replaced_without_an_error() {
-    let app = spawn_app_with(|c| c.l1_enabled = false).await;
+    let app = spawn_app_with(|c| c.l1.enabled = false).await;
     assert_eq!(app.get("/products/1").await.status, 200);
     assert_eq!(app.get("/products?limit=2").await.status, 200);
 
     // What a PostgreSQL restart or a proxy's idle cut does to the kept connections.
     let database = app
         .config
-        .database_url
+        .database
+        .url
         .expose()
         .rsplit('/')
         .next()

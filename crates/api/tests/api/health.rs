@@ -46,7 +46,7 @@ async fn root_describes_the_api() {
 #[tokio::test]
 async fn cors_lets_the_original_page_call_the_api_when_its_origin_is_listed() {
     let app = spawn_app_with(|c| {
-        c.cors_allowed_origins =
+        c.http.cors_allowed_origins =
             cacheme_api::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
                 "http://localhost:3000",
             )]);
@@ -109,7 +109,7 @@ async fn by_default_no_other_origin_may_call_the_api() {
 #[tokio::test]
 async fn cors_allows_only_configured_origins_when_set() {
     let app = spawn_app_with(|c| {
-        c.cors_allowed_origins =
+        c.http.cors_allowed_origins =
             cacheme_api::CorsOrigins::List(vec![axum::http::HeaderValue::from_static(
                 "http://localhost:3000",
             )]);
@@ -140,7 +140,7 @@ async fn static_dir_serves_the_page_to_browsers_and_json_to_clients() {
     )
     .expect("write");
     std::fs::write(dir.join("assets/app.css"), "body{}").expect("write");
-    let app = spawn_app_with(|c| c.static_dir = Some(dir.clone())).await;
+    let app = spawn_app_with(|c| c.http.static_dir = Some(dir.clone())).await;
 
     let page = app
         .client

@@ -167,18 +167,18 @@ pub struct TestApp {
 /// misses), a key prefix of the test's own, no migration (the test database is migrated).
 pub fn test_config(database_url: &str, redis_url: &str) -> Config {
     let mut config = Config::defaults();
-    config.database_url = database_url.into();
-    config.redis_url = redis_url.into();
+    config.database.url = database_url.into();
+    config.redis.url = redis_url.into();
     if cluster_run().is_some() && redis_url == shared_redis_url() {
-        config.redis_mode = RedisMode::Cluster;
+        config.redis.mode = RedisMode::Cluster;
     }
-    config.bind_addr = "127.0.0.1:0".parse().expect("valid address");
-    config.cache_key_prefix = unique_name("keys");
-    config.redis_timeout_ms = 2000;
-    config.migrate_on_start = false;
-    config.db_startup_timeout_seconds = 0;
+    config.http.bind_addr = "127.0.0.1:0".parse().expect("valid address");
+    config.cache.key_prefix = unique_name("keys");
+    config.redis.timeout_ms = 2000;
+    config.database.migrate_on_start = false;
+    config.database.startup_timeout_seconds = 0;
     // Most tests write without a token; the closed default has tests of its own.
-    config.allow_anonymous_writes = true;
+    config.writes.allow_anonymous = true;
     config
 }
 
@@ -240,8 +240,8 @@ pub async fn start_with_hooks(config: Config, db: Option<TestDatabase>, hooks: H
     let mut config = config;
     // A test that pointed the app at a Redis of its own (one URL) keeps single mode in a
     // cluster run.
-    if !config.redis_url.expose().contains(',') {
-        config.redis_mode = RedisMode::Single;
+    if !config.redis.url.expose().contains(',') {
+        config.redis.mode = RedisMode::Single;
     }
     let app = App::build_with_hooks(&config, hooks)
         .await
@@ -367,11 +367,11 @@ impl TestApp {
     }
 
     pub fn keys(&self) -> cacheme_api::KeyScheme {
-        let layout = match self.config.redis_mode {
+        let layout = match self.config.redis.mode {
             RedisMode::Single => KeyLayout::Single,
             RedisMode::Cluster => KeyLayout::Cluster,
         };
-        cacheme_api::KeyScheme::with_layout(self.config.cache_key_prefix.clone(), layout)
+        cacheme_api::KeyScheme::with_layout(self.config.cache.key_prefix.clone(), layout)
     }
 
     pub fn product_key(&self, id: i32) -> String {
@@ -402,7 +402,7 @@ impl Drop for TestApp {
         let TestRedisClient::Single(client) = self.redis.clone() else {
             return;
         };
-        let pattern = format!("{}:*", self.config.cache_key_prefix);
+        let pattern = format!("{}:*", self.config.cache.key_prefix);
         let _ = std::thread::spawn(move || {
             if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(500)) {
                 let keys: Vec<String> =
@@ -501,12 +501,12 @@ pub enum TestRedisClient {
 
 impl TestRedisClient {
     fn new(config: &Config) -> Self {
-        match config.redis_mode {
+        match config.redis.mode {
             RedisMode::Single => Self::Single(
-                redis::Client::open(config.redis_url.expose()).expect("valid redis url"),
+                redis::Client::open(config.redis.url.expose()).expect("valid redis url"),
             ),
             RedisMode::Cluster => Self::Cluster(Box::new(
-                redis::cluster::ClusterClient::new(config.redis_url.expose().split(','))
+                redis::cluster::ClusterClient::new(config.redis.url.expose().split(','))
                     .expect("valid urls"),
             )),
         }

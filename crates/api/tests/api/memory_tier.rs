@@ -28,7 +28,7 @@ async fn the_memory_tier_answers_repeat_reads() {
 
 #[tokio::test]
 async fn the_memory_tier_stays_in_use_while_nothing_changes() {
-    let app = spawn_app_with(|c| c.l1_ttl_ms = 600_000).await;
+    let app = spawn_app_with(|c| c.l1.ttl_ms = 600_000).await;
     app.wait_for_memory_tier(true).await;
     app.get("/products/8").await;
     assert_eq!(app.get("/products/8").await.body["cache_tier"], "memory");
@@ -40,7 +40,7 @@ async fn the_memory_tier_stays_in_use_while_nothing_changes() {
 
 #[tokio::test]
 async fn a_stampede_right_after_a_clear_still_costs_one_query() {
-    let app = Arc::new(spawn_app_with(|c| c.simulated_db_latency_ms = 300).await);
+    let app = Arc::new(spawn_app_with(|c| c.database.simulated_latency_ms = 300).await);
     app.wait_for_memory_tier(true).await;
     app.get("/products/12").await;
     assert_eq!(app.delete("/cache/clear").await.status, 200);
@@ -63,7 +63,7 @@ async fn a_write_on_one_replica_reaches_the_other_replicas_memory_tier() {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &shared_redis_url());
     // A long L1 TTL: only the invalidation message can explain a quick convergence.
-    config.l1_ttl_ms = 600_000;
+    config.l1.ttl_ms = 600_000;
     let a = start(config.clone(), Some(db)).await;
     let b = start(config, None).await;
     a.wait_for_memory_tier(true).await;
@@ -100,9 +100,9 @@ async fn losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier() 
     let mut redis = RedisServer::start().expect("own redis-server");
     let redis_url = redis.url();
     let app = spawn_app_with(|c| {
-        c.redis_url = redis_url.into();
-        c.redis_timeout_ms = 300;
-        c.l1_ttl_ms = 600_000;
+        c.redis.url = redis_url.into();
+        c.redis.timeout_ms = 300;
+        c.l1.ttl_ms = 600_000;
     })
     .await;
     app.wait_for_memory_tier(true).await;

@@ -104,17 +104,17 @@ async fn product_fields_come_in_the_original_order() {
 #[tokio::test]
 async fn the_cached_value_is_the_product_without_the_lesson_fields_and_has_a_ttl() {
     let app = spawn_app_with(|c| {
-        c.cache_ttl_seconds = 1000;
-        c.cache_ttl_jitter_percent = 10;
-        c.cache_stale_while_revalidate_seconds = 20;
-        c.cache_stale_if_error_seconds = 50;
+        c.cache.ttl_seconds = 1000;
+        c.cache.ttl_jitter_percent = 10;
+        c.cache.stale_while_revalidate_seconds = 20;
+        c.cache.stale_if_error_seconds = 50;
     })
     .await;
     assert_eq!(app.get("/products/3").await.body["source"], "database");
 
     let mut redis = app.redis().await;
     let key = app.product_key(3);
-    let expected = match app.config.redis_mode {
+    let expected = match app.config.redis.mode {
         RedisMode::Single => ":v1:product:3",
         RedisMode::Cluster => ":v2:{b3}:product:3",
     };
@@ -222,7 +222,7 @@ async fn bad_paging_is_422_naming_the_parameter() {
 
 #[tokio::test]
 async fn simulated_latency_slows_database_reads_only() {
-    let app = spawn_app_with(|c| c.simulated_db_latency_ms = 120).await;
+    let app = spawn_app_with(|c| c.database.simulated_latency_ms = 120).await;
     let miss = app.get("/products/4").await;
     assert_eq!(miss.body["source"], "database");
     let miss_ms = miss.body["fetch_time_ms"].as_f64().expect("number");

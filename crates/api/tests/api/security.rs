@@ -9,7 +9,7 @@ use crate::helpers::{TestDatabase, shared_redis_url, spawn_app_with, start, test
 
 #[tokio::test]
 async fn without_a_token_writes_are_refused_unless_anonymous_writes_are_chosen() {
-    let app = spawn_app_with(|c| c.allow_anonymous_writes = false).await;
+    let app = spawn_app_with(|c| c.writes.allow_anonymous = false).await;
     for (method, path, body) in [
         (Method::POST, "/products", Some(json!({"name": "Sneaky"}))),
         (Method::PUT, "/products/1", Some(json!({"name": "Sneaky"}))),
@@ -34,7 +34,7 @@ async fn without_a_token_writes_are_refused_unless_anonymous_writes_are_chosen()
 
 #[tokio::test]
 async fn the_cache_clear_needs_the_token_and_is_spaced_out() {
-    let app = spawn_app_with(|c| c.admin_token = Some("tok3n\n".into())).await;
+    let app = spawn_app_with(|c| c.writes.admin_token = Some("tok3n\n".into())).await;
     app.get("/products/1").await;
     app.delete("/cache/clear").await.assert_problem(401);
     assert_eq!(app.get("/products/1").await.body["source"], "cache");
@@ -58,7 +58,7 @@ async fn the_cache_clear_needs_the_token_and_is_spaced_out() {
 async fn the_clear_interval_holds_across_replicas() {
     let db = TestDatabase::create().await;
     let mut config = test_config(&db.url, &shared_redis_url());
-    config.cache_clear_interval_ms = 60_000;
+    config.cache.clear_interval_ms = 60_000;
     let a = start(config.clone(), Some(db)).await;
     let b = start(config, None).await;
     assert_eq!(a.delete("/cache/clear").await.status, 200);
@@ -150,8 +150,8 @@ async fn text_postgresql_cannot_store_and_oversized_fields_are_422_and_change_no
 async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = crate::helpers::spawn_app_with(|c| {
-        c.http_header_read_timeout_ms = 500;
-        c.http_max_connections = 2;
+        c.http.header_read_timeout_ms = 500;
+        c.http.max_connections = 2;
     })
     .await;
     let addr = app.base_url.trim_start_matches("http://").to_owned();

@@ -178,7 +178,7 @@ async fn bad_bodies_are_422_naming_the_field_and_write_nothing() {
 
 #[tokio::test]
 async fn an_admin_token_guards_writes_but_not_reads() {
-    let app = spawn_app_with(|c| c.admin_token = Some("s3cret-token".into())).await;
+    let app = spawn_app_with(|c| c.writes.admin_token = Some("s3cret-token".into())).await;
     let body = json!({"name": "Guarded"});
 
     let anonymous = app
