@@ -29,7 +29,7 @@ fn cluster_reply(instances: i64, ready: i64) -> Reply {
 /// Every request of a reconcile of `demo` with `postgres.cloudNativePG`, the Cluster
 /// answered with `cluster`: no PostgreSQL Deployment, Service, claim or password.
 fn script(cluster: Reply) -> Vec<Call> {
-    let mut calls = vec![
+    let mut calls = any_order(vec![
         call(
             Method::GET,
             core("secrets", "demo-api-credentials"),
@@ -40,27 +40,29 @@ fn script(cluster: Reply) -> Vec<Call> {
             core("secrets", "demo-redis-credentials"),
             secret_exists("demo-redis-credentials"),
         ),
-        call(Method::PATCH, CLUSTER, cluster),
-    ];
+    ]);
+    calls.push(call(Method::PATCH, CLUSTER, cluster));
+    let mut children = Vec::new();
     for svc in ["demo-api", "demo-frontend", "demo-redis"] {
-        calls.push(call(Method::PATCH, core("services", svc), Reply::Echo));
+        children.push(call(Method::PATCH, core("services", svc), Reply::Echo));
     }
     for deploy in ["demo-api", "demo-frontend", "demo-redis"] {
-        calls.push(call(
+        children.push(call(
             Method::PATCH,
             group("apps/v1", "deployments", deploy),
             Reply::EchoReady,
         ));
     }
     for np in ["demo-api", "demo-redis"] {
-        calls.push(call(
+        children.push(call(
             Method::PATCH,
             group("networking.k8s.io/v1", "networkpolicies", np),
             Reply::Echo,
         ));
     }
+    calls.extend(any_order(children));
     let gone = |path: String| call(Method::DELETE, path, not_found());
-    calls.extend([
+    calls.extend(any_order(vec![
         gone(group("policy/v1", "poddisruptionbudgets", "demo-api")),
         gone(core("configmaps", "demo-seed")),
         // The managed PostgreSQL's, had the CacheMe one before.
@@ -83,7 +85,7 @@ fn script(cluster: Reply) -> Vec<Call> {
             "horizontalpodautoscalers",
             "demo-api",
         )),
-    ]);
+    ]));
     calls
 }
 

@@ -63,7 +63,7 @@ pub(super) fn cacheme(name: &str, spec: Value) -> CacheMe {
     cm
 }
 
-/// The applies and deletes of the default stack `demo`, in the operator's order.
+/// The applies of the default stack `demo`, independent of each other: in any order.
 pub(super) fn default_stack_calls(deployments: Reply) -> Vec<Call> {
     let mut calls = vec![call(
         Method::PATCH,
@@ -87,12 +87,12 @@ pub(super) fn default_stack_calls(deployments: Reply) -> Vec<Call> {
             Reply::Echo,
         ));
     }
-    calls
+    any_order(calls)
 }
 
-/// Deletes of what is off in the default stack (all already gone).
+/// Deletes of what is off in the default stack (all already gone), in any order.
 pub(super) fn default_absent_calls() -> Vec<Call> {
-    vec![
+    any_order(vec![
         call(
             Method::DELETE,
             group("policy/v1", "poddisruptionbudgets", "demo-api"),
@@ -139,18 +139,21 @@ pub(super) fn default_absent_calls() -> Vec<Call> {
             group("autoscaling/v2", "horizontalpodautoscalers", "demo-api"),
             not_found(),
         ),
-    ]
+    ])
 }
 
+/// The reads of the generated Secrets, which exist, in any order.
 pub(super) fn existing_secrets() -> Vec<Call> {
-    [
-        "demo-api-credentials",
-        "demo-postgres-credentials",
-        "demo-redis-credentials",
-    ]
-    .into_iter()
-    .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
-    .collect()
+    any_order(
+        [
+            "demo-api-credentials",
+            "demo-postgres-credentials",
+            "demo-redis-credentials",
+        ]
+        .into_iter()
+        .map(|s| call(Method::GET, core("secrets", s), secret_exists(s)))
+        .collect(),
+    )
 }
 
 pub(super) fn find<'a>(recorded: &'a [Recorded], method: Method, path: &str) -> &'a Recorded {
@@ -455,28 +458,29 @@ async fn switching_a_component_off_deletes_its_objects() {
     let mut cm = cacheme("demo", json!({"frontend": {"enabled": false}}));
     cm.status = Some(ready_status(&cm));
     let mut script = existing_secrets();
-    script.push(call(
+    let mut applies = vec![call(
         Method::PATCH,
         core("persistentvolumeclaims", "demo-postgres-data"),
         Reply::Echo,
-    ));
+    )];
     for svc in ["demo-api", "demo-postgres", "demo-redis"] {
-        script.push(call(Method::PATCH, core("services", svc), Reply::Echo));
+        applies.push(call(Method::PATCH, core("services", svc), Reply::Echo));
     }
     for deploy in ["demo-api", "demo-postgres", "demo-redis"] {
-        script.push(call(
+        applies.push(call(
             Method::PATCH,
             group("apps/v1", "deployments", deploy),
             Reply::EchoReady,
         ));
     }
     for np in ["demo-api", "demo-postgres", "demo-redis"] {
-        script.push(call(
+        applies.push(call(
             Method::PATCH,
             group("networking.k8s.io/v1", "networkpolicies", np),
             Reply::Echo,
         ));
     }
+    script.extend(any_order(applies));
     let mut absent = default_absent_calls();
     // The page's Deployment and Service exist and are deleted, each with an event.
     absent.splice(
