@@ -4,6 +4,7 @@
 mod catalog;
 mod error;
 mod id_bound;
+mod observe;
 mod read;
 mod reports;
 mod writes;

@@ -1,22 +1,24 @@
 //! The read path, one step per tier: L1, then L2, then one database load per id shared
-//! by every request that missed meanwhile. Each step counts its own outcome.
+//! by every request that missed meanwhile. What each step counts and times is in
+//! `observe.rs`: here is only what it decides.
 
 use std::{sync::Arc, time::Instant};
 
 use futures::FutureExt as _;
 use tracing::Instrument as _;
 
-use super::{Catalog, CatalogError, Served, Tier, catalog::Owed};
+use super::{
+    Catalog, CatalogError, Served, Tier,
+    catalog::Owed,
+    observe::{self, cache_time, db_time},
+};
 use crate::{
     cache::{
         expiry::Freshness,
-        redis_tier::{CacheError, FillTicket, Lookup},
+        redis_tier::{FillTicket, Lookup},
         value::{CachedValue, EncodedProduct},
     },
-    observability::{
-        stats::bump,
-        timing::{record_cache, record_db},
-    },
+    observability::stats::bump,
 };
 
 /// What a load read, and whether Redis took it (only such results answer late joiners).
@@ -94,10 +96,7 @@ impl Catalog {
     }
 
     async fn read_database_only(&self, id: i32) -> Result<Served, CatalogError> {
-        let started = Instant::now();
-        let product = self.query(id).await;
-        record_db(started.elapsed());
-        match product? {
+        match db_time(self.query(id)).await? {
             Some(product) => Ok(Served {
                 product,
                 tier: None,
@@ -110,84 +109,48 @@ impl Catalog {
         if !self.memory.active() {
             return None;
         }
-        let started = Instant::now();
-        let span = tracing::info_span!(
-            "cache.memory.get",
-            cache.tier = "memory",
-            product.id = id,
-            cache.hit = tracing::field::Empty
-        );
-        let found = self.memory.get(id).instrument(span.clone()).await;
-        span.record("cache.hit", found.is_some());
-        record_cache(started.elapsed());
-        bump(if found.is_some() {
-            &self.counters.memory_hits
-        } else {
-            &self.counters.memory_misses
-        });
-        found
+        observe::memory_lookup(&self.counters, id, self.memory.get(id)).await
     }
 
     async fn lookup_redis(&self, id: i32, epoch: u64) -> FromRedis {
-        let started = Instant::now();
-        let lookup = self.redis.lookup(id).await;
-        record_cache(started.elapsed());
-        let counters = &self.counters;
+        let lookup = cache_time(self.redis.lookup(id)).await;
+        observe::redis_lookup(&self.counters, &lookup);
         match lookup {
             Ok(Lookup {
-                entry: Some((value, freshness)),
+                entry: Some((value, Freshness::Fresh)),
+                ..
+            }) => {
+                self.memory
+                    .insert_if_unchanged(id, value.clone(), epoch)
+                    .await;
+                FromRedis::Hit(value)
+            }
+            Ok(Lookup {
+                entry: Some((value, Freshness::Stale)),
                 ticket,
-            }) => match freshness {
-                Freshness::Fresh => {
-                    bump(&counters.redis_hits);
-                    self.memory
-                        .insert_if_unchanged(id, value.clone(), epoch)
-                        .await;
-                    FromRedis::Hit(value)
-                }
-                Freshness::Stale => {
-                    bump(&counters.redis_hits);
-                    bump(&counters.stale_served);
-                    self.refresh_in_background(id, ticket, epoch);
-                    FromRedis::Hit(value)
-                }
-                Freshness::ErrorOnly => {
-                    bump(&counters.redis_misses);
-                    FromRedis::Miss {
-                        ticket: Some(ticket),
-                        fallback: Some(value),
-                    }
-                }
+            }) => {
+                self.refresh_in_background(id, ticket, epoch);
+                FromRedis::Hit(value)
+            }
+            Ok(Lookup {
+                entry: Some((value, Freshness::ErrorOnly)),
+                ticket,
+            }) => FromRedis::Miss {
+                ticket: Some(ticket),
+                fallback: Some(value),
             },
             Ok(Lookup {
                 entry: None,
                 ticket,
-            }) => {
-                bump(&counters.redis_misses);
-                FromRedis::Miss {
-                    ticket: Some(ticket),
-                    fallback: None,
-                }
-            }
-            Err(e) => {
-                bump(&counters.redis_misses);
-                match e {
-                    CacheError::BreakerOpen | CacheError::Unverified => {
-                        bump(&counters.redis_skipped);
-                    }
-                    other => {
-                        bump(&counters.redis_errors);
-                        if matches!(other, CacheError::Timeout(_)) {
-                            bump(&counters.redis_timeouts);
-                        }
-                        tracing::warn!(error = %other, "Redis lookup failed; reading from PostgreSQL");
-                    }
-                }
-                FromRedis::Miss {
-                    ticket: None,
-                    fallback: None,
-                }
-            }
+            }) => FromRedis::Miss {
+                ticket: Some(ticket),
+                fallback: None,
+            },
+            // Redis failed or was skipped: load, but fill nothing.
+            Err(_) => FromRedis::Miss {
+                ticket: None,
+                fallback: None,
+            },
         }
     }
 
@@ -198,9 +161,7 @@ impl Catalog {
         epoch: u64,
         fallback: Option<CachedValue>,
     ) -> Result<Served, CatalogError> {
-        let started = Instant::now();
-        let (loaded, joined) = self.load(id, ticket, epoch).await;
-        record_db(started.elapsed());
+        let (loaded, joined) = db_time(self.load(id, ticket, epoch)).await;
         if joined {
             bump(&self.counters.coalesced);
         }
