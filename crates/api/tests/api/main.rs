@@ -2,6 +2,7 @@
 
 mod acknowledged_writes;
 mod binary;
+mod breaker;
 mod cache;
 mod cluster;
 mod correctness;
