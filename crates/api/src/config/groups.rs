@@ -19,6 +19,7 @@ pub struct DatabaseConfig {
         long = "database-url",
         value_name = "DATABASE_URL",
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres:postgres@localhost:5432/cacheme"
     )]
     pub url: Secret,
@@ -67,6 +68,7 @@ pub struct RedisConfig {
         long = "redis-url",
         value_name = "REDIS_URL",
         env = "REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://localhost:6379"
     )]
     pub url: Secret,
