@@ -128,7 +128,8 @@ impl MemoryTier {
     }
 
     /// The entries held now. moka counts lazily (an insert or a flush shows only after its
-    /// pending work runs), so that work runs first: a report must show a flush it follows.
+    /// pending work runs), so that work runs first: a report shows a flush it follows (for
+    /// a large L1 only as far as one housekeeping pass gets, a few hundred entries a queue).
     pub async fn entry_count(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()

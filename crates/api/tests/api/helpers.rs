@@ -216,7 +216,7 @@ fn init_test_log() {
 /// `CACHEME_MUTATION` switches one consistency mechanism off in this test process, as in
 /// the API binary: `cargo xtask chaos --mutations` runs the one test that should fail
 /// without a mechanism the checker cannot see removed (crates/harness/chaos/src/
-/// mutations.rs). The line printed is that run's proof the mutation was on: a test that
+/// mutations/). The line printed is that run's proof the mutation was on: a test that
 /// failed for another reason (say, a build without the `mutations` feature, which
 /// refuses the variable) must not pass for a catch.
 fn install_mutation_from_env() {

@@ -125,12 +125,13 @@ fn run_one(
 ) -> anyhow::Result<Option<String>> {
     if let CaughtBy::Test {
         test,
+        expect,
         why_not_the_checker,
     } = m.caught_by
     {
         eprintln!("==> mutation {} (its test: {test})", m.name);
         eprintln!("    not the checker: {why_not_the_checker}");
-        let caught = run_test(m.name, test)?;
+        let caught = run_test(m.name, test, expect)?;
         eprintln!(
             "    {}: {}",
             m.name,

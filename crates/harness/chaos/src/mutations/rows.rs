@@ -38,6 +38,9 @@ pub(super) enum CaughtBy {
     /// the API (`crates/api/tests/api`, by its path there), which fails with the mutation.
     Test {
         test: &'static str,
+        /// Text its failure must show: the assertion that sees the mechanism missing (a
+        /// failure of another step, say a setup's, is not a catch).
+        expect: &'static str,
         why_not_the_checker: &'static str,
     },
 }
@@ -150,6 +153,8 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         duration_s: None,
         caught_by: CaughtBy::Test {
             test: "writes::creating_an_id_remembered_as_absent_makes_it_visible",
+            // The created id read back as absent.
+            expect: "left: 404",
             why_not_the_checker: "a creation's id is new, and a negative entry is kept only \
              for ids below the highest: one exists for the new id only if a higher id \
              committed first and a read landed in between; the creation's outbox row then \
@@ -167,6 +172,8 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         duration_s: None,
         caught_by: CaughtBy::Test {
             test: "disorder::a_write_is_never_followed_by_an_old_read_on_its_own_replica",
+            // The read after the write answered the old name.
+            expect: "read after the write returned",
             why_not_the_checker: "the race it closes (a read's epoch taken after the \
              write's first L1 drop, its Redis GET queued before the write's script on the \
              same connection) is a few microseconds wide",
@@ -181,6 +188,8 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         duration_s: None,
         caught_by: CaughtBy::Test {
             test: "memory_tier::losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier",
+            // L1 still held its entry after the loss was noticed.
+            expect: "right: 0",
             why_not_the_checker: "L1's lease (750 ms after the last answered ping) stops \
              L1 anyway, inside the 1 s bound: flushing at once on a lost channel shortens \
              the window from up to 750 ms to none, which a 1 s bound cannot see",
@@ -195,6 +204,7 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         duration_s: None,
         caught_by: CaughtBy::Test {
             test: "joined_loads::a_read_after_a_write_never_joins_a_load_begun_before_it",
+            expect: "a read begun after the write was acknowledged answered",
             why_not_the_checker: "loads are tagged with the Redis generation, which the \
              write bumps, and the write's own announcement forgets its loads a few \
              milliseconds later: only a load begun without Redis, outliving the write, \
