@@ -51,7 +51,34 @@ pub(super) async fn run(
         .expect("the operator made fewer requests than the script expects")
         .expect("the mock API server panicked");
     assert_eq!(recorded.len(), expected);
+    assert_applied_in_dependency_order(&recorded);
     (result, recorded, ctx)
+}
+
+/// The scripts list a phase's applies in any order; this holds every scripted reconcile
+/// to the order the child table declares (what a child refers to is applied first), so
+/// a change of that order is checked in one place instead of rewriting every script.
+fn assert_applied_in_dependency_order(recorded: &[Recorded]) {
+    use crate::resources::ChildKind;
+    let rank = |path: &str| {
+        let plural = path.rsplit('/').nth(1)?;
+        ChildKind::ALL
+            .iter()
+            .position(|k| k.resource().plural == plural)
+    };
+    let applies: Vec<(usize, &str)> = recorded
+        .iter()
+        .filter(|r| r.method == Method::PATCH)
+        .filter_map(|r| rank(&r.path).map(|k| (k, r.path.as_str())))
+        .collect();
+    for pair in applies.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0,
+            "{} was applied after {}, against the order of ChildKind",
+            pair[1].1,
+            pair[0].1
+        );
+    }
 }
 
 pub(super) fn cacheme(name: &str, spec: Value) -> CacheMe {
