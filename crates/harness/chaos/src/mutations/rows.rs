@@ -64,15 +64,23 @@ impl CaughtBy {
     }
 }
 
+/// What a row leaves unsaid: every fault kind, the default bounds, readers and duration.
+const PLAIN: Mutation = Mutation {
+    name: "",
+    faults: &[],
+    coherence_bound_ms: None,
+    readers: None,
+    cold_readers: None,
+    duration_s: None,
+    caught_by: CaughtBy::Violations,
+};
+
 pub(super) const MUTATIONS: [Mutation; 11] = [
     Mutation {
         name: "no-l1-epoch-check",
-        faults: &[],
-        coherence_bound_ms: None,
         readers: Some(12),
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         name: "nothing-pending",
@@ -84,46 +92,31 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         // ping; without them, the id is served stale until the relay's 1 s grace has
         // passed, which lands either side of a 1 s bound (seen: caught in 2 of 3 seeds).
         coherence_bound_ms: Some(850),
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         name: "outbox-never-deleted",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::CacheShare,
+        ..PLAIN
     },
     Mutation {
         // Not a feature switch: `UNSAFE_SKIP_FILL_CHECK`, both checks of the fill script.
         name: "skip-fill-check",
-        faults: &[],
-        coherence_bound_ms: None,
         readers: Some(12),
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         name: "no-invalidate-on-delete",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         // Needs entries past their stale-while-revalidate window while PostgreSQL is
         // down: the cold products (issue #22, C3) and faults that stop PostgreSQL.
         name: "sie-answers-absent",
         faults: &["pg-partition", "pg-restart"],
-        coherence_bound_ms: None,
-        readers: None,
         // Each read that meets PostgreSQL down waits up to its 1 s pool timeout: with 4
         // cold readers a seed caught 1 (seeds 1-3: 6-12).
         cold_readers: Some(12),
@@ -131,26 +124,18 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
         // chances of an aged entry read during a PostgreSQL fault.
         duration_s: Some(60),
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         // Issue #22, C5: without pub/sub, another replica's L1 copy of a written id
         // lives out its TTL (5 s), past the 1 s bound. (With an L1 TTL under the bound
         // nothing would notice: the bound would then rest on the TTL, not on pub/sub.)
         name: "listener-ignores-messages",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Violations,
+        ..PLAIN
     },
     Mutation {
         name: "no-invalidate-on-create",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Test {
             test: "writes::creating_an_id_remembered_as_absent_makes_it_visible",
             // The created id read back as absent.
@@ -162,14 +147,10 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
              the relay drops the entry. Two concurrent creators, readers of the ids around \
              the highest and slow inserts on one replica did not line that up in 40 s",
         },
+        ..PLAIN
     },
     Mutation {
         name: "no-second-l1-drop",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Test {
             test: "disorder::a_write_is_never_followed_by_an_old_read_on_its_own_replica",
             // The read after the write answered the old name.
@@ -178,14 +159,10 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
              write's first L1 drop, its Redis GET queued before the write's script on the \
              same connection) is a few microseconds wide",
         },
+        ..PLAIN
     },
     Mutation {
         name: "lost-does-nothing",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Test {
             test: "memory_tier::losing_the_invalidation_channel_flushes_and_bypasses_the_memory_tier",
             // L1 still held its entry after the loss was noticed.
@@ -194,14 +171,10 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
              L1 anyway, inside the 1 s bound: flushing at once on a lost channel shortens \
              the window from up to 750 ms to none, which a 1 s bound cannot see",
         },
+        ..PLAIN
     },
     Mutation {
         name: "no-flight-forget-on-write",
-        faults: &[],
-        coherence_bound_ms: None,
-        readers: None,
-        cold_readers: None,
-        duration_s: None,
         caught_by: CaughtBy::Test {
             test: "joined_loads::a_read_after_a_write_never_joins_a_load_begun_before_it",
             expect: "a read begun after the write was acknowledged answered",
@@ -212,5 +185,6 @@ pub(super) const MUTATIONS: [Mutation; 11] = [
              the write's invalidation succeeded, is at risk; overlapping Redis and \
              PostgreSQL latency did not line that up",
         },
+        ..PLAIN
     },
 ];
