@@ -1,11 +1,10 @@
 //! The HTTP surface: the router and its OpenAPI document (`routes`), the extractors
 //! (`extract`, `access`), one error type answered as problem+json (`error`, documented
-//! through `problems`) and the middleware of this layer.
+//! through `problems`); the middleware every route runs under is `observability`'s.
 
 pub mod access;
 pub mod error;
 pub mod extract;
-pub mod middleware;
 pub mod problems;
 pub mod routes;
 pub mod serve;
@@ -16,6 +15,7 @@ use axum::{
     extract::DefaultBodyLimit,
     handler::HandlerWithoutStateExt,
     http::{Method, header},
+    response::IntoResponse as _,
 };
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
@@ -142,16 +142,13 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
         ),
         None => app.fallback(not_found),
     };
-    let request_timeout = state.request_timeout;
     // Added with `layer` on the router, so the middleware sees the matched route.
-    app.layer(axum::middleware::from_fn(move |request, next| {
-        middleware::deadline(request_timeout, request, next)
-    }))
-    .layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES))
-    .layer(axum::middleware::from_fn_with_state(
-        observer,
-        observability::middleware::trace_requests,
-    ))
-    .with_state(state)
-    .layer(tower::util::option_layer(cors_layer(cors)))
+    app.layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES))
+        .layer(observability::middleware::RequestLayer::new(
+            observer,
+            state.request_timeout,
+            || ApiError::RequestTimeout.into_response(),
+        ))
+        .with_state(state)
+        .layer(tower::util::option_layer(cors_layer(cors)))
 }

@@ -203,13 +203,13 @@ impl Metrics {
     /// so the number of series stays bounded.
     pub fn observe_request(
         &self,
-        route: &str,
+        route: &'static str,
         method: &'static str,
         status: u16,
         elapsed: Duration,
     ) {
         let labels = RequestLabels {
-            route: intern(route),
+            route,
             method,
             status,
         };
@@ -244,7 +244,8 @@ impl Metrics {
 /// routes (plus "unmatched"); each is leaked once to become a `&'static str` label.
 static ROUTES: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
 
-fn intern(route: &str) -> &'static str {
+/// The label for `route`, leaked the first time it is seen.
+pub fn intern(route: &str) -> &'static str {
     if let Some(known) = ROUTES.read().iter().find(|r| **r == route) {
         return known;
     }

@@ -1,16 +1,26 @@
 //! The per-request middleware: the head-sampling decision, a server span for sampled
-//! requests (continuing the caller's W3C trace), `Server-Timing` on every response,
-//! `traceparent` on traced ones, and the request histogram.
+//! requests (continuing the caller's W3C trace), the request deadline, `Server-Timing`
+//! on every response, `traceparent` on traced ones, and the request histogram.
+//!
+//! One hand-written layer rather than `axum::middleware::from_fn` twice: each `from_fn`
+//! clones and boxes the inner service and boxes its future on every request, which
+//! cost a cache hit about 5 % of its time (see `BENCHMARKS.md`, #24).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    convert::Infallible,
+    pin::{Pin, pin},
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, Method},
-    middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use cacheme_telemetry::{HeadSampler, RemoteParent};
+use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use super::{
@@ -35,74 +45,182 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Wraps every request: a server span when the head sampler picks it (continuing the
-/// caller's W3C trace), the `Server-Timing` header, `traceparent` on traced responses,
-/// a log line and the request histogram.
+/// Wraps every route: a server span when the head sampler picks it (continuing the
+/// caller's W3C trace), the deadline (past it the answer is `on_deadline()`; dropping
+/// the handler only stops the wait: writes and loads run as tasks of their own and
+/// finish), the `Server-Timing` header, `traceparent` on traced responses, a log line
+/// and the request histogram. Added with `Router::layer`, so it sees the matched route.
 ///
 /// The sampling decision comes first: an unsampled request (every request when no
 /// OTLP endpoint is set) builds no span here or below, because building spans that
 /// nobody collects cost 45 % of a cache hit.
-pub async fn trace_requests(
-    State(observer): State<RequestObserver>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let start = Instant::now();
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let method = method_label(request.method());
-    let caller = request
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(RemoteParent::parse);
-    let span = if observer.sampler.sample_request(caller.as_ref()) {
-        server_span(&request, method, route)
-    } else {
-        tracing::Span::none()
-    };
+#[derive(Debug, Clone)]
+pub struct RequestLayer {
+    observer: RequestObserver,
+    deadline: Duration,
+    on_deadline: fn() -> Response,
+}
 
-    let timings = Arc::new(RequestTimings::default());
-    let mut response =
-        timing::scope(timings.clone(), next.run(request).instrument(span.clone())).await;
-    let elapsed = start.elapsed();
-    let status = response.status();
-    let headers = response.headers_mut();
-    let server_timing = timing::server_timing(timings.cache(), timings.db(), elapsed);
-    if let Ok(value) = HeaderValue::try_from(server_timing) {
-        headers.insert(HeaderName::from_static("server-timing"), value);
+impl RequestLayer {
+    pub fn new(
+        observer: RequestObserver,
+        deadline: Duration,
+        on_deadline: fn() -> Response,
+    ) -> Self {
+        Self {
+            observer,
+            deadline,
+            on_deadline,
+        }
     }
-    observer
-        .metrics
-        .observe_request(route, method, status.as_u16(), elapsed);
+}
 
-    if span.is_disabled() {
-        // Untraced: the caller's trace id, when it sent one, still joins the log line.
-        tracing::info!(
-            status = status.as_u16(),
-            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            trace_id = caller.map(|c| c.trace_id()),
-            "request finished"
-        );
-        return response;
+impl<S> Layer<S> for RequestLayer {
+    type Service = ObservedRoute<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ObservedRoute {
+            inner,
+            layer: self.clone(),
+        }
     }
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+}
+
+/// A route under [`RequestLayer`].
+#[derive(Debug, Clone)]
+pub struct ObservedRoute<S> {
+    inner: S,
+    layer: RequestLayer,
+}
+
+impl<S> Service<Request> for ObservedRoute<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    if let Some(value) =
-        cacheme_telemetry::traceparent(&span).and_then(|v| HeaderValue::try_from(v).ok())
-    {
-        headers.insert(TRACEPARENT, value);
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service polled ready is the one that serves; a clone waits for the next.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let started = Started::begin(&self.layer.observer, &request);
+        let RequestLayer {
+            observer,
+            deadline,
+            on_deadline,
+        } = self.layer.clone();
+        Box::pin(async move {
+            let work = tokio::time::timeout(deadline, inner.call(request))
+                .instrument(started.span.clone());
+            let mut scoped = pin!(timing::scope(work));
+            let response = match scoped.as_mut().await {
+                Ok(Ok(response)) => response.into_response(),
+                Ok(Err(never)) => match never {},
+                Err(_elapsed) => on_deadline(),
+            };
+            let timings = scoped.take_value().unwrap_or_default();
+            Ok(started.finish(&observer, response, &timings))
+        })
     }
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
-    response
+}
+
+/// What is known of a request before its handler runs.
+struct Started {
+    at: Instant,
+    route: &'static str,
+    method: &'static str,
+    caller: Option<RemoteParent>,
+    span: tracing::Span,
+}
+
+impl Started {
+    fn begin(observer: &RequestObserver, request: &Request) -> Self {
+        let at = Instant::now();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let route = super::metrics::intern(route);
+        let method = method_label(request.method());
+        let caller = request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(RemoteParent::parse);
+        let span = if observer.sampler.sample_request(caller.as_ref()) {
+            server_span(request, method, route)
+        } else {
+            tracing::Span::none()
+        };
+        Self {
+            at,
+            route,
+            method,
+            caller,
+            span,
+        }
+    }
+
+    fn finish(
+        self,
+        observer: &RequestObserver,
+        mut response: Response,
+        timings: &RequestTimings,
+    ) -> Response {
+        let Self {
+            at,
+            route,
+            method,
+            caller,
+            span,
+        } = self;
+        let elapsed = at.elapsed();
+        let status = response.status();
+        let headers = response.headers_mut();
+        let server_timing = timing::server_timing(timings.cache(), timings.db(), elapsed);
+        if let Ok(value) = HeaderValue::try_from(server_timing) {
+            headers.insert(HeaderName::from_static("server-timing"), value);
+        }
+        observer
+            .metrics
+            .observe_request(route, method, status.as_u16(), elapsed);
+
+        if span.is_disabled() {
+            // Untraced: the caller's trace id, when it sent one, still joins the log line.
+            tracing::info!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                trace_id = caller.map(|c| c.trace_id()),
+                "request finished"
+            );
+            return response;
+        }
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        if let Some(value) =
+            cacheme_telemetry::traceparent(&span).and_then(|v| HeaderValue::try_from(v).ok())
+        {
+            headers.insert(TRACEPARENT, value);
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request finished"
+            );
+        });
+        response
+    }
 }
 
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -142,7 +260,7 @@ fn server_span(request: &Request, method: &'static str, route: &str) -> tracing:
 mod tests {
     use std::sync::Mutex;
 
-    use axum::{Router, body::Body, routing::get};
+    use axum::{Router, body::Body, http::StatusCode, routing::get};
     use opentelemetry::trace::TracerProvider as _;
     use tower::ServiceExt as _;
     use tracing_subscriber::{Layer as _, filter::LevelFilter, layer::SubscriberExt as _};
@@ -202,10 +320,9 @@ mod tests {
                     span.is_disabled().to_string()
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(
-                observer,
-                trace_requests,
-            ));
+            .layer(RequestLayer::new(observer, Duration::from_secs(5), || {
+                StatusCode::IM_A_TEAPOT.into_response()
+            }));
         let mut request = Request::builder().uri("/products/1");
         if let Some(caller) = caller {
             request = request.header("traceparent", caller);
@@ -271,6 +388,43 @@ mod tests {
         let (built, _, traceparent) = one_request(HeadSampler::DEFAULT, None).await;
         assert_eq!(built.len(), 2, "{built:?}");
         assert!(traceparent.is_some_and(|t| !t.contains(CALLER_TRACE)));
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_answered_timed_and_counted() {
+        let (metrics, _) = Metrics::new();
+        let metrics = Arc::new(metrics);
+        let observer = RequestObserver {
+            metrics: metrics.clone(),
+            sampler: HeadSampler::NEVER,
+        };
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "too late"
+                }),
+            )
+            .layer(RequestLayer::new(observer, Duration::from_millis(50), || {
+                StatusCode::IM_A_TEAPOT.into_response()
+            }));
+        let request = Request::builder().uri("/slow").body(Body::empty());
+        let response = app
+            .oneshot(request.expect("request"))
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert!(response.headers().contains_key("server-timing"));
+        let text = metrics.render(super::super::metrics::Gauges {
+            memory_entries: 0,
+            breaker_open: false,
+            pending_invalidations: 0,
+        });
+        assert!(
+            text.contains(r#"cacheme_http_request_duration_seconds_count{route="/slow",method="GET",status="418"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]
