@@ -107,7 +107,7 @@ impl App {
         Ok(Self {
             listener,
             router,
-            limits: config.serve_limits(),
+            limits: serve_limits(config),
             state,
             background,
         })
@@ -226,4 +226,15 @@ fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
         dir.display()
     );
     Ok(dir.to_path_buf())
+}
+
+/// How the accept loop bounds clients; a shutdown waits for requests in flight (each
+/// bounded by `REQUEST_TIMEOUT_MS`) and a little more.
+fn serve_limits(config: &Config) -> crate::http::serve::ServeLimits {
+    crate::http::serve::ServeLimits {
+        header_read_timeout: std::time::Duration::from_millis(config.http.header_read_timeout_ms),
+        max_connections: usize::try_from(config.http.max_connections).unwrap_or(usize::MAX),
+        shutdown_patience: std::time::Duration::from_millis(config.http.request_timeout_ms)
+            + std::time::Duration::from_secs(2),
+    }
 }

@@ -95,17 +95,6 @@ impl Config {
         Duration::from_millis(self.cache.invalidation_poll_ms)
     }
 
-    /// How the accept loop bounds clients; a shutdown waits for requests in flight
-    /// (each bounded by `REQUEST_TIMEOUT_MS`) and a little more.
-    pub fn serve_limits(&self) -> crate::http::serve::ServeLimits {
-        crate::http::serve::ServeLimits {
-            header_read_timeout: Duration::from_millis(self.http.header_read_timeout_ms),
-            max_connections: usize::try_from(self.http.max_connections).unwrap_or(usize::MAX),
-            shutdown_patience: Duration::from_millis(self.http.request_timeout_ms)
-                + Duration::from_secs(2),
-        }
-    }
-
     /// How long one outbox read vouches for which invalidations are owed: four polls,
     /// at least a second (docs/architecture.md, "What is guaranteed").
     pub fn outbox_lease(&self) -> Duration {

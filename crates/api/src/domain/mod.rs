@@ -4,7 +4,9 @@
 mod catalog;
 mod error;
 mod id_bound;
+mod loaded;
 mod observe;
+mod owed;
 mod read;
 mod reports;
 mod writes;

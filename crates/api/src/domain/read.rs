@@ -9,8 +9,9 @@ use tracing::Instrument as _;
 
 use super::{
     Catalog, CatalogError, Served, Tier,
-    catalog::Owed,
+    loaded::{LoadResult, Loaded},
     observe::{self, cache_time, db_time},
+    owed::Owed,
 };
 use crate::{
     cache::{
@@ -20,21 +21,6 @@ use crate::{
     },
     observability::stats::bump,
 };
-
-/// What a load read, and whether Redis took it (only such results answer late joiners).
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    product: Option<Arc<EncodedProduct>>,
-    cached: bool,
-}
-
-pub(super) type LoadResult = Result<Loaded, CatalogError>;
-
-/// Which finished loads may answer late joiners: only what Redis also took. A refused
-/// fill may be old, and with negative caching off an unknown id must be asked again.
-pub(super) fn lingers(result: &LoadResult) -> bool {
-    matches!(result, Ok(Loaded { cached: true, .. }))
-}
 
 /// What L2 gave a read.
 enum FromRedis {

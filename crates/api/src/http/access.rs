@@ -9,10 +9,7 @@ use cacheme_runtime::Secret;
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use super::{
-    error::{ApiError, retry_after_seconds},
-    state::AppState,
-};
+use super::error::{ApiError, retry_after_seconds};
 
 /// How writes are allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,18 +48,21 @@ pub fn token_matches(expected: &str, authorization: Option<&str>) -> bool {
     scheme.eq_ignore_ascii_case("bearer") && bool::from(presented.ct_eq(&expected))
 }
 
+/// A state that knows who may write; the router's state implements it, so this module
+/// needs nothing of the state.
+pub trait HasWritePolicy {
+    fn write_policy(&self) -> &WritePolicy;
+}
+
 /// Passes when the request may write (see [`WritePolicy`]).
 #[derive(Debug)]
 pub struct WriteAccess;
 
-impl FromRequestParts<AppState> for WriteAccess {
+impl<S: HasWritePolicy + Sync> FromRequestParts<S> for WriteAccess {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        match &state.write_policy {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match state.write_policy() {
             WritePolicy::Anonymous => Ok(Self),
             WritePolicy::Closed => Err(ApiError::WritesDisabled),
             WritePolicy::Token(expected) => {

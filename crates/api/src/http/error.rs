@@ -68,39 +68,35 @@ pub struct Problem {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    /// The status and the problem type (`https://cacheme.dev/problems/<slug>`) of each
+    /// error, in one table; `problems.rs` documents answers through it.
+    fn status_and_slug(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::ProductNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable(_) | Self::CacheUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
+            Self::ProductNotFound | Self::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            Self::DatabaseUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable")
             }
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::WritesDisabled => StatusCode::FORBIDDEN,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::WritesDisabled => (StatusCode::FORBIDDEN, "writes-disabled"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
+            Self::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "request-timeout"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
+            Self::CacheUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "cache-unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status_and_slug().0
+    }
+
     fn slug(&self) -> &'static str {
-        match self {
-            Self::ProductNotFound | Self::RouteNotFound => "not-found",
-            Self::Validation(_) => "validation",
-            Self::MethodNotAllowed => "method-not-allowed",
-            Self::DatabaseUnavailable(_) => "database-unavailable",
-            Self::Unauthorized => "unauthorized",
-            Self::WritesDisabled => "writes-disabled",
-            Self::PayloadTooLarge => "payload-too-large",
-            Self::TooManyRequests(_) => "too-many-requests",
-            Self::RequestTimeout => "request-timeout",
-            Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::CacheUnavailable(_) => "cache-unavailable",
-            Self::Internal(_) => "internal",
-        }
+        self.status_and_slug().1
     }
 
     pub fn problem(&self) -> Problem {

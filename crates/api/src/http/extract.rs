@@ -2,11 +2,9 @@
 //! the same problem+json shape as every other failure, and handlers take plain values.
 
 use axum::{
-    Json,
-    extract::{FromRequest, FromRequestParts, Path, Query, Request},
+    extract::{FromRequest, FromRequestParts, Path},
     http::request::Parts,
 };
-use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
@@ -43,30 +41,14 @@ pub fn parse_product_id(raw: &str) -> Result<i32, ApiError> {
 }
 
 /// A JSON body (`Content-Type: application/json`).
-#[derive(Debug)]
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
 pub struct AppJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(Self(value))
-    }
-}
-
 /// Query parameters.
-#[derive(Debug)]
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct AppQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(value))
-    }
-}
 
 #[cfg(test)]
 mod tests {

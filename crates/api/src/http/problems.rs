@@ -10,7 +10,7 @@ use utoipa::{
     openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response},
 };
 
-use super::error::Problem;
+use super::error::{ApiError, Problem};
 
 fn problem(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
@@ -25,40 +25,50 @@ fn problem(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// `Name = "status", "description";` declares a unit type documenting that answer.
+/// `Name = <the ApiError it documents> => "description";` declares a unit type
+/// documenting that answer; its status is the error's own (`ApiError::status`), so the
+/// document cannot say another.
 macro_rules! problems {
-    ($($name:ident = $status:literal, $description:literal;)+) => {$(
+    ($($name:ident = $error:expr => $description:expr;)+) => {$(
         #[derive(Debug)]
         pub struct $name;
 
         impl utoipa::IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
-                BTreeMap::from([($status.to_owned(), problem($description))])
+                let error: ApiError = $error;
+                BTreeMap::from([(error.status().as_str().to_owned(), problem(&$description))])
             }
         }
     )+};
 }
 
+fn down() -> ApiError {
+    ApiError::DatabaseUnavailable("documented".into())
+}
+
 // Descriptions differ by operation where the cause does (which id, which store), so
-// several statuses have more than one entry.
+// several errors have more than one entry.
 problems! {
-    Unauthorized = "401", "Bearer token missing or wrong";
-    UnauthorizedWithToken = "401", "`ADMIN_TOKEN` is set and the bearer token is missing or wrong";
-    WritesDisabled = "403", "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)";
-    ClearDisabled = "403", "Writes are disabled: no ADMIN_TOKEN is configured";
-    ProductNotFound = "404", "No product has this id";
-    BodyTooLarge = "413", "The body is larger than any valid product (128 KiB)";
-    NotJson = "415", "The body is not JSON";
-    InvalidId = "422", "Invalid id";
-    IdNotPositive = "422", "The id is not a positive 32-bit integer";
-    PageOutOfRange = "422", "`limit` or `offset` out of range";
-    InvalidField = "422", "A field is invalid; `detail` names it; nothing was written";
-    InvalidIdOrField = "422", "Invalid id or field; nothing was written";
-    ClearTooSoon = "429", "Another clear is running, or one ran less than a second ago; see Retry-After";
-    DatabaseDown = "503", "PostgreSQL is unreachable";
-    DatabaseDownRetry = "503", "PostgreSQL is unreachable; see Retry-After";
-    NotCachedDatabaseDown = "503", "Not cached and PostgreSQL is unreachable; see Retry-After";
-    RedisDown = "503", "Redis is unreachable";
-    RedisDownRetry = "503", "Redis is unreachable; see Retry-After";
-    NoStoreReachable = "503", "Neither PostgreSQL nor Redis is reachable";
+    Unauthorized = ApiError::Unauthorized => "Bearer token missing or wrong";
+    UnauthorizedWithToken = ApiError::Unauthorized => "`ADMIN_TOKEN` is set and the bearer token is missing or wrong";
+    WritesDisabled = ApiError::WritesDisabled => "Writes are disabled: no `ADMIN_TOKEN` is configured (and `ALLOW_ANONYMOUS_WRITES` is off)";
+    ClearDisabled = ApiError::WritesDisabled => "Writes are disabled: no ADMIN_TOKEN is configured";
+    ProductNotFound = ApiError::ProductNotFound => "No product has this id";
+    BodyTooLarge = ApiError::PayloadTooLarge => format!(
+        "The body is larger than any valid product ({} KiB)",
+        crate::model::input::BODY_LIMIT_BYTES / 1024
+    );
+    NotJson = ApiError::UnsupportedMediaType => "The body is not JSON";
+    InvalidId = ApiError::Validation(String::new()) => "Invalid id";
+    IdNotPositive = ApiError::Validation(String::new()) => "The id is not a positive 32-bit integer";
+    PageOutOfRange = ApiError::Validation(String::new()) => "`limit` or `offset` out of range";
+    InvalidField = ApiError::Validation(String::new()) => "A field is invalid; `detail` names it; nothing was written";
+    InvalidIdOrField = ApiError::Validation(String::new()) => "Invalid id or field; nothing was written";
+    ClearTooSoon = ApiError::TooManyRequests(1) => "Another clear is running, or one ran less than a second ago; see Retry-After";
+    DatabaseDown = down() => "PostgreSQL is unreachable";
+    DatabaseDownRetry = down() => "PostgreSQL is unreachable; see Retry-After";
+    NotCachedDatabaseDown = down() => "Not cached and PostgreSQL is unreachable; see Retry-After";
+    RedisDown = ApiError::CacheUnavailable("documented".into()) => "Redis is unreachable";
+    RedisDownRetry = ApiError::CacheUnavailable("documented".into()) => "Redis is unreachable; see Retry-After";
+    NoStoreReachable = down() => "Neither PostgreSQL nor Redis is reachable";
 }

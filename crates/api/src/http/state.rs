@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, path::PathBuf, sync::Arc};
 
-use super::access::{ClearGate, WritePolicy};
+use super::access::{ClearGate, HasWritePolicy, WritePolicy};
 use crate::{domain::Catalog, observability::metrics::Metrics};
 
 /// The shared state behind one `Arc`: axum clones the state for every request, and
@@ -36,5 +36,11 @@ impl Deref for AppState {
 
     fn deref(&self) -> &SharedState {
         &self.0
+    }
+}
+
+impl HasWritePolicy for AppState {
+    fn write_policy(&self) -> &WritePolicy {
+        &self.write_policy
     }
 }

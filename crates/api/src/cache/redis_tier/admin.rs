@@ -15,7 +15,7 @@ pub use super::info::{aggregate_info, eviction_policy_supported, parse_info};
 use super::{
     ABSENT, CacheError, RedisTier,
     cluster::NodeAddress,
-    connection::{bounded, within},
+    error::{bounded, within},
 };
 use crate::cache::{breaker::BreakerState, keys::key_slot};
 

@@ -78,24 +78,3 @@ impl RedisConnection {
         Ok(redis::from_redis_value(value)?)
     }
 }
-
-/// `call` within `limit`: a call that takes longer fails as a timeout.
-pub async fn bounded<T>(
-    limit: Duration,
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, CacheError> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result.map_err(CacheError::from),
-        Err(_) => Err(CacheError::Timeout(limit)),
-    }
-}
-
-/// Like [`bounded`], for a call made of several steps.
-pub async fn within<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, CacheError>>,
-) -> Result<T, CacheError> {
-    tokio::time::timeout(limit, call)
-        .await
-        .unwrap_or(Err(CacheError::Timeout(limit)))
-}

@@ -45,9 +45,10 @@ mod single;
 mod stored;
 
 pub use backend::Backend;
+use connection::ADMIN_TIMEOUT_FLOOR;
 use connection::RedisConnection;
-use connection::{ADMIN_TIMEOUT_FLOOR, bounded};
 pub use error::CacheError;
+use error::bounded;
 use error::is_outage;
 use incarnation::Incarnation;
 use stored::{ABSENT, decode, stored_text};

@@ -8,10 +8,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::{
-    CacheError,
-    connection::{ADMIN_TIMEOUT_FLOOR, bounded},
-};
+use super::{CacheError, connection::ADMIN_TIMEOUT_FLOOR, error::bounded};
 use crate::cache::breaker::{BreakerSettings, CircuitBreaker};
 
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ pub use topology::{ClusterState, NodeAddress, SlotRange, Topology, fetch_slots};
 
 use super::{
     CacheError,
-    connection::{bounded, within},
+    error::{bounded, within},
 };
 use crate::cache::{
     breaker::{BreakerSettings, CircuitBreaker},
