@@ -1,97 +1,17 @@
 //! Traces, through a real OTLP/HTTP receiver (Server-Timing and /metrics are in
 //! `timing.rs`).
 
-use std::{
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod collector;
 
-use axum::{Router, body::Bytes, extract::State, routing::post};
+use std::{process::Stdio, time::Duration};
+
 use cacheme_testsupport::free_port;
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
-    common::v1::{AnyValue, any_value},
-    trace::v1::Span,
-};
-use prost::Message as _;
 
 use crate::helpers::{
     TestDatabase, api_binary, eventually, http_client, stores, wait_until_listening,
 };
 
-/// Spans received by an in-test OTLP/HTTP collector, with their resource's service name.
-#[derive(Clone, Default)]
-struct Collector {
-    spans: Arc<Mutex<Vec<(String, Span)>>>,
-}
-
-impl Collector {
-    fn spans_of_trace(&self, trace_id: &str) -> Vec<Span> {
-        self.spans
-            .lock()
-            .map(|spans| {
-                spans
-                    .iter()
-                    .filter(|(_, s)| hex(&s.trace_id) == trace_id)
-                    .map(|(_, s)| s.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn text(value: &Option<AnyValue>) -> Option<String> {
-    match value.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        any_value::Value::BoolValue(b) => Some(b.to_string()),
-        other => Some(format!("{other:?}")),
-    }
-}
-
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| text(&kv.value))
-}
-
-async fn receive(State(collector): State<Collector>, body: Bytes) -> &'static [u8] {
-    if let Ok(request) = ExportTraceServiceRequest::decode(body) {
-        let mut spans = collector.spans.lock().expect("lock");
-        for resource_spans in request.resource_spans {
-            let service = resource_spans
-                .resource
-                .as_ref()
-                .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
-                .and_then(|kv| text(&kv.value))
-                .unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                spans.extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
-            }
-        }
-    }
-    // An empty ExportTraceServiceResponse.
-    b""
-}
-
-async fn start_collector() -> (Collector, String) {
-    let collector = Collector::default();
-    let app = Router::new()
-        .route("/v1/traces", post(receive))
-        .with_state(collector.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (collector, format!("http://{addr}"))
-}
+use self::collector::*;
 
 struct Binary {
     child: tokio::process::Child,
