@@ -67,6 +67,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_delay(1), Duration::from_secs(5));
+        assert_eq!(backoff_delay(2), Duration::from_secs(10));
+        assert_eq!(backoff_delay(4), Duration::from_secs(40));
+        assert_eq!(backoff_delay(7), BACKOFF_MAX);
+        assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
     fn an_object_not_seen_for_a_while_is_forgotten() {
         let backoffs = Backoffs::default();
         let t0 = Instant::now();

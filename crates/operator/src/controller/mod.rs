@@ -232,6 +232,15 @@ use steps::{apply_children, delete_switched_off, ensure_secrets, observe_rollout
 mod tests;
 
 #[cfg(test)]
+mod lifecycle_tests;
+
+#[cfg(test)]
+mod failure_tests;
+
+#[cfg(test)]
+mod seed_users_tests;
+
+#[cfg(test)]
 mod cloudnativepg_tests;
 
 #[cfg(test)]

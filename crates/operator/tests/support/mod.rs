@@ -108,3 +108,34 @@ pub fn names(objects: &[serde_json::Value]) -> std::collections::BTreeSet<String
         })
         .collect()
 }
+
+/// What the operator would apply for `cm`, with an empty seed.
+pub fn desired(cm: &CacheMe) -> TestResult<cacheme_operator::resources::Desired> {
+    Ok(cacheme_operator::resources::Stack::new(cm, Some("[]"))?.desired()?)
+}
+
+/// The API pod template's configuration hash.
+pub fn config_hash(deployment: &k8s_openapi::api::apps::v1::Deployment) -> Option<String> {
+    deployment
+        .spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(cacheme_operator::resources::CONFIG_HASH_ANNOTATION)
+        .cloned()
+}
+
+/// The names of the environment variables of every container of `deployment`.
+pub fn env_names(deployment: &k8s_openapi::api::apps::v1::Deployment) -> Vec<String> {
+    deployment
+        .spec
+        .template
+        .spec
+        .iter()
+        .flat_map(|p| p.containers.iter())
+        .flat_map(|c| c.env.iter().flatten())
+        .map(|e| e.name.clone())
+        .collect()
+}
