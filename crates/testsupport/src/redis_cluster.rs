@@ -13,7 +13,8 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 
 use crate::{
-    free_port, redis_server_command, require_binary, spawn_watchdog, unique_suffix, wait_for_port,
+    process::{free_port, require_binary, spawn_watchdog, unique_suffix, wait_for_port},
+    redis_server::redis_server_command,
 };
 
 /// How long a node may be unreachable before the cluster fails it over (ms). Short, so
