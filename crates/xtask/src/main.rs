@@ -7,11 +7,14 @@
 
 use std::process::ExitCode;
 
-use cacheme_harness::{cargo, find_stores, frontend, prereqs, run, workspace_root};
+use cacheme_harness::workspace_root;
 use clap::{Parser, Subcommand};
+use harnesses::{BENCH, CHAOS, COMPOSE, E2E, IMAGES, KIND, forward};
 
+mod ci;
 mod contract;
 mod dev;
+mod harnesses;
 
 /// Every command a person runs on CacheMe, in one place.
 #[derive(Debug, Parser)]
@@ -146,72 +149,6 @@ struct Forwarded {
     args: Vec<String>,
 }
 
-/// Where each harness task runs: its crate (under crates/harness/) and, for the one
-/// binary serving several tasks, the subcommand.
-const CHAOS: (&str, Option<&str>) = ("cacheme-chaos", None);
-const BENCH: (&str, Option<&str>) = ("cacheme-bench", None);
-const E2E: (&str, Option<&str>) = ("cacheme-e2e", None);
-const IMAGES: (&str, Option<&str>) = ("cacheme-deploy", Some("images"));
-const COMPOSE: (&str, Option<&str>) = ("cacheme-deploy", Some("compose"));
-const KIND: (&str, Option<&str>) = ("cacheme-deploy", Some("kind"));
-
-/// `cargo run` of a harness's binary (built first, if need be) with `args`, in the
-/// caller's directory (so a relative `--api-bin` means what it meant when typed).
-fn harness_command(
-    (package, subcommand): (&str, Option<&str>),
-    args: &[String],
-    env: &[(&str, &str)],
-) -> std::process::Command {
-    let mut cmd =
-        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.arg("run")
-        .arg("--quiet")
-        .arg("--manifest-path")
-        .arg(workspace_root().join("Cargo.toml"))
-        .args(["--package", package, "--"])
-        .args(subcommand)
-        .args(args)
-        .envs(env.iter().copied());
-    cmd
-}
-
-/// A harness as a step of `test`: announced, and an error when it fails.
-fn harness(
-    task: (&str, Option<&str>),
-    args: &[String],
-    env: &[(&str, &str)],
-) -> anyhow::Result<()> {
-    let shown: Vec<&str> = task
-        .1
-        .into_iter()
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    run(
-        &format!("{} {}", task.0, shown.join(" ")),
-        harness_command(task, args, env),
-    )
-}
-
-/// A harness as the task typed: its output and its exit code are the task's.
-fn forward(task: (&str, Option<&str>), typed: &[String]) -> ExitCode {
-    match harness_command(task, typed, &[]).status() {
-        Ok(status) => status
-            .code()
-            .and_then(|code| u8::try_from(code).ok())
-            .map_or(ExitCode::FAILURE, ExitCode::from),
-        Err(e) => {
-            eprintln!("xtask: cannot start cargo for {}: {e}", task.0);
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// A harness task as part of `test`: its arguments as typed.
-fn harness_with(task: (&str, Option<&str>), args: &[&str]) -> anyhow::Result<()> {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    harness(task, &args, &[])
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
@@ -219,8 +156,8 @@ fn main() -> ExitCode {
     let typed: Vec<String> = std::env::args().skip(2).collect();
     let result = match cli.task {
         Task::Dev { api_args } => dev::dev(&passed_on(&typed, api_args)),
-        Task::Test { cargo_test_args } => test(&passed_on(&typed, cargo_test_args)),
-        Task::Lint => lint(),
+        Task::Test { cargo_test_args } => ci::test(&passed_on(&typed, cargo_test_args)),
+        Task::Lint => ci::lint(),
         Task::Contract => contract::standalone(&root),
         Task::Validate => cacheme_packaging::validate(&root),
         Task::Generate => cacheme_packaging::generate(&root),
@@ -246,96 +183,6 @@ fn passed_on(typed: &[String], parsed: Vec<String>) -> Vec<String> {
     }
 }
 
-fn lint() -> anyhow::Result<()> {
-    let mut fmt = cargo();
-    fmt.args(["fmt", "--all", "--check"]);
-    run("cargo fmt --all --check", fmt)?;
-    let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run(
-        "cargo clippy --workspace --all-targets -- -D warnings",
-        clippy,
-    )
-}
-
-fn test(extra: &[String]) -> anyhow::Result<()> {
-    let root = workspace_root();
-    // Said before minutes of building, every missing program at once.
-    prereqs::check(&root, "test", prereqs::TEST)?;
-    lint()?;
-    let stores = find_stores()?;
-    // Pinned tools (Helm, kubernetes-validate, ...) into target/tools, once.
-    let tools = cacheme_packaging::Tools::ensure(&root)?;
-    let mut tests = cargo();
-    tests
-        .args(["test", "--workspace"])
-        .args(extra)
-        .env("DATABASE_URL", &stores.postgres_admin_url)
-        .env("REDIS_URL", &stores.redis_url)
-        .env("KUBERNETES_VALIDATE", tools.kubernetes_validate());
-    run("cargo test --workspace", tests)?;
-    // The API's suite again with a Redis Cluster (3 masters, 1 replica each) as the shared
-    // Redis and the app in cluster mode.
-    let mut cluster_tests = cargo();
-    cluster_tests
-        .args(["test", "-p", "cacheme-api", "--test", "api"])
-        .args(extra)
-        .env("DATABASE_URL", &stores.postgres_admin_url)
-        .env("REDIS_URL", &stores.redis_url)
-        .env("CACHEME_TEST_REDIS", "cluster");
-    run(
-        "CACHEME_TEST_REDIS=cluster cargo test -p cacheme-api --test api",
-        cluster_tests,
-    )?;
-    cacheme_packaging::validate(&root)?;
-    frontend::test(&root, &stores)?;
-    contract::test(&root, &stores, &tools)?;
-    // The project as users without a cluster run it: the three images built with the
-    // project's Dockerfiles and checked one by one, then docker-compose.yml brought up
-    // (on the same PostgreSQL and Redis as the tests above).
-    harness(
-        ("cacheme-deploy", Some("containers-suite")),
-        &[],
-        &[
-            ("DATABASE_URL", &stores.postgres_admin_url),
-            ("REDIS_URL", &stores.redis_url),
-        ],
-    )?;
-    drop(stores);
-    // The chart on a real kubelet: kind, with the images just built.
-    harness(("cacheme-deploy", Some("kind-suite")), &[], &[])?;
-    // A bounded chaos run must find nothing, with the chaos settings and with the
-    // API's shipped defaults.
-    harness_with(CHAOS, &["--duration", "60"])?;
-    harness_with(CHAOS, &["--duration", "30", "--shipped-defaults"])?;
-    // The same against a Redis Cluster: masters killed, failovers, a hot slot migrated.
-    harness_with(CHAOS, &["--duration", "60", "--redis-cluster"])?;
-    // The checker can fail: each mechanism it relies on switched off in turn must fail
-    // a run (the mutation matrix, the rows expected to be caught; a row not caught gets
-    // a second seed). This includes the fill check's self-test (`skip-fill-check`).
-    harness_with(CHAOS, &["--duration", "30", "--mutations"])?;
-    // The chart and the operator against a real control plane, then the same with an
-    // operator whose ServiceAccount has no RBAC, which must fail.
-    harness_with(E2E, &[])?;
-    harness_with(
-        E2E,
-        &[
-            "--operator-service-account",
-            "e2e-unbound",
-            "--expect-failure",
-        ],
-    )?;
-    eprintln!("==> every check passed");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use anyhow::bail;
@@ -345,36 +192,6 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Task, clap::Error> {
         Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.task)
-    }
-
-    #[test]
-    fn a_harness_runs_from_the_callers_directory_with_the_workspace_manifest() {
-        let cmd = harness_command(
-            IMAGES,
-            &["--check".to_owned()],
-            &[("REDIS_URL", "redis://x")],
-        );
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let manifest = workspace_root().join("Cargo.toml");
-        assert_eq!(
-            args,
-            [
-                "run",
-                "--quiet",
-                "--manifest-path",
-                &manifest.to_string_lossy(),
-                "--package",
-                "cacheme-deploy",
-                "--",
-                "images",
-                "--check",
-            ]
-        );
-        assert_eq!(cmd.get_current_dir(), None, "the caller's directory");
-        assert!(cmd.get_envs().any(|(k, v)| k == "REDIS_URL" && v.is_some()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The benchmark's targets (BENCHMARKS.md), judged from the measured rows.
 
 use super::{
-    STAMPEDE,
+    common::STAMPEDE,
     report::{Row, Target, ratio},
 };
 

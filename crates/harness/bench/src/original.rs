@@ -20,13 +20,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{PostgresServer, RedisServer, free_port, with_database};
 
+use cacheme_harness::http;
+
 use super::{
-    CONNECTIONS, Programs,
-    compare::{median, pin_harness, pin_to_core_zero},
-    http,
-    procs::{Api, terminate},
-    scenarios::Ctx,
-    seed, step, write, wrk,
+    common::{CONNECTIONS, Programs, step, write},
+    compare_report::median,
+    load::Ctx,
+    procs::{Api, pin_harness, pin_to_core_zero, terminate},
+    seed, wrk,
 };
 use cacheme_harness::run;
 

@@ -14,7 +14,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::free_port;
 
-use super::{DB_MAX_CONNECTIONS, http};
+use cacheme_harness::http;
+
+use super::common::DB_MAX_CONNECTIONS;
 
 /// Settings the API processes get beyond DATABASE_URL, REDIS_URL, BIND_ADDR and L1_ENABLED.
 const API_ENV: &[(&str, &str)] = &[
@@ -236,6 +238,25 @@ pub fn soft_nofile() -> u64 {
             }
         })
         .unwrap_or(1024)
+}
+
+/// Puts this process (and so what it starts: PostgreSQL, Redis, wrk) on core 1 when
+/// there are two cores and `taskset`; the API processes go to core 0 one by one.
+pub fn pin_harness() -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        return false;
+    }
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn pin_to_core_zero(pid: u32) {
+    let _ = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid.to_string()])
+        .output();
 }
 
 #[cfg(test)]

@@ -14,7 +14,11 @@ use anyhow::Context as _;
 use cacheme_testsupport::{PostgresServer, RedisCluster, RedisServer, with_database};
 
 use super::{
-    CONNECTIONS, Programs, procs::Api, scenarios::Ctx, seed, step, write, wrk::LoadResult,
+    common::{CONNECTIONS, Programs, step, write},
+    load::Ctx,
+    procs::Api,
+    seed,
+    wrk::LoadResult,
 };
 
 /// Products read at random (each warmed first).

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::step;
+use super::common::step;
 
 fn psql(psql: &Path, url: &str, sql: &str) -> anyhow::Result<String> {
     let output = Command::new(psql)

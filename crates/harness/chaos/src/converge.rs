@@ -9,10 +9,10 @@ use std::{
 use super::{
     checker::{final_value_ok, latest_acked},
     client::{Conn, Reply, get_status},
+    clients::read_value,
     cluster::Cluster,
     history::{Effect, Op, OpKind, Outcome},
     report::{Aging, Convergence},
-    workload::read_value,
 };
 
 pub const PATIENCE: Duration = Duration::from_secs(5);

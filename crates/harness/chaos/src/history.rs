@@ -1,7 +1,24 @@
 //! What a run records: every client operation and every fault window, on one clock
 //! (microseconds since the run started).
 
+use std::time::Instant;
+
 use serde::Serialize;
+
+/// The run's clock: microseconds since it started, shared by every thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock that starts now.
+    pub fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    pub fn us(&self) -> u64 {
+        self.0.elapsed().as_micros() as u64
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,9 +9,9 @@ use std::{
 use anyhow::Context as _;
 
 use super::{
-    Clock,
     cluster::Cluster,
     faults::{BOTH_PG_JITTER_MS, FaultKind, Planned},
+    history::Clock,
     history::FaultWindow,
 };
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    Clock,
     client::{Conn, Reply},
+    history::Clock,
     history::{Effect, Op, Outcome, creation_value},
     rng::Rng,
     workload::{Progress, Workload},

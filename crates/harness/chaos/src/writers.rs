@@ -8,8 +8,8 @@ use std::{
 };
 
 use super::{
-    Clock,
     client::{CONNECT_FAILED, Conn, Reply},
+    history::Clock,
     history::{Effect, Op, Outcome, value_for},
     rng::Rng,
     workload::{Progress, Workload},

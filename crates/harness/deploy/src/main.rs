@@ -51,7 +51,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let (name, result) = match cli.task {
         Task::Images(args) => ("images", containers::images(&args)),
-        Task::Compose(args) => ("compose", containers::compose::compose(&args)),
+        Task::Compose(args) => ("compose", containers::compose(&args)),
         Task::Kind(args) => ("kind", kind::kind(&args)),
         Task::ContainersSuite => (
             "containers",

@@ -12,7 +12,7 @@ mod test_rows;
 use rows::{CaughtBy, MUTATIONS, Mutation};
 use test_rows::run_test;
 
-use super::{options::Options, run_once, verdict_checking};
+use super::{options::Options, run::run_once, verdict::verdict_checking};
 /// One run per mutation, each with the faults meant to expose it, or its ordinary test;
 /// fails unless every mutation was caught.
 ///

@@ -54,7 +54,7 @@ impl CaughtBy {
             CaughtBy::Violations => {
                 (violations > 0).then(|| format!("{violations} consistency violations"))
             }
-            CaughtBy::CacheShare => (cache_share < crate::MIN_CACHE_SHARE).then(|| {
+            CaughtBy::CacheShare => (cache_share < crate::verdict::MIN_CACHE_SHARE).then(|| {
                 format!(
                     "only {:.1} % of reads were answered by a cache",
                     cache_share * 100.0

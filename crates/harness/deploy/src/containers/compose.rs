@@ -95,27 +95,20 @@ pub(super) fn override_file(
     file
 }
 
-/// Builds what is missing, then runs docker compose with the user's arguments.
-pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
-    let root = cacheme_harness::workspace_root();
-    cacheme_harness::prereqs::check(&root, "compose", cacheme_harness::prereqs::IMAGES)?;
-    let (docker, _tools) = super::docker(&root)?;
-    if args.test {
-        let bases = super::bases(&docker, &root, args.bases)?;
-        build::build_images(&docker, &root, &bases)?;
-        return super::suite::test(&docker, &root, bases.local);
-    }
+/// Builds what is missing, then runs docker compose with the user's arguments (`--test`
+/// is `containers::compose`'s: the suite).
+pub fn run(docker: &Docker, root: &Path, args: &ComposeArgs) -> anyhow::Result<()> {
     let verb = args
         .compose_args
         .first()
         .map(String::as_str)
         .unwrap_or("up");
-    let local = bases::choose(&docker, args.bases)?;
+    let local = bases::choose(docker, args.bases)?;
     let mut files = vec![root.join("docker-compose.yml")];
     if local {
-        let services = bases::local_services(&docker, &root)?;
+        let services = bases::local_services(docker, root)?;
         files.push(write_override(
-            &root,
+            root,
             "compose.offline.json",
             &override_file(Some(&services), None),
         )?);
@@ -127,22 +120,22 @@ pub fn compose(args: &ComposeArgs) -> anyhow::Result<()> {
             .ok()
             .or_else(|| dotenv_value(&dotenv, var))
     };
-    if verb == "up" && !already_running(&docker, &files) {
+    if verb == "up" && !already_running(docker, &files) {
         if let Some(message) = taken_ports_message(value_of, Docker::port_taken) {
             bail!(message);
         }
         let images = [build::api_image(), build::frontend_image()];
         if !images.iter().all(|i| docker.has_image(i)) {
             let bases = super::bases(
-                &docker,
-                &root,
+                docker,
+                root,
                 if local {
                     BaseSource::Local
                 } else {
                     BaseSource::Upstream
                 },
             )?;
-            build::build_images(&docker, &root, &bases)?;
+            build::build_images(docker, root, &bases)?;
         }
     }
     let mut cmd = docker.compose();

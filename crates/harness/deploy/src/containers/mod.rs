@@ -81,3 +81,17 @@ pub fn test(root: &Path, stores: &cacheme_testsupport::Stores) -> anyhow::Result
     checks::check_images(&docker, root, stores)?;
     suite::test(&docker, root, bases.local)
 }
+
+/// `cargo xtask compose`: the suite with `--test`, else docker compose with the user's
+/// arguments, after building what is missing.
+pub fn compose(args: &compose::ComposeArgs) -> anyhow::Result<()> {
+    let root = cacheme_harness::workspace_root();
+    cacheme_harness::prereqs::check(&root, "compose", cacheme_harness::prereqs::IMAGES)?;
+    let (docker, _tools) = docker(&root)?;
+    if args.test {
+        let bases = bases(&docker, &root, args.bases)?;
+        build::build_images(&docker, &root, &bases)?;
+        return suite::test(&docker, &root, bases.local);
+    }
+    compose::run(&docker, &root, args)
+}

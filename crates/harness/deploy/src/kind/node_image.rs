@@ -23,7 +23,7 @@ use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use super::release::release_tarball;
+use super::release::{copy_file, release_tarball};
 use super::tools::{self, KIND_VERSION, NodeTools};
 use crate::containers::{
     engine::{Docker, timed},
@@ -216,12 +216,6 @@ fn base_image(
     let tag = "localhost/cacheme-kind/base:offline";
     docker.build_classic(&context, tag, &[("ROOTFS", rootfs)])?;
     Ok(tag.to_owned())
-}
-
-pub(super) fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs::copy(from, to)
-        .map(|_| ())
-        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::node_image::copy_file;
 use super::tools::NodeTools;
 use crate::containers::{engine::Docker, files::copy_dir};
 use cacheme_harness::kube_tools::{KubeTools, NodeBinaries};
@@ -253,6 +252,12 @@ pub fn qualified_repositories(text: &str) -> anyhow::Result<String> {
         })
         .collect();
     Ok(serde_json::to_string(&qualified)?)
+}
+
+pub(super) fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::copy(from, to)
+        .map(|_| ())
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
 }
 
 #[cfg(test)]

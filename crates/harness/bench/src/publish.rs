@@ -1,0 +1,118 @@
+//! The run's report written out (markdown, charts, JSON, the recorded run) and its
+//! verdict on the targets.
+
+use std::{path::Path, process::Command};
+
+use anyhow::bail;
+
+use crate::{
+    common::write,
+    options::Options,
+    recorded,
+    report::{self, Report},
+    svg,
+};
+
+/// Writes the report and its charts, prints the tables, and fails when a target was
+/// missed (unless this is a smoke run).
+pub fn publish(root: &Path, report: &Report, out: &Path, opts: &Options) -> anyhow::Result<()> {
+    let ratios = recorded::ratios(&report.rows);
+    let mut markdown = report::markdown(report);
+    match recorded::load(root)? {
+        // Two seconds on 2 000 products says nothing against a full run.
+        Some(_) if opts.smoke => eprintln!("==> smoke run: not compared with the recorded run"),
+        Some(before) => {
+            let drifts = recorded::drifts(&before, &ratios);
+            markdown.push_str(&recorded::markdown(&before, &drifts));
+            for d in drifts.iter().filter(|d| d.flagged) {
+                eprintln!(
+                    "==> FLAGGED: {} dropped {:.1} % against the recorded run ({:.3} → {:.3})",
+                    d.key,
+                    -d.change() * 100.0,
+                    d.recorded,
+                    d.now
+                );
+            }
+        }
+        None => eprintln!(
+            "==> no recorded run ({}) to compare with",
+            recorded::RECORDED
+        ),
+    }
+    if opts.record {
+        recorded::save(
+            root,
+            &recorded::Recorded {
+                commit: report.commit.clone(),
+                started_unix: report.started_unix,
+                ratios,
+            },
+        )?;
+        eprintln!("==> recorded this run's ratios in {}", recorded::RECORDED);
+    }
+    write(&out.join("report.md"), &markdown)?;
+    write(
+        &out.join("throughput.svg"),
+        &svg::throughput_svg(&report.rows),
+    )?;
+    write(&out.join("latency.svg"), &svg::latency_svg(&report.rows))?;
+    eprintln!("\n{}", report::markdown_table(&report.rows));
+    eprintln!("{}", report::targets_table(&report.targets));
+    if opts.json {
+        let json = serde_json::to_string_pretty(report)?;
+        write(&out.join("report.json"), &json)?;
+        println!("{json}");
+    }
+    eprintln!("==> report: {}", out.join("report.md").display());
+    let missed: Vec<&str> = report
+        .targets
+        .iter()
+        .filter(|t| !t.met)
+        .map(|t| t.name.as_str())
+        .collect();
+    if opts.smoke {
+        eprintln!(
+            "==> smoke run: {} target(s) not met, not asserted",
+            missed.len()
+        );
+    } else if !missed.is_empty() {
+        bail!("{} target(s) missed: {}", missed.len(), missed.join("; "));
+    }
+    Ok(())
+}
+
+pub fn commit_description(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "crates/api",
+        "crates/telemetry",
+    ]);
+    if dirty.is_empty() {
+        head
+    } else {
+        format!("{head} + uncommitted changes in crates/api or crates/telemetry")
+    }
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
