@@ -10,7 +10,7 @@
 //! the project's one schema and CEL checker (the operator's tests use the same code).
 //!
 //! The checks that need those Python libraries are the package in
-//! `crates/harness/packaging/python/cacheme_packaging` (formatted and linted with the pinned ruff, and
+//! `crates/harness/python/cacheme_packaging` (formatted and linted with the pinned ruff, and
 //! unit-tested, by this module's tests), embedded here and run from `target/tools/python`.
 
 mod chart;

@@ -25,7 +25,7 @@ pub const PYTHON_PACKAGES: &[&str] = &[
     "dockerfile-parse==2.0.1",
     // The API's contract test (`cargo xtask test`, after the page's tests).
     "schemathesis==4.32.5",
-    // Formats and lints crates/harness/packaging/python.
+    // Formats and lints crates/harness/python.
     "ruff==0.17.5",
 ];
 
@@ -288,45 +288,45 @@ pub(super) fn rel(path: &Path) -> String {
     }
 }
 
-/// The checks that need Python libraries: `crates/harness/packaging/python/cacheme_packaging`, written
+/// The checks that need Python libraries: `crates/harness/python/cacheme_packaging`, written
 /// into `target/tools/python` and run as `python -m cacheme_packaging`.
 pub(super) const HELPER_PACKAGE: &str = "cacheme_packaging";
 pub(super) const HELPER_FILES: &[(&str, &str)] = &[
     (
         "__init__.py",
-        include_str!("../python/cacheme_packaging/__init__.py"),
+        include_str!("../../python/cacheme_packaging/__init__.py"),
     ),
     (
         "__main__.py",
-        include_str!("../python/cacheme_packaging/__main__.py"),
+        include_str!("../../python/cacheme_packaging/__main__.py"),
     ),
     (
         "common.py",
-        include_str!("../python/cacheme_packaging/common.py"),
+        include_str!("../../python/cacheme_packaging/common.py"),
     ),
     (
         "compose_policy.py",
-        include_str!("../python/cacheme_packaging/compose_policy.py"),
+        include_str!("../../python/cacheme_packaging/compose_policy.py"),
     ),
     (
         "dockerfiles.py",
-        include_str!("../python/cacheme_packaging/dockerfiles.py"),
+        include_str!("../../python/cacheme_packaging/dockerfiles.py"),
     ),
     (
         "helm_extract.py",
-        include_str!("../python/cacheme_packaging/helm_extract.py"),
+        include_str!("../../python/cacheme_packaging/helm_extract.py"),
     ),
     (
         "kind_config.py",
-        include_str!("../python/cacheme_packaging/kind_config.py"),
+        include_str!("../../python/cacheme_packaging/kind_config.py"),
     ),
     (
         "rendered.py",
-        include_str!("../python/cacheme_packaging/rendered.py"),
+        include_str!("../../python/cacheme_packaging/rendered.py"),
     ),
     (
         "tiltfile.py",
-        include_str!("../python/cacheme_packaging/tiltfile.py"),
+        include_str!("../../python/cacheme_packaging/tiltfile.py"),
     ),
 ];
 

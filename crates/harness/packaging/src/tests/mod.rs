@@ -71,7 +71,7 @@ fn expect_failure(result: anyhow::Result<()>, needle: &str) -> TestResult {
 #[test]
 fn every_python_helper_module_is_embedded() -> TestResult {
     let dir = root()
-        .join("crates/harness/packaging/python")
+        .join("crates/harness/python")
         .join(HELPER_PACKAGE);
     let mut on_disk: Vec<String> = fs::read_dir(&dir)?
         .filter_map(Result::ok)
@@ -94,7 +94,7 @@ fn every_python_helper_module_is_embedded() -> TestResult {
 #[test]
 fn python_helper_is_formatted_linted_and_its_tests_pass() -> TestResult {
     let tools = tools()?;
-    let dir = root().join("crates/harness/packaging/python");
+    let dir = root().join("crates/harness/python");
     let ruff = tools.python.with_file_name("ruff");
     for args in [
         &["format", "--check", "--no-cache", "."][..],
@@ -107,7 +107,7 @@ fn python_helper_is_formatted_linted_and_its_tests_pass() -> TestResult {
         )?;
     }
     run_tool(
-        "python -m unittest (crates/harness/packaging/python/tests)",
+        "python -m unittest (crates/harness/python/tests)",
         Command::new(&tools.python)
             .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
             .env("PYTHONDONTWRITEBYTECODE", "1")
