@@ -26,7 +26,7 @@ pub struct Args {
     /// Seconds per scenario (1..=600) [default: 10, 2 with --smoke].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
-    /// Products seeded (20..=10000000) [default: 10000, 50000 with --compare, 2000 with --smoke].
+    /// Products seeded (20..=10000000) [default: 100000, 50000 with --compare, 2000 with --smoke].
     #[arg(long, value_name = "N")]
     pub products: Option<u64>,
     /// Also write target/bench/report.json.
@@ -69,11 +69,13 @@ impl Args {
             (false, false) => 10,
         };
         let duration_s = self.duration.unwrap_or(default_duration);
-        // --compare's misses need ids for 5 s at ~10 k/s per side.
+        // Misses need an id each for the whole run: --compare's for 5 s at ~10 k/s per
+        // side, a full run's for 10 s (with 10 000 the misses ran out after ~1 s, so the
+        // 1000-connection sweep measured its connections' ramp-up and L1 never filled).
         let default_products = match (self.smoke, self.compare.is_some()) {
             (true, _) => 2_000,
             (false, true) => 50_000,
-            (false, false) => 10_000,
+            (false, false) => 100_000,
         };
         let products = self.products.unwrap_or(default_products);
         anyhow::ensure!(
@@ -130,7 +132,7 @@ mod tests {
         let full = parse_options(&[]).expect("defaults");
         assert_eq!(
             (full.smoke, full.duration_s, full.products, full.json),
-            (false, 10, 10_000, false)
+            (false, 10, 100_000, false)
         );
         let smoke = parse_options(&args(&["--smoke", "--json"])).expect("smoke");
         assert_eq!(
