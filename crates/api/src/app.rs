@@ -58,7 +58,7 @@ impl App {
             .map(seed::read_seed_file)
             .transpose()?;
         if config.database.migrate_on_start {
-            let patience = std::time::Duration::from_secs(config.database.startup_timeout_seconds);
+            let patience = config.database.startup_timeout();
             store::migrate_with_retry(config.database.url.expose(), patience)
                 .await
                 .context("database migration at start-up failed")?;
@@ -98,7 +98,7 @@ impl App {
             state
                 .catalog
                 .clone()
-                .relay_invalidations(config.invalidation_poll()),
+                .relay_invalidations(config.cache.invalidation_poll()),
         );
         let listener = TcpListener::bind(config.http.bind_addr)
             .await
@@ -154,20 +154,16 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         },
         key_prefix: config.cache.key_prefix.clone(),
         expiry: config.expiry(),
-        timeout: config.redis_timeout(),
+        timeout: config.redis.timeout(),
         breaker: Thresholds {
             failures: config.redis.breaker_failures,
-            failing_for: std::time::Duration::from_millis(config.redis.breaker_failing_ms),
+            failing_for: config.redis.breaker_failing_for(),
         },
-        breaker_cooldown: std::time::Duration::from_millis(config.redis.breaker_cooldown_ms),
+        breaker_cooldown: config.redis.breaker_cooldown(),
         unsafe_skip_fill_check: config.cache.unsafe_skip_fill_check,
     })
     .context("invalid REDIS_URL")?;
-    let memory = MemoryTier::new(
-        config.l1.enabled,
-        config.l1.max_bytes,
-        std::time::Duration::from_millis(config.l1.ttl_ms),
-    );
+    let memory = MemoryTier::new(config.l1.enabled, config.l1.max_bytes, config.l1.ttl());
     let static_dir = match &config.http.static_dir {
         Some(dir) => Some(Arc::new(check_static_dir(dir)?)),
         None => None,
@@ -178,10 +174,8 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
         metrics,
         static_dir,
         write_policy: write_policy(config),
-        clear_gate: ClearGate::new(std::time::Duration::from_millis(
-            config.cache.clear_interval_ms,
-        )),
-        request_timeout: std::time::Duration::from_millis(config.http.request_timeout_ms),
+        clear_gate: ClearGate::new(config.cache.clear_interval()),
+        request_timeout: config.http.request_timeout(),
         // What `cacheme_telemetry::init_for_requests` installed; nothing in tests.
         sampler: cacheme_telemetry::installed_sampler(),
     }))
@@ -232,9 +226,8 @@ fn check_static_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
 /// bounded by `REQUEST_TIMEOUT_MS`) and a little more.
 fn serve_limits(config: &Config) -> crate::http::serve::ServeLimits {
     crate::http::serve::ServeLimits {
-        header_read_timeout: std::time::Duration::from_millis(config.http.header_read_timeout_ms),
+        header_read_timeout: config.http.header_read_timeout(),
         max_connections: usize::try_from(config.http.max_connections).unwrap_or(usize::MAX),
-        shutdown_patience: std::time::Duration::from_millis(config.http.request_timeout_ms)
-            + std::time::Duration::from_secs(2),
+        shutdown_patience: config.http.request_timeout() + std::time::Duration::from_secs(2),
     }
 }

@@ -2,7 +2,7 @@
 //! had before the groups (`--database-url <DATABASE_URL>`, ...): the environment variables and
 //! the flags are the interface, the field names are not.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use cacheme_runtime::Secret;
 use clap::Args;
@@ -214,4 +214,70 @@ pub struct WriteConfig {
     /// Let anyone write when no ADMIN_TOKEN is set (a local demo only; logged at start).
     #[arg(id = "allow_anonymous_writes", long = "allow-anonymous-writes", value_name = "ALLOW_ANONYMOUS_WRITES", env = "ALLOW_ANONYMOUS_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
+}
+
+// The fields keep the unit in their name, as the environment variables spell it; the
+// rest of the service reads the times as `Duration`s, from here only.
+
+impl DatabaseConfig {
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(self.startup_timeout_seconds)
+    }
+    pub fn simulated_latency(&self) -> Duration {
+        Duration::from_millis(self.simulated_latency_ms)
+    }
+}
+
+impl RedisConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn breaker_failing_for(&self) -> Duration {
+        Duration::from_millis(self.breaker_failing_ms)
+    }
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_millis(self.breaker_cooldown_ms)
+    }
+}
+
+impl CacheConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_seconds)
+    }
+    pub fn negative_ttl(&self) -> Duration {
+        Duration::from_secs(self.negative_ttl_seconds)
+    }
+    pub fn stale_while_revalidate(&self) -> Duration {
+        Duration::from_secs(self.stale_while_revalidate_seconds)
+    }
+    pub fn stale_if_error(&self) -> Duration {
+        Duration::from_secs(self.stale_if_error_seconds)
+    }
+    pub fn clear_interval(&self) -> Duration {
+        Duration::from_millis(self.clear_interval_ms)
+    }
+    pub fn invalidation_poll(&self) -> Duration {
+        Duration::from_millis(self.invalidation_poll_ms)
+    }
+}
+
+impl MemoryTierConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+}
+
+impl HttpConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
 }

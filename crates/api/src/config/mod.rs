@@ -62,43 +62,28 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn cache_ttl(&self) -> Duration {
-        Duration::from_secs(self.cache.ttl_seconds)
-    }
     pub fn expiry(&self) -> crate::cache::expiry::ExpiryPolicy {
         crate::cache::expiry::ExpiryPolicy {
-            ttl: self.cache_ttl(),
+            ttl: self.cache.ttl(),
             jitter_percent: self.cache.ttl_jitter_percent,
-            stale_while_revalidate: Duration::from_secs(self.cache.stale_while_revalidate_seconds),
-            stale_if_error: Duration::from_secs(self.cache.stale_if_error_seconds),
-            negative_ttl: Duration::from_secs(self.cache.negative_ttl_seconds),
+            stale_while_revalidate: self.cache.stale_while_revalidate(),
+            stale_if_error: self.cache.stale_if_error(),
+            negative_ttl: self.cache.negative_ttl(),
         }
-    }
-    pub fn redis_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis.timeout_ms)
-    }
-    pub fn simulated_db_latency(&self) -> Duration {
-        Duration::from_millis(self.database.simulated_latency_ms)
-    }
-    pub fn db_acquire_timeout(&self) -> Duration {
-        Duration::from_millis(self.database.acquire_timeout_ms)
     }
     pub fn db_settings(&self) -> crate::store::DatabaseSettings {
         crate::store::DatabaseSettings {
             max_connections: self.database.max_connections,
-            acquire_timeout: self.db_acquire_timeout(),
-            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
-            simulated_latency: self.simulated_db_latency(),
+            acquire_timeout: self.database.acquire_timeout(),
+            statement_timeout: self.database.statement_timeout(),
+            simulated_latency: self.database.simulated_latency(),
         }
-    }
-    pub fn invalidation_poll(&self) -> Duration {
-        Duration::from_millis(self.cache.invalidation_poll_ms)
     }
 
     /// How long one outbox read vouches for which invalidations are owed: four polls,
     /// at least a second (docs/architecture.md, "What is guaranteed").
     pub fn outbox_lease(&self) -> Duration {
-        (self.invalidation_poll() * 4).max(Duration::from_secs(1))
+        (self.cache.invalidation_poll() * 4).max(Duration::from_secs(1))
     }
 
     /// The defaults, as `cacheme-api` with an empty environment would use them.

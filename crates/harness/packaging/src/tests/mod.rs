@@ -70,9 +70,7 @@ fn expect_failure(result: anyhow::Result<()>, needle: &str) -> TestResult {
 /// `HELPER_FILES`).
 #[test]
 fn every_python_helper_module_is_embedded() -> TestResult {
-    let dir = root()
-        .join("crates/harness/python")
-        .join(HELPER_PACKAGE);
+    let dir = root().join("crates/harness/python").join(HELPER_PACKAGE);
     let mut on_disk: Vec<String> = fs::read_dir(&dir)?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
