@@ -124,6 +124,13 @@ impl App {
         self.state.catalog.db_pool()
     }
 
+    /// The whole HTTP surface, for in-process tests that drive it with `oneshot`, no
+    /// socket involved (the `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(
         self,

@@ -120,7 +120,8 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     Some(layer)
 }
 
-/// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`.
+/// The whole HTTP surface for `state`; no socket, so tests can drive it with `oneshot`
+/// (`tests/api/router.rs`, through `App::router`).
 pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     let static_dir = state.static_dir.clone();
     let observer = observability::middleware::RequestObserver {

@@ -17,6 +17,7 @@ mod helpers;
 mod joined_loads;
 mod memory_tier;
 mod products;
+mod router;
 mod security;
 mod telemetry;
 mod timing;
