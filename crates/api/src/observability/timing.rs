@@ -49,7 +49,7 @@ pub fn record_db(d: Duration) {
 }
 
 /// `cache;dur=0.120, db;dur=12.400, total;dur=12.900` (milliseconds to the nearest
-/// microsecond; parts not used are left out). Integer formatting: this runs on every
+/// microsecond, halves up; parts not used are left out). Integer formatting: this runs on every
 /// response, and formatting floats cost a cache hit about 1 %.
 pub fn server_timing(cache: Duration, db: Duration, total: Duration) -> String {
     use std::fmt::Write as _;
@@ -91,7 +91,7 @@ mod tests {
             server_timing(Duration::ZERO, Duration::ZERO, Duration::from_millis(1)),
             "total;dur=1.000"
         );
-        // Rounded to the nearest microsecond, as `{:.3}` of the milliseconds would.
+        // Rounded to the nearest microsecond (halves up).
         assert_eq!(
             server_timing(
                 Duration::ZERO,

@@ -26,7 +26,7 @@ pub struct Args {
     /// Seconds per scenario (1..=600) [default: 10, 2 with --smoke].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
-    /// Products seeded (20..=10000000) [default: 100000, 50000 with --compare, 2000 with --smoke].
+    /// Products seeded (20..=10000000) [default: 100000, 50000 with --compare, 10000 with --scale, 2000 with --smoke].
     #[arg(long, value_name = "N")]
     pub products: Option<u64>,
     /// Also write target/bench/report.json.
@@ -69,13 +69,16 @@ impl Args {
             (false, false) => 10,
         };
         let duration_s = self.duration.unwrap_or(default_duration);
-        // Misses need an id each for the whole run: --compare's for 5 s at ~10 k/s per
-        // side, a full run's for 10 s (with 10 000 the misses ran out after ~1 s, so the
-        // 1000-connection sweep measured its connections' ramp-up and L1 never filled).
-        let default_products = match (self.smoke, self.compare.is_some()) {
-            (true, _) => 2_000,
-            (false, true) => 50_000,
-            (false, false) => 100_000,
+        // Misses need an id each: --compare's for 5 s at ~10 k/s per side, a full run's
+        // for most of its 10 s (about 7 s at 15 k/s; the rate is then taken over the time
+        // the ids lasted). With 10 000 they ran out after ~1 s, so the 1000-connection
+        // sweep measured its connections' ramp-up and L1 never filled. The scale points
+        // read 1 000 products only.
+        let default_products = match (self.smoke, self.compare.is_some(), self.scale) {
+            (true, _, _) => 2_000,
+            (false, true, _) => 50_000,
+            (false, false, true) => 10_000,
+            (false, false, false) => 100_000,
         };
         let products = self.products.unwrap_or(default_products);
         anyhow::ensure!(
@@ -157,6 +160,10 @@ mod tests {
         assert!(parse_options(&args(&["--compare", "main", "--rounds", "1"])).is_err());
         assert!(parse_options(&args(&["--compare", "main", "--scale"])).is_err());
         assert!(parse_options(&args(&["--record"])).expect("record").record);
+        assert_eq!(
+            parse_options(&args(&["--scale"])).expect("scale").products,
+            10_000
+        );
         let t = parse_options(&args(&["--compare", "HEAD", "--traced", "0.01"])).expect("t");
         assert_eq!(t.traced, Some(0.01));
         assert!(parse_options(&args(&["--traced", "0.01"])).is_err());
