@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use crate::{
     cache::{
         breaker::Thresholds,
-        keys::KeyLayout,
         memory::MemoryTier,
         redis_tier::{RedisTier, RedisTierSettings},
     },
@@ -155,10 +154,7 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
     .context("invalid DATABASE_URL")?;
     let redis = RedisTier::new(RedisTierSettings {
         url: config.redis.url.clone(),
-        layout: match config.redis.mode {
-            crate::config::RedisMode::Single => KeyLayout::Single,
-            crate::config::RedisMode::Cluster => KeyLayout::Cluster,
-        },
+        mode: config.redis.mode,
         key_prefix: config.cache.key_prefix.clone(),
         expiry: config.expiry(),
         timeout: config.redis.timeout(),

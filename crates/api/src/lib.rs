@@ -23,7 +23,7 @@ mod seed;
 mod store;
 
 pub use app::App;
-pub use cache::{KeyScheme, keys::KeyLayout};
+pub use cache::KeyScheme;
 pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
 #[cfg(feature = "test-hooks")]
 pub use domain::{Hook, Hooks};

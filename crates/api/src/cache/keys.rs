@@ -22,9 +22,10 @@ pub const BUCKETS: u16 = 256;
 /// Redis Cluster's slot count.
 pub const SLOTS: u16 = 16_384;
 
-/// How keys are laid out: for one Redis, or for a Redis Cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyLayout {
+/// How the L2 cache is deployed, one Redis or a Redis Cluster (`REDIS_MODE`), and so how
+/// its keys are laid out: the one type for the mode, from the setting to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisMode {
     Single,
     Cluster,
 }
@@ -33,24 +34,24 @@ pub enum KeyLayout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyScheme {
     prefix: String,
-    layout: KeyLayout,
+    mode: RedisMode,
 }
 
 impl KeyScheme {
     /// `prefix` must already be validated (no glob characters): see `CACHE_KEY_PREFIX`.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self::with_layout(prefix, KeyLayout::Single)
+        Self::with_mode(prefix, RedisMode::Single)
     }
 
-    pub fn with_layout(prefix: impl Into<String>, layout: KeyLayout) -> Self {
+    pub fn with_mode(prefix: impl Into<String>, mode: RedisMode) -> Self {
         Self {
             prefix: prefix.into(),
-            layout,
+            mode,
         }
     }
 
-    pub fn layout(&self) -> KeyLayout {
-        self.layout
+    pub fn mode(&self) -> RedisMode {
+        self.mode
     }
 
     /// The bucket of a product in cluster mode.
@@ -61,9 +62,9 @@ impl KeyScheme {
 
     /// What every key of `id` starts with: `cacheme:v1` or `cacheme:v2:{b42}`.
     fn base(&self, id: i32) -> String {
-        match self.layout {
-            KeyLayout::Single => format!("{}:{SCHEMA_VERSION}", self.prefix),
-            KeyLayout::Cluster => self.bucket_base(Self::bucket(id)),
+        match self.mode {
+            RedisMode::Single => format!("{}:{SCHEMA_VERSION}", self.prefix),
+            RedisMode::Cluster => self.bucket_base(Self::bucket(id)),
         }
     }
 
@@ -128,9 +129,9 @@ impl KeyScheme {
 
     /// Every channel a replica listens on, with its slot in cluster mode.
     pub fn invalidation_channels(&self) -> Vec<(String, u16)> {
-        match self.layout {
-            KeyLayout::Single => vec![(self.invalidation_channel(0), 0)],
-            KeyLayout::Cluster => (0..BUCKETS)
+        match self.mode {
+            RedisMode::Single => vec![(self.invalidation_channel(0), 0)],
+            RedisMode::Cluster => (0..BUCKETS)
                 .map(|bucket| {
                     (
                         format!("{}:invalidations", self.bucket_base(bucket)),
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn cluster_keys_of_a_product_share_one_slot_and_a_new_version() {
-        let keys = KeyScheme::with_layout("cacheme", KeyLayout::Cluster);
+        let keys = KeyScheme::with_mode("cacheme", RedisMode::Cluster);
         assert_eq!(keys.product(42), "cacheme:v2:{b42}:product:42");
         assert_eq!(keys.generation(298), "cacheme:v2:{b42}:gen:product:298");
         assert_eq!(keys.epoch(42), "cacheme:v2:{b42}:gen:epoch");

@@ -3,19 +3,14 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 mod groups;
 pub use groups::{
     CacheConfig, DatabaseConfig, HttpConfig, MemoryTierConfig, RedisConfig, WriteConfig,
 };
 
-/// How the L2 cache is deployed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RedisMode {
-    Single,
-    Cluster,
-}
+pub use crate::cache::keys::RedisMode;
 
 /// CacheMe product service: Redis cache-aside in front of PostgreSQL.
 #[derive(Debug, Parser)]

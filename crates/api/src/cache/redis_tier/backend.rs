@@ -13,7 +13,7 @@ use super::{
 };
 use crate::cache::{
     breaker::{BreakerSettings, BreakerState, CircuitBreaker},
-    keys::{self, KeyLayout, KeyScheme},
+    keys::{self, KeyScheme, RedisMode},
 };
 
 /// One Redis, or a Redis Cluster.
@@ -24,7 +24,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend `settings.layout` asks for, and the connection every call shares.
+    /// The backend `settings.mode` asks for, and the connection every call shares.
     /// Does not connect: the first call does, so the service starts while Redis is down.
     pub fn connect(settings: &RedisTierSettings) -> redis::RedisResult<(Self, RedisConnection)> {
         let breakers = BreakerSettings {
@@ -34,13 +34,13 @@ impl Backend {
             probe_patience: settings.timeout.max(Duration::from_millis(100))
                 + settings.breaker_cooldown,
         };
-        Ok(match settings.layout {
-            KeyLayout::Single => {
+        Ok(match settings.mode {
+            RedisMode::Single => {
                 let single = Single::connect(settings.url.expose(), settings.timeout, breakers)?;
                 let conn = RedisConnection::Single(single.connection());
                 (Self::Single(single), conn)
             }
-            KeyLayout::Cluster => {
+            RedisMode::Cluster => {
                 let cluster = Cluster::connect(settings.url.expose(), settings.timeout, breakers)?;
                 let conn = RedisConnection::Cluster(cluster.connection());
                 (Self::Cluster(cluster), conn)
@@ -49,10 +49,10 @@ impl Backend {
     }
 
     /// How its keys are named.
-    pub fn key_layout(&self) -> KeyLayout {
+    pub fn mode(&self) -> RedisMode {
         match self {
-            Self::Single(_) => KeyLayout::Single,
-            Self::Cluster(_) => KeyLayout::Cluster,
+            Self::Single(_) => RedisMode::Single,
+            Self::Cluster(_) => RedisMode::Cluster,
         }
     }
 

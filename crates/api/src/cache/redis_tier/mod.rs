@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use super::{
     breaker::{BreakerState, Call, Thresholds},
     expiry::{ExpiryPolicy, Freshness, random_u64, random_unit},
-    keys::{KeyLayout, KeyScheme},
+    keys::{KeyScheme, RedisMode},
     value::CachedValue,
 };
 
@@ -82,7 +82,7 @@ pub struct RedisTierSettings {
     /// One URL, or in cluster mode a comma-separated list of seed nodes.
     pub url: cacheme_runtime::Secret,
     /// One Redis, or a Redis Cluster.
-    pub layout: KeyLayout,
+    pub mode: RedisMode,
     pub key_prefix: String,
     pub expiry: ExpiryPolicy,
     pub timeout: Duration,
@@ -115,7 +115,7 @@ impl RedisTier {
     pub fn new(settings: RedisTierSettings) -> Result<Self, redis::RedisError> {
         let (backend, conn) = Backend::connect(&settings)?;
         Ok(Self {
-            keys: KeyScheme::with_layout(settings.key_prefix, backend.key_layout()),
+            keys: KeyScheme::with_mode(settings.key_prefix, backend.mode()),
             incarnation: Arc::new(Incarnation::new(backend.epochs())),
             backend,
             conn,

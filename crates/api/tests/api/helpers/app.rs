@@ -3,7 +3,7 @@
 
 use std::{sync::OnceLock, time::Duration};
 
-use cacheme_api::{App, Config, Hooks, KeyLayout, RedisMode};
+use cacheme_api::{App, Config, Hooks, RedisMode};
 use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -231,11 +231,10 @@ impl TestApp {
     }
 
     pub fn keys(&self) -> cacheme_api::KeyScheme {
-        let layout = match self.config.redis.mode {
-            RedisMode::Single => KeyLayout::Single,
-            RedisMode::Cluster => KeyLayout::Cluster,
-        };
-        cacheme_api::KeyScheme::with_layout(self.config.cache.key_prefix.clone(), layout)
+        cacheme_api::KeyScheme::with_mode(
+            self.config.cache.key_prefix.clone(),
+            self.config.redis.mode,
+        )
     }
 
     pub fn product_key(&self, id: i32) -> String {
