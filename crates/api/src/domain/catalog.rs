@@ -23,8 +23,10 @@ use super::{
 };
 use crate::{
     cache::{
-        listener::InvalidationTarget, memory::MemoryTier, redis_tier::RedisTier,
-        singleflight::SingleFlight, value::EncodedProduct,
+        memory::MemoryTier,
+        redis_tier::{RedisTier, subscription::InvalidationTarget},
+        singleflight::SingleFlight,
+        value::EncodedProduct,
     },
     model::Product,
     observability::{stats::CacheCounters, timing::record_db},
@@ -136,7 +138,8 @@ impl Catalog {
     /// Keeps L1 in step with every replica's writes: the invalidation channel, for the
     /// life of the app.
     pub async fn follow_invalidations(self) {
-        crate::cache::listener::listen_for_invalidations(self.redis.clone(), self).await;
+        crate::cache::redis_tier::subscription::listen_for_invalidations(self.redis.clone(), self)
+            .await;
     }
 
     /// Watches which Redis process answers: one restarted from older data must not serve

@@ -19,7 +19,7 @@
 //!
 //! These calls are the same for one Redis and a Redis Cluster: what differs (breakers,
 //! epochs, the wait after an invalidation, announcements, subscriptions) is `Backend`'s,
-//! in `backend.rs`, `single.rs` and `cluster/`; the calls for people are in `admin.rs`.
+//! in `backend.rs`, `single.rs`, `cluster/` and `subscription/`; the calls for people are in `admin.rs`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +43,7 @@ mod info;
 mod scripts;
 mod single;
 mod stored;
+pub mod subscription;
 
 pub use backend::Backend;
 use connection::ADMIN_TIMEOUT_FLOOR;
