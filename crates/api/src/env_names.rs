@@ -149,6 +149,75 @@ mod tests {
         }
     }
 
+    /// The names `docker-compose.yml` gives the `api` service: the keys of its
+    /// `environment:` map.
+    fn compose_api_env(compose: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let (mut in_api, mut in_env) = (false, false);
+        for line in compose.lines() {
+            let indent = line.len() - line.trim_start().len();
+            let text = line.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            match indent {
+                2 => (in_api, in_env) = (text == "api:", false),
+                4 => in_env = in_api && text == "environment:",
+                6 if in_env => names.extend(text.split_once(':').map(|(k, _)| k.to_owned())),
+                _ => {}
+            }
+        }
+        names
+    }
+
+    /// The names the image's last stage sets with `ENV NAME=value [NAME=value ...]`.
+    fn image_env(dockerfile: &str) -> Vec<String> {
+        let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap_or(dockerfile);
+        let joined = last_stage.replace("\\\n", " ");
+        joined
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("ENV "))
+            .flat_map(|vars| vars.split_whitespace())
+            .filter_map(|var| var.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect()
+    }
+
+    /// Compose and the image set the service's variables by name; a misspelt one would be
+    /// ignored and its default used, which no container test would notice.
+    #[test]
+    fn every_variable_compose_and_the_image_set_is_one_the_service_reads() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let read = |file: &str| {
+            std::fs::read_to_string(root.join(file))
+                .unwrap_or_else(|e| panic!("cannot read {file}: {e}"))
+        };
+        let known = env_names();
+        let compose = compose_api_env(&read("docker-compose.yml"));
+        let image = image_env(&read("crates/Dockerfile"));
+        assert!(
+            compose.len() >= 5 && compose.contains(&"REDIS_URL".to_owned()),
+            "{compose:?}"
+        );
+        assert!(image.contains(&"BIND_ADDR".to_owned()), "{image:?}");
+        for (file, names) in [
+            ("docker-compose.yml", compose),
+            ("crates/Dockerfile", image),
+        ] {
+            let unknown: Vec<_> = names.iter().filter(|n| !known.contains(n)).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} sets {unknown:?}, which the service never reads"
+            );
+        }
+        // And the parsers see what they are for.
+        let sample = "services:\n  api:\n    environment:\n      REDIS_MODEE: x\n    ports: []\n  db:\n    environment:\n      OTHER: y\n";
+        assert_eq!(compose_api_env(sample), ["REDIS_MODEE"]);
+        assert_eq!(
+            image_env("FROM a\nENV X=1\nFROM b\nENV BIND_ADDR=1 \\\n    RUST_LOGG=info\n"),
+            ["BIND_ADDR", "RUST_LOGG"]
+        );
+    }
+
     /// `docs/settings.md`'s table is generated; `CACHEME_UPDATE_DOCS=1` rewrites it.
     #[test]
     fn docs_settings_table_is_generated_from_the_code() {

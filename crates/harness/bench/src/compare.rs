@@ -78,12 +78,8 @@ pub fn compare(
     let postgres = PostgresServer::start()?;
     let redis = [RedisServer::start()?, RedisServer::start()?];
     let sink = opts.traced.map(|_| OtlpSink::start()).transpose()?;
-    let traced_env: Vec<(&str, String)> = match (&sink, opts.traced) {
-        (Some(sink), Some(ratio)) => vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
-            ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
-            ("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()),
-        ],
+    let traced_env = match (&sink, opts.traced) {
+        (Some(sink), Some(ratio)) => traced_env(&sink.endpoint, ratio),
         _ => Vec::new(),
     };
     let nofile = super::procs::soft_nofile();
@@ -200,4 +196,13 @@ pub fn compare(
     drop(redis);
     drop(postgres);
     Ok(())
+}
+
+/// What `--traced <ratio>` sets on this tree's processes: a collector and a head sampler.
+pub(crate) fn traced_env(endpoint: &str, ratio: f64) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+        ("OTEL_TRACES_SAMPLER", "traceidratio".to_owned()),
+        ("OTEL_TRACES_SAMPLER_ARG", ratio.to_string()),
+    ]
 }

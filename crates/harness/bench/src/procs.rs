@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::free_port;
 
-use cacheme_harness::http;
+use cacheme_harness::{api_env::api_command, http};
 
 use super::common::DB_MAX_CONNECTIONS;
 
@@ -34,6 +34,31 @@ pub fn api_settings() -> Vec<String> {
         "DB_MAX_CONNECTIONS={DB_MAX_CONNECTIONS} (default); other settings default"
     ));
     s
+}
+
+/// Every variable an API process of the benchmark gets: the one place that names them
+/// (the tests hold each against the ones the API reads).
+fn api_env(
+    database_url: &str,
+    redis_url: &str,
+    port: u16,
+    l1: bool,
+    extra_env: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let owned = |(name, value): &(&str, &str)| ((*name).to_owned(), (*value).to_owned());
+    let mut env: Vec<(String, String)> = API_ENV.iter().map(owned).collect();
+    env.extend([
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("REDIS_URL".to_owned(), redis_url.to_owned()),
+        ("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+        ("L1_ENABLED".to_owned(), l1.to_string()),
+        (
+            "DB_MAX_CONNECTIONS".to_owned(),
+            DB_MAX_CONNECTIONS.to_string(),
+        ),
+    ]);
+    env.extend(extra_env.iter().map(owned));
+    env
 }
 
 /// A `cacheme-api` process of our own.
@@ -69,23 +94,9 @@ impl Api {
         let port = free_port()?;
         let log_path = out.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let mut cmd = Command::new(bin);
-        for var in [
-            "ADMIN_TOKEN",
-            "STATIC_DIR",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "SEED_FILE",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(API_ENV.iter().copied())
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", redis_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("L1_ENABLED", l1.to_string())
-            .env("DB_MAX_CONNECTIONS", DB_MAX_CONNECTIONS.to_string())
-            .envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
+        let env = api_env(database_url, redis_url, port, l1, extra_env);
+        let mut cmd = api_command(bin, &env);
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         let start = Instant::now();
@@ -271,5 +282,19 @@ mod tests {
         assert_eq!(parse_vm_hwm("Name: x\n"), None);
         // Our own process has one.
         assert!(peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+
+    /// A misspelt name would measure the API's default for it, unnoticed.
+    #[test]
+    fn every_variable_an_api_process_gets_is_one_the_api_reads() {
+        use cacheme_harness::api_env::unknown_names;
+        let known = cacheme_api::env_names();
+        let traced = crate::compare::traced_env("http://127.0.0.1:4318", 0.01);
+        let traced: Vec<(&str, &str)> = traced.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for extra in [&[][..], &crate::scale::CLUSTER_ENV[..], &traced[..]] {
+            let env = api_env("postgres://x", "redis://x", 8080, true, extra);
+            let names = env.iter().map(|(name, _)| name.as_str());
+            assert_eq!(unknown_names(names, &known), [""; 0]);
+        }
     }
 }

@@ -84,6 +84,9 @@ fn used_memory(port: u16) -> anyhow::Result<u64> {
         .context("no used_memory in INFO")
 }
 
+/// What the cluster-mode processes get beyond the benchmark's settings.
+pub(crate) const CLUSTER_ENV: [(&str, &str); 1] = [("REDIS_MODE", "cluster")];
+
 pub fn scale(
     ctx: &Ctx<'_>,
     programs: &Programs,
@@ -97,7 +100,6 @@ pub fn scale(
     let cluster = RedisCluster::start(3, 0)?;
     let database_url = with_database(&postgres.admin_url(), "cacheme_scale");
     let cluster_url = cluster.urls().join(",");
-    let cluster_env = [("REDIS_MODE", "cluster")];
     let (first, _) = Api::start(
         api_bin,
         "scale-single-0",
@@ -123,7 +125,7 @@ pub fn scale(
         (
             "Redis hits, 3-master cluster",
             cluster_url.clone(),
-            &cluster_env[..],
+            &CLUSTER_ENV[..],
         ),
     ] {
         let a: &Api = if env.is_empty() {

@@ -13,13 +13,13 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use super::{
-    client::{Conn, Reply},
     history::Clock,
     history::{Effect, Op, OpKind, Outcome, parse_value},
     rng::Rng,
     workload::{LIFECYCLE_READS, Progress, Workload},
     writers::{Cadence, abandon, write, writer},
 };
+use cacheme_harness::http::{Conn, Reply};
 
 /// Writes seq 0 of every product through the first replica, retrying until each is acknowledged.
 pub fn initial_writes(w: &Workload, clock: Clock) -> anyhow::Result<Vec<Op>> {

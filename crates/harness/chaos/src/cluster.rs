@@ -14,7 +14,8 @@ use cacheme_testsupport::{
     with_database,
 };
 
-use super::{client::get_status, proxy::FaultProxy};
+use super::proxy::FaultProxy;
+use cacheme_harness::{api_env::api_command, http::get_status};
 
 pub const DATABASE: &str = "cacheme_chaos";
 pub const KEY_PREFIX: &str = "chaos";
@@ -57,6 +58,44 @@ pub const SHIPPED_ENV: &[(&str, &str)] = &[
     ("ALLOW_ANONYMOUS_WRITES", "true"),
 ];
 
+/// Where a replica listens: its own port, set when it starts.
+const BIND_ADDR: &str = "BIND_ADDR";
+
+/// What a replica's variables depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaEnv<'a> {
+    pub shipped_defaults: bool,
+    pub database_url: &'a str,
+    /// One Redis's URL, or a cluster's nodes joined by commas.
+    pub redis_url: &'a str,
+    pub redis_cluster: bool,
+    pub mutation: Option<&'a str>,
+    pub unsafe_skip_fill_check: bool,
+}
+
+impl ReplicaEnv<'_> {
+    /// Every variable a replica gets but [`BIND_ADDR`]; the one place that names them
+    /// (the tests hold each against the ones the API reads).
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = api_env(self.shipped_defaults)
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        env.push(("DATABASE_URL".into(), self.database_url.to_owned()));
+        env.push(("REDIS_URL".into(), self.redis_url.to_owned()));
+        if self.redis_cluster {
+            env.push(("REDIS_MODE".into(), "cluster".into()));
+        }
+        if let Some(mutation) = self.mutation {
+            env.push(("CACHEME_MUTATION".into(), mutation.into()));
+        }
+        if self.unsafe_skip_fill_check {
+            env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));
+        }
+        env
+    }
+}
+
 /// The settings replicas run with (beyond the stores' URLs and BIND_ADDR).
 pub fn api_env(shipped_defaults: bool) -> &'static [(&'static str, &'static str)] {
     if shipped_defaults {
@@ -85,19 +124,8 @@ impl Replica {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let mut cmd = Command::new(&self.bin);
-        for var in [
-            "ADMIN_TOKEN",
-            "STATIC_DIR",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "SEED_FILE",
-            "UNSAFE_SKIP_FILL_CHECK",
-            "CACHEME_MUTATION",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+        let mut cmd = api_command(&self.bin, &self.env);
+        cmd.env(BIND_ADDR, format!("127.0.0.1:{}", self.port))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -212,25 +240,20 @@ impl Cluster {
             .map(|r| FaultProxy::start(r.port()))
             .transpose()?;
         let database_url = with_database(&postgres.admin_url(), DATABASE);
-        let mut env: Vec<(String, String)> = api_env(shipped_defaults)
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        env.push(("DATABASE_URL".into(), database_url.clone()));
-        match (&redis, &redis_cluster) {
-            (Some(redis), _) => env.push(("REDIS_URL".into(), redis.url())),
-            (None, Some(nodes)) => {
-                env.push(("REDIS_URL".into(), nodes.urls().join(",")));
-                env.push(("REDIS_MODE".into(), "cluster".into()));
-            }
+        let redis_url = match (&redis, &redis_cluster) {
+            (Some(redis), _) => redis.url(),
+            (None, Some(nodes)) => nodes.urls().join(","),
             (None, None) => bail!("no Redis"),
+        };
+        let env = ReplicaEnv {
+            shipped_defaults,
+            database_url: &database_url,
+            redis_url: &redis_url,
+            redis_cluster: redis_cluster.is_some(),
+            mutation,
+            unsafe_skip_fill_check,
         }
-        if let Some(mutation) = mutation {
-            env.push(("CACHEME_MUTATION".into(), mutation.into()));
-        }
-        if unsafe_skip_fill_check {
-            env.push(("UNSAFE_SKIP_FILL_CHECK".into(), "true".into()));
-        }
+        .vars();
         // Replica 0's own view of the stores: through the proxies.
         let mut proxied = env.clone();
         for (key, value) in &mut proxied {
@@ -362,4 +385,31 @@ pub fn redis_command(port: u16, args: &[&str]) -> anyhow::Result<String> {
         bail!("redis {:?}: {err}", args.first().unwrap_or(&""));
     }
     Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cacheme_harness::api_env::unknown_names;
+
+    /// A misspelt name would run the replicas on the API's default for it, unnoticed.
+    #[test]
+    fn every_variable_a_replica_gets_is_one_the_api_reads() {
+        let known = cacheme_api::env_names();
+        for shipped_defaults in [false, true] {
+            for redis_cluster in [false, true] {
+                let env = ReplicaEnv {
+                    shipped_defaults,
+                    database_url: "postgres://x",
+                    redis_url: "redis://x",
+                    redis_cluster,
+                    mutation: Some("listener-ignores-messages"),
+                    unsafe_skip_fill_check: true,
+                }
+                .vars();
+                let names = env.iter().map(|(name, _)| name.as_str()).chain([BIND_ADDR]);
+                assert_eq!(unknown_names(names, &known), [""; 0]);
+            }
+        }
+    }
 }

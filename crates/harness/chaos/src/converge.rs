@@ -8,12 +8,12 @@ use std::{
 
 use super::{
     checker::{final_value_ok, latest_acked},
-    client::{Conn, Reply, get_status},
     clients::read_value,
     cluster::Cluster,
     history::{Effect, Op, OpKind, Outcome},
     report::{Aging, Convergence},
 };
+use cacheme_harness::http::{Conn, Reply, get_status};
 
 pub const PATIENCE: Duration = Duration::from_secs(5);
 const BURST: usize = 50;

@@ -22,11 +22,8 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{
-    client::{Conn, Reply},
-    cluster::Cluster,
-    faults::Planned,
-};
+use super::{cluster::Cluster, faults::Planned};
+use cacheme_harness::http::{Conn, Reply};
 
 /// Clients of the flood, each with one keep-alive connection: eight times the chaos
 /// settings' pool (`DB_MAX_CONNECTIONS=4`).

@@ -9,7 +9,6 @@
 
 mod availability;
 mod checker;
-mod client;
 mod clients;
 mod cluster;
 mod converge;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use super::{
-    client::{Conn, Reply},
     history::Clock,
     history::{Effect, Op, Outcome, creation_value},
     rng::Rng,
     workload::{Progress, Workload},
     writers::{SequentialWriter, outcome_of, timed, write},
 };
+use cacheme_harness::http::{Conn, Reply};
 
 /// Creates a product (`POST`), renames it a few times, deletes it, and again: every
 /// creation and delete must reach every replica's caches (negative entries included)

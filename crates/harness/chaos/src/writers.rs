@@ -8,12 +8,12 @@ use std::{
 };
 
 use super::{
-    client::{CONNECT_FAILED, Conn, Reply},
     history::Clock,
     history::{Effect, Op, Outcome, value_for},
     rng::Rng,
     workload::{Progress, Workload},
 };
+use cacheme_harness::http::{CONNECT_FAILED, Conn, Reply};
 
 /// A cold product's writer waits this long between writes: at least L1's 5 s and mostly
 /// longer than the chaos settings' TTL (2–6 s), so readers find its entries fresh, stale

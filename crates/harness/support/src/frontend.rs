@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::{Stores, free_port, port_open, with_database};
 
-use crate::run;
+use crate::{api_env::api_command, run};
 
 /// Where Debian's Chromium lives; the end-to-end tests drive it with playwright-core.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -62,6 +62,35 @@ impl Drop for PageServer {
     }
 }
 
+/// Every variable the page's API gets: the one place that names them (the tests hold
+/// each against the ones the API reads).
+fn page_api_env(
+    database_url: &str,
+    redis_url: &str,
+    key_prefix: &str,
+    port: u16,
+    dist: Option<&Path>,
+    token: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REDIS_URL", redis_url.to_owned()),
+        ("CACHE_KEY_PREFIX", key_prefix.to_owned()),
+        ("BIND_ADDR", format!("127.0.0.1:{port}")),
+        ("RUST_LOG", "warn".to_owned()),
+        // Writes closed as deployed: the page's tests type the token in, as a user would.
+        ("ADMIN_TOKEN", token.to_owned()),
+        // The tests clear the cache several times within a second.
+        ("CACHE_CLEAR_INTERVAL_MS", "0".to_owned()),
+    ]
+    .map(|(name, value)| (name.to_owned(), value))
+    .into();
+    if let Some(dist) = dist {
+        env.push(("STATIC_DIR".into(), dist.display().to_string()));
+    }
+    env
+}
+
 /// A fresh API on a database of its own, writes behind `token`; with `dist`, serving the page.
 pub fn start_api(
     root: &Path,
@@ -75,23 +104,15 @@ pub fn start_api(
     let binary = root.join("target").join("debug").join("cacheme-api");
     let port = free_port()?;
     let database = format!("cacheme_e2e_{}_{port}", std::process::id());
-    let mut command = Command::new(&binary);
-    if let Some(dist) = dist {
-        command.env("STATIC_DIR", dist);
-    }
-    let child = command
-        .env(
-            "DATABASE_URL",
-            with_database(&stores.postgres_admin_url, &database),
-        )
-        .env("REDIS_URL", &stores.redis_url)
-        .env("CACHE_KEY_PREFIX", &database)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        // Writes closed as deployed: the page's tests type the token in, as a user would.
-        .env("ADMIN_TOKEN", token)
-        // The tests clear the cache several times within a second.
-        .env("CACHE_CLEAR_INTERVAL_MS", "0")
+    let env = page_api_env(
+        &with_database(&stores.postgres_admin_url, &database),
+        &stores.redis_url,
+        &database,
+        port,
+        dist,
+        token,
+    );
+    let child = api_command(&binary, &env)
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
@@ -132,4 +153,26 @@ pub fn test(root: &Path, stores: &Stores) -> anyhow::Result<()> {
     let result = run("npm run test:e2e (Chromium against the real API)", e2e);
     drop(server);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A misspelt name would run the page's tests on the API's default for it.
+    #[test]
+    fn every_variable_the_pages_api_gets_is_one_the_api_reads() {
+        let known = cacheme_api::env_names();
+        let env = page_api_env(
+            "postgres://x",
+            "redis://x",
+            "p",
+            1,
+            Some(Path::new("dist")),
+            "t",
+        );
+        let names = env.iter().map(|(name, _)| name.as_str());
+        assert_eq!(crate::api_env::unknown_names(names, &known), [""; 0]);
+        assert!(env.iter().any(|(name, _)| name == "STATIC_DIR"));
+    }
 }

@@ -1,6 +1,7 @@
 //! What every CacheMe harness shares: running processes, the prerequisites check, the
 //! stores (PostgreSQL and Redis found or started), the Go-built Kubernetes tools, content
-//! hashes of inputs, the page's npm steps and one blocking HTTP client.
+//! hashes of inputs, the page's npm steps, one blocking HTTP client and the environment
+//! the harnesses start `cacheme-api` with.
 //!
 //! `cargo xtask` (crates/xtask) is a dispatcher over the harness crates beside this one;
 //! each harness is a binary of its own, built only when its task runs.
@@ -13,6 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use cacheme_testsupport::Stores;
 
+pub mod api_env;
 pub mod files;
 pub mod frontend;
 pub mod go_build;

@@ -1,14 +1,24 @@
-//! A tiny blocking HTTP/1.1 client for the harness's own calls (readiness, stats, cache clear)
-//! and the stampede, where every request must leave at the same moment.
+//! The harnesses' one HTTP/1.1 client, blocking, to servers on loopback: one request on
+//! a fresh connection (readiness, stats, cache clear), a stampede where every request
+//! leaves at the same moment, and keep-alive connections that can abandon a request
+//! (`conn`, the chaos run's readers and writers). Every answer is read by the same
+//! reader (`conn::read_response`: a length, chunks, or until the server closes).
+//!
+//! Requests through an ingress or to pgAdmin (cookies, forms, any host) go through curl
+//! instead (`cacheme-deploy`'s `containers/http.rs`): not a client of ours.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{BufReader, Write as _},
     net::{SocketAddr, TcpStream},
     sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+
+mod conn;
+
+pub use conn::{CONNECT_FAILED, Conn, Reply, get_status};
 
 /// One request on a fresh connection (`Connection: close`): status and body.
 pub fn request(
@@ -18,59 +28,29 @@ pub fn request(
     body: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.write_all(format_request(method, path, body).as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
+    send_once(stream, &format_request(method, path, body, true))
 }
 
-pub fn format_request(method: &str, path: &str, body: Option<&str>) -> String {
-    match body {
-        Some(b) => format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ),
-        None => format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
-    }
-}
-
-/// Status and body of a whole response read until the server closed (chunked bodies decoded).
-pub fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no end of headers")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status code")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_owned()
-    };
+/// Writes `request` on `stream` and reads the one answer.
+fn send_once(mut stream: TcpStream, request: &str) -> anyhow::Result<(u16, String)> {
+    stream.write_all(request.as_bytes())?;
+    let (status, body, _) = conn::read_response(&mut BufReader::new(stream))
+        .map_err(|failure| anyhow::anyhow!("{failure}"))?;
     Ok((status, body))
 }
 
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").context("bad chunk header")?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .context("bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size {
-            bail!("chunk shorter than announced");
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
+/// A request with `body` as JSON; `close` asks the server to close the connection after
+/// its answer (a one-shot request), else the connection is kept for the next.
+fn format_request(method: &str, path: &str, body: Option<&str>, close: bool) -> String {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    match body {
+        Some(b) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ),
+        None => format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}\r\n"),
     }
 }
 
@@ -96,7 +76,7 @@ pub struct Burst {
 pub fn burst(port: u16, path: &str, n: usize) -> anyhow::Result<Burst> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let barrier = Arc::new(Barrier::new(n + 1));
-    let request = Arc::new(format_request("GET", path, None));
+    let request = Arc::new(format_request("GET", path, None, true));
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
         let barrier = Arc::clone(&barrier);
@@ -106,16 +86,12 @@ pub fn burst(port: u16, path: &str, n: usize) -> anyhow::Result<Burst> {
             .spawn(move || -> Result<f64, String> {
                 let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10));
                 barrier.wait();
-                let mut stream = stream.map_err(|e| e.to_string())?;
+                let stream = stream.map_err(|e| e.to_string())?;
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                 let start = Instant::now();
-                stream
-                    .write_all(request.as_bytes())
-                    .map_err(|e| e.to_string())?;
-                let mut raw = Vec::new();
-                stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+                let answer = send_once(stream, &request);
                 let elapsed = start.elapsed().as_secs_f64() * 1000.0;
-                match parse_response(&raw) {
+                match answer {
                     Ok((200, _)) => Ok(elapsed),
                     Ok((status, _)) => Err(format!("status {status}")),
                     Err(e) => Err(e.to_string()),
@@ -155,25 +131,37 @@ mod tests {
     }
 
     #[test]
-    fn reads_plain_and_chunked_responses() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).expect("plain"), (200, "{}".into()));
-        let chunked =
-            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked).expect("chunked"),
-            (503, "abcdefg".into())
-        );
-        assert!(parse_response(b"garbage").is_err());
-    }
-
-    #[test]
-    fn formats_requests_with_and_without_body() {
-        let get = format_request("GET", "/readyz", None);
+    fn formats_one_shot_and_keep_alive_requests() {
+        let get = format_request("GET", "/readyz", None, true);
         assert!(get.starts_with("GET /readyz HTTP/1.1\r\n"));
+        assert!(get.contains("Connection: close\r\n"));
         assert!(get.ends_with("\r\n\r\n"));
-        let patch = format_request("PATCH", "/products/1", Some(r#"{"name":"x"}"#));
+        let patch = format_request("PATCH", "/products/1", Some(r#"{"name":"x"}"#), false);
         assert!(patch.contains("Content-Length: 12\r\n"));
         assert!(patch.ends_with(r#"{"name":"x"}"#));
+        assert!(!patch.to_ascii_lowercase().contains("connection:"));
+    }
+
+    /// The one-shot request against a server that answers in chunks and closes.
+    #[test]
+    fn a_one_shot_request_reads_a_chunked_answer() -> anyhow::Result<()> {
+        use std::io::Read as _;
+        let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = server.local_addr()?.port();
+        let answer = std::thread::spawn(move || -> anyhow::Result<String> {
+            let (mut socket, _) = server.accept()?;
+            let mut seen = vec![0; 1024];
+            let n = socket.read(&mut seen)?;
+            socket.write_all(
+                b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n3\r\nefg\r\n0\r\n\r\n",
+            )?;
+            Ok(String::from_utf8_lossy(&seen[..n]).into_owned())
+        });
+        assert_eq!(request(port, "GET", "/x", None)?, (503, "abcdefg".into()));
+        let seen = answer
+            .join()
+            .map_err(|_| anyhow::anyhow!("server panicked"))??;
+        assert!(seen.starts_with("GET /x HTTP/1.1\r\n"), "{seen}");
+        Ok(())
     }
 }
