@@ -13,11 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
 use super::{
     CatalogError,
+    hooks::Hooks,
     loaded::{LoadResult, lingers},
     owed::{Owed, Pending},
 };
@@ -51,36 +51,6 @@ pub struct Served {
     pub product: Arc<EncodedProduct>,
     /// `None`: read from PostgreSQL.
     pub tier: Option<Tier>,
-}
-
-/// A pause point for tests: called with the product id.
-pub type Hook = Arc<dyn Fn(i32) -> BoxFuture<'static, ()> + Send + Sync>;
-
-/// Where tests can pause the read and write paths to force an interleaving.
-#[derive(Clone, Default)]
-pub struct Hooks {
-    /// Between a miss's database read and its cache fill.
-    pub before_fill: Option<Hook>,
-    /// Between a write's L1 drop and its Redis invalidation.
-    pub before_redis_invalidate: Option<Hook>,
-    /// Before an invalidation announced on the channel (this process's own included) is applied.
-    pub before_remote_invalidation: Option<Hook>,
-}
-
-impl std::fmt::Debug for Hooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooks")
-            .field("before_fill", &self.before_fill.is_some())
-            .field(
-                "before_redis_invalidate",
-                &self.before_redis_invalidate.is_some(),
-            )
-            .field(
-                "before_remote_invalidation",
-                &self.before_remote_invalidation.is_some(),
-            )
-            .finish()
-    }
 }
 
 /// The read-through catalog. A clone is one reference count: a miss, a write and a
@@ -229,9 +199,7 @@ impl InvalidationTarget for Catalog {
             self.flights.forget_finished();
             self.memory.flush();
         } else if let Ok(id) = message.parse::<i32>() {
-            if let Some(hook) = &self.hooks.before_remote_invalidation {
-                hook(id).await;
-            }
+            self.hooks.pause_before_remote_invalidation(id).await;
             self.flights.forget(&id);
             self.memory.invalidate(id).await;
         } else {

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod error;
+mod hooks;
 mod id_bound;
 mod loaded;
 mod observe;
@@ -11,8 +12,9 @@ mod read;
 mod reports;
 mod writes;
 
-#[cfg(feature = "test-hooks")]
-pub use catalog::Hook;
-pub use catalog::{Catalog, Hooks, Served, Tier};
+pub use catalog::{Catalog, Served, Tier};
 pub use error::CatalogError;
+#[cfg(feature = "test-hooks")]
+pub use hooks::Hook;
+pub use hooks::Hooks;
 pub use reports::{BreakerState, NodeHealth, NodeStatus};

@@ -234,9 +234,7 @@ impl Catalog {
                 });
             }
         };
-        if let Some(hook) = &self.hooks.before_fill {
-            hook(id).await;
-        }
+        self.hooks.pause_before_fill(id).await;
         let mut cached = false;
         if let Some(ticket) = ticket {
             match self.redis.fill(id, &value, ticket).await {

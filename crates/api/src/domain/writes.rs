@@ -145,9 +145,7 @@ impl Catalog {
             self.flights.forget(&id);
         }
         self.memory.invalidate(id).await;
-        if let Some(hook) = &self.hooks.before_redis_invalidate {
-            hook(id).await;
-        }
+        self.hooks.pause_before_redis_invalidate(id).await;
         match self.redis.invalidate(id).await {
             Ok(()) => {
                 // A reader may have copied the old entry from Redis into L1, or started a

@@ -16,12 +16,12 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestDatabase, eventually, pause_once, shared_redis_url, spawn_app_with, start_with_hooks,
-    test_config,
+    Reached, TestDatabase, eventually, pause_once, shared_redis_url, spawn_app_with,
+    start_with_hooks, test_config,
 };
 
 /// A hook that stops the first fill of `id` until released, and says when it got there.
-fn pause_first_fill(id: i32) -> (Hooks, oneshot::Receiver<()>, oneshot::Sender<()>) {
+fn pause_first_fill(id: i32) -> (Hooks, Reached, oneshot::Sender<()>) {
     let (hook, reached, release) = pause_once(id);
     let hooks = Hooks {
         before_fill: Some(hook),

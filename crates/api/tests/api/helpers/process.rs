@@ -54,13 +54,7 @@ pub async fn wait_until_listening(port: u16) {
 
 /// A one-shot pause of the first call of a hook for `id`: says when it got there, waits
 /// for the release.
-pub fn pause_once(
-    id: i32,
-) -> (
-    cacheme_api::Hook,
-    oneshot::Receiver<()>,
-    oneshot::Sender<()>,
-) {
+pub fn pause_once(id: i32) -> (cacheme_api::Hook, Reached, oneshot::Sender<()>) {
     let (reached_tx, reached_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, release_rx))));
@@ -78,5 +72,26 @@ pub fn pause_once(
         }
         .boxed()
     });
-    (hook, reached_rx, release_tx)
+    (hook, Reached(reached_rx), release_tx)
+}
+
+/// A pause point's "got there". Awaited within 30 s: a pause point the code never
+/// reaches fails its test instead of hanging the suite.
+#[derive(Debug)]
+pub struct Reached(oneshot::Receiver<()>);
+
+impl std::future::IntoFuture for Reached {
+    type Output = Result<(), String>;
+    type IntoFuture = futures::future::BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        async move {
+            match tokio::time::timeout(Duration::from_secs(30), self.0).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err("the pause point's hook was dropped".to_owned()),
+                Err(_) => Err("the pause point was not reached within 30 s".to_owned()),
+            }
+        }
+        .boxed()
+    }
 }
