@@ -24,10 +24,13 @@ pub struct Hooks {
     pub before_remote_invalidation: Option<Hook>,
 }
 
-/// No pause point in a shipped build.
+/// No pause point in a shipped build (a field, so the same `Hooks::default()` builds
+/// it in both).
 #[cfg(not(feature = "test-hooks"))]
 #[derive(Debug, Clone, Default)]
-pub struct Hooks;
+pub struct Hooks {
+    _none: (),
+}
 
 #[cfg(feature = "test-hooks")]
 impl std::fmt::Debug for Hooks {

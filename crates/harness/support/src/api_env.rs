@@ -6,24 +6,27 @@
 
 use std::{path::Path, process::Command};
 
-/// What a developer's shell may have set that a harness's API must not inherit: each
-/// would change what is measured or checked (a token refuses the harness's writes, a
-/// collector pays for spans, a mutation or the unchecked fill breaks the caches).
-pub const NOT_INHERITED: &[&str] = &[
-    "ADMIN_TOKEN",
-    "STATIC_DIR",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "SEED_FILE",
-    "UNSAFE_SKIP_FILL_CHECK",
-    "CACHEME_MUTATION",
+/// All a harness's API inherits from the harness's own environment: nothing that
+/// configures it. A developer's shell may set any of the API's variables (a token that
+/// refuses the harness's writes, `ALLOW_ANONYMOUS_WRITES` on the page's closed API, a
+/// collector that pays for spans, another TTL), and each would change what is measured
+/// or checked without a word.
+pub const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
 ];
 
-/// `bin` with exactly `env` on top of what it inherits, less [`NOT_INHERITED`].
+/// `bin` with exactly `env`, plus [`INHERITED`] from this process.
 pub fn api_command(bin: &Path, env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(bin);
-    for var in NOT_INHERITED {
-        cmd.env_remove(var);
+    cmd.env_clear();
+    for var in INHERITED {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
     }
     cmd.envs(env.iter().map(|(name, value)| (name, value)));
     cmd
@@ -41,11 +44,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn what_a_harness_clears_is_what_the_api_reads() {
+    fn nothing_inherited_configures_the_api() {
         let known = cacheme_api::env_names();
         assert_eq!(
-            unknown_names(NOT_INHERITED.iter().copied(), &known),
-            [""; 0]
+            unknown_names(INHERITED.iter().copied(), &known),
+            INHERITED,
+            "an inherited variable is one the API reads"
         );
         // And the check sees a misspelt name.
         assert_eq!(
@@ -55,18 +59,23 @@ mod tests {
     }
 
     #[test]
-    fn the_command_clears_the_inherited_settings() {
+    fn the_command_gets_exactly_its_settings() {
         let cmd = api_command(
             Path::new("cacheme-api"),
             &[("REDIS_MODE".into(), "cluster".into())],
         );
-        let envs: Vec<_> = cmd.get_envs().collect();
-        for var in NOT_INHERITED {
-            assert!(envs.contains(&(std::ffi::OsStr::new(var), None)), "{var}");
-        }
-        assert!(envs.contains(&(
-            std::ffi::OsStr::new("REDIS_MODE"),
-            Some(std::ffi::OsStr::new("cluster"))
-        )));
+        let set: Vec<_> = cmd
+            .get_envs()
+            .filter_map(|(name, value)| value.map(|_| name.to_string_lossy().into_owned()))
+            .collect();
+        assert!(set.contains(&"REDIS_MODE".to_owned()), "{set:?}");
+        assert!(
+            set.iter()
+                .all(|name| name == "REDIS_MODE" || INHERITED.contains(&name.as_str())),
+            "{set:?}"
+        );
+        // Nothing else from this process reaches it: `env_clear` is in effect.
+        let debug = format!("{cmd:?}");
+        assert!(debug.contains("env -i"), "{debug}");
     }
 }

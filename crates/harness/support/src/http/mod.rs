@@ -20,7 +20,8 @@ mod conn;
 
 pub use conn::{CONNECT_FAILED, Conn, Reply, get_status};
 
-/// One request on a fresh connection (`Connection: close`): status and body.
+/// One request on a fresh connection (`Connection: close`): status and body. Not for
+/// `HEAD`: the reader would wait for the body its `Content-Length` announces.
 pub fn request(
     port: u16,
     method: &str,
