@@ -7,7 +7,11 @@
 //!   rollout is stuck).
 //! - [`controller`]: the reconcile loop (server-side apply, events, backoff) and its
 //!   wiring (what is watched).
-//! - [`metrics`], [`server`], [`run`]: running it; [`render`]: offline rendering.
+//! - [`apply`]: server-side apply and deletion under the one field manager.
+//! - [`metrics`], [`server`], [`run`]: running it (`cacheme-operator run`: the HTTP
+//!   server, leader election, the controller, shutdown); [`render`] and [`validate`]:
+//!   offline rendering, and the CRD's schema and CEL rules checked as the API server
+//!   does (`cacheme-operator validate`, for users' own CacheMe files as for the tests).
 
 pub mod apply;
 pub mod controller;

@@ -8,8 +8,6 @@ use std::{
     time::Duration,
 };
 
-use super::format_request;
-
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How an I/O error starts when the connection was never made (the request was not sent).
@@ -130,6 +128,19 @@ impl Failure {
         match self {
             Failure::BeforeAnswer(e) | Failure::During(e) => Reply::Io(e),
         }
+    }
+}
+
+/// A request with `body` as JSON; `close` asks the server to close the connection after
+/// its answer (a one-shot request), else the connection is kept for the next.
+pub(super) fn format_request(method: &str, path: &str, body: Option<&str>, close: bool) -> String {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    match body {
+        Some(b) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ),
+        None => format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}\r\n"),
     }
 }
 

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 
 mod conn;
 
+use conn::format_request;
 pub use conn::{CONNECT_FAILED, Conn, Reply, get_status};
 
 /// One request on a fresh connection (`Connection: close`): status and body. Not for
@@ -40,19 +41,6 @@ fn send_once(mut stream: TcpStream, request: &str) -> anyhow::Result<(u16, Strin
     let (status, body, _) = conn::read_response(&mut BufReader::new(stream))
         .map_err(|failure| anyhow::anyhow!("{failure}"))?;
     Ok((status, body))
-}
-
-/// A request with `body` as JSON; `close` asks the server to close the connection after
-/// its answer (a one-shot request), else the connection is kept for the next.
-fn format_request(method: &str, path: &str, body: Option<&str>, close: bool) -> String {
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    match body {
-        Some(b) => format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ),
-        None => format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection}\r\n"),
-    }
 }
 
 /// The value at percentile `p` (0..=100) of `sorted` (nearest rank), or None when empty.
