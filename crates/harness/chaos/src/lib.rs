@@ -22,6 +22,7 @@ mod mutations;
 mod options;
 mod proxy;
 mod redis_faults;
+mod replica_env;
 mod report;
 mod rng;
 mod run;

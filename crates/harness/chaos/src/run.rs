@@ -17,7 +17,7 @@ use crate::{
     history::{self, Clock},
     inject,
     options::Options,
-    report, timeline,
+    replica_env, report, timeline,
     verdict::summarize,
     workload::{self, Progress, Workload},
 };
@@ -264,7 +264,7 @@ fn check_and_report(
 }
 
 fn api_settings(opts: &Options) -> Vec<String> {
-    let mut s: Vec<String> = cluster::api_env(opts.shipped_defaults)
+    let mut s: Vec<String> = replica_env::api_env(opts.shipped_defaults)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
