@@ -19,7 +19,8 @@
 //!
 //! These calls are the same for one Redis and a Redis Cluster: what differs (breakers,
 //! epochs, the wait after an invalidation, announcements, subscriptions) is `Backend`'s,
-//! in `backend.rs`, `single.rs`, `cluster/` and `subscription/`; the calls for people are in `admin.rs`.
+//! in `backend.rs`, `single.rs`, `cluster/` and `subscription/`; the calls for people
+//! are in `admin.rs`.
 
 use std::{sync::Arc, time::Duration};
 
