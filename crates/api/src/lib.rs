@@ -22,6 +22,13 @@ mod observability;
 mod seed;
 mod store;
 
+// The unit tests' allocator: the system's, counting, so a test can weigh what a structure
+// really holds (`cache::memory`'s entry weight). Counts are process-wide: such a test
+// measures a change much larger than what the tests beside it hold.
+#[cfg(test)]
+#[global_allocator]
+static COUNTING: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 pub use app::App;
 pub use cache::KeyScheme;
 pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
