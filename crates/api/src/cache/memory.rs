@@ -215,20 +215,23 @@ mod tests {
     /// `L1_MAX_BYTES` bounds memory only if an entry weighs at least what it holds: the
     /// cache's own structures (moka's entry, its two order deques, its hash table, the
     /// key's and the value's `Arc`s) as well as the text. Measured with the unit tests'
-    /// counting allocator, for entries as large as the bench's products: 755-764 bytes
-    /// requested per 256-byte text (20 000 to 100 000 entries); in the API under
-    /// mimalloc, 614 bytes resident. The counts are process-wide, so the least of three
-    /// measurements is taken: a test beside this one holding memory only adds to them.
-    /// (Seen failing with the former overhead of 256 bytes: 763 held, 512 weighed.)
+    /// counting allocator for entries as large as the bench's products: 530 bytes
+    /// requested per 256-byte text; the weight adds the allocator's rounding on top
+    /// (resident in the API: 614), so it may exceed what is requested by up to a fifth,
+    /// not more. The counts are process-wide and the unit tests run in parallel, so each
+    /// bound is checked on the measurement that other tests disturb least: the least of
+    /// three for the upper one, the greatest for the lower one.
+    /// (Seen failing with the former overhead of 256 bytes: 530 held, 512 weighed.)
     #[tokio::test(flavor = "current_thread")]
     async fn an_entry_weighs_at_least_the_memory_it_holds() {
         use crate::cache::value::EncodedProduct;
         const ENTRIES: i32 = 20_000;
         let held_now = || {
             let s = crate::COUNTING.stats();
+            // A realloc's growth or shrink is already in these two (and again in
+            // `bytes_reallocated`, which is therefore not added).
             isize::try_from(s.bytes_allocated).unwrap_or(isize::MAX)
                 - isize::try_from(s.bytes_deallocated).unwrap_or(isize::MAX)
-                + s.bytes_reallocated
         };
         let text = |id: i32| format!("{{\"id\":{id:>9},\"pad\":\"{}\"}}", "x".repeat(231));
         let value = |id: i32| {
@@ -237,7 +240,7 @@ mod tests {
             }))
         };
         assert_eq!(text(1).len(), 256);
-        let mut least = isize::MAX;
+        let mut measured = Vec::new();
         for _ in 0..3 {
             let tier = MemoryTier::new(true, 1 << 30, Duration::from_secs(600));
             tier.set_trusted(true);
@@ -252,21 +255,24 @@ mod tests {
                 tier.insert_if_unchanged(id, value(id), tier.epoch()).await;
             }
             tier.cache.run_pending_tasks().await;
-            let held = (held_now() - before) / isize::try_from(ENTRIES).expect("fits");
+            measured.push((held_now() - before) / isize::try_from(ENTRIES).expect("fits"));
             assert_eq!(
                 tier.cache.entry_count(),
                 u64::try_from(1_000 + ENTRIES).expect("fits")
             );
-            least = least.min(held);
         }
         let weight = isize::try_from(value(0).weight()).expect("fits");
+        let least = measured.iter().copied().min().unwrap_or(isize::MAX);
+        let most = measured.iter().copied().max().unwrap_or(0);
         assert!(
             least <= weight,
-            "an entry holds {least} bytes but weighs {weight}: L1_MAX_BYTES would be exceeded"
+            "an entry holds {least} bytes but weighs {weight}: L1_MAX_BYTES would be exceeded \
+             (measured {measured:?})"
         );
         assert!(
-            least * 10 >= weight * 9,
-            "an entry holds {least} bytes and weighs {weight}: L1 holds fewer than it could"
+            most * 6 >= weight * 5,
+            "an entry holds {most} bytes and weighs {weight}: L1 holds fewer than it could \
+             (measured {measured:?})"
         );
     }
 }

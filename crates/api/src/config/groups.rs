@@ -155,7 +155,7 @@ pub struct MemoryTierConfig {
     #[arg(id = "l1_ttl_ms", long = "l1-ttl-ms", value_name = "L1_TTL_MS", env = "L1_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub ttl_ms: u64,
 
-    /// Memory bound of L1, in bytes (each entry weighs its text plus 528 bytes).
+    /// Memory bound of L1, in bytes (each entry weighs its text plus 360 bytes).
     #[arg(id = "l1_max_bytes", long = "l1-max-bytes", value_name = "L1_MAX_BYTES", env = "L1_MAX_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_bytes: u64,
 }

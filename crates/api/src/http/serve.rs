@@ -22,7 +22,7 @@ use hyper_util::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, watch},
 };
 
 /// How the accept loop bounds clients.
@@ -53,15 +53,20 @@ pub async fn serve(
         // answer. Without this hyper also reads mid-request to notice a client gone,
         // and as the request's headers still share the read buffer, that read took a
         // second 8 KiB buffer per request. The price: a request whose client vanished
-        // runs on until answered (within REQUEST_TIMEOUT_MS) instead of being dropped;
-        // loads and writes run to their end either way.
+        // runs on until answered (within REQUEST_TIMEOUT_MS) instead of being dropped,
+        // its connection slot still taken, so the cap still bounds such work; loads
+        // and writes run to their end either way.
         .half_close(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_read_timeout)
         .keep_alive_timeout(limits.header_read_timeout);
-    let builders = Arc::new((http1, http2));
+    let builders = Arc::new(Builders { http1, http2 });
+    // Tells connections still waiting for their first bytes that shutdown began: they
+    // have no request to finish, and would otherwise hold it up (GracefulShutdown waits
+    // for every watcher) until their header deadline.
+    let (stopping, _) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(router);
@@ -93,23 +98,32 @@ pub async fn serve(
         let builders = Arc::clone(&builders);
         let service = service.clone();
         let watcher = graceful.watcher();
-        let patience = limits.header_read_timeout;
+        let mut stopping = stopping.subscribe();
+        let header_deadline = limits.header_read_timeout;
         tokio::spawn(async move {
-            let protocol = match tokio::time::timeout(patience, sniff(&stream)).await {
+            let sniffed = tokio::select! {
+                sniffed = tokio::time::timeout(header_deadline, sniff(&stream)) => sniffed,
+                _ = stopping.wait_for(|stopping| *stopping) => return,
+            };
+            let protocol = match sniffed {
                 Ok(Ok(Some(protocol))) => protocol,
-                // Closed before its first byte, failed, or silent past the deadline.
-                Ok(Ok(None) | Err(_)) | Err(_) => return,
+                Ok(Ok(None)) => return, // closed before its first byte
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connection failed before its first byte");
+                    return;
+                }
+                Err(_silent) => return, // nothing within the header deadline
             };
             let io = TokioIo::new(stream);
             let served = match protocol {
                 Protocol::Http1 => {
                     watcher
-                        .watch(builders.0.serve_connection(io, service))
+                        .watch(builders.http1.serve_connection(io, service))
                         .await
                 }
                 Protocol::Http2 => {
                     watcher
-                        .watch(builders.1.serve_connection(io, service))
+                        .watch(builders.http2.serve_connection(io, service))
                         .await
                 }
             };
@@ -120,6 +134,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    stopping.send_replace(true);
     if tokio::time::timeout(limits.shutdown_patience, graceful.shutdown())
         .await
         .is_err()
@@ -131,6 +146,13 @@ pub async fn serve(
     }
 }
 
+/// hyper's connection builders, set up once for every connection.
+#[derive(Debug)]
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
 /// What a connection speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -139,16 +161,18 @@ enum Protocol {
     Http2,
 }
 
-/// What every HTTP/2 connection starts with (RFC 9113, section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How every HTTP/2 connection starts (RFC 9113, section 3.4: `PRI * HTTP/2.0...`). No
+/// HTTP/1 method is `PRI` (the RFC reserves it for this), so three bytes decide; hyper's
+/// HTTP/2 server checks the rest of the preface itself.
+const H2_PREFACE_START: &[u8] = b"PRI";
 
 /// The protocol `first` (a connection's first bytes, at least one) shows, or `None` while
-/// they could still be the start of HTTP/2's preface.
+/// they could still be the start of HTTP/2's preface (`P`, `PR`).
 fn protocol_of(first: &[u8]) -> Option<Protocol> {
-    let n = first.len().min(H2_PREFACE.len());
-    if first[..n] != H2_PREFACE[..n] {
+    let n = first.len().min(H2_PREFACE_START.len());
+    if first[..n] != H2_PREFACE_START[..n] {
         Some(Protocol::Http1)
-    } else if n == H2_PREFACE.len() {
+    } else if n == H2_PREFACE_START.len() {
         Some(Protocol::Http2)
     } else {
         None
@@ -158,7 +182,8 @@ fn protocol_of(first: &[u8]) -> Option<Protocol> {
 /// Waits for enough of the connection's first bytes to tell its protocol, leaving them
 /// unread for hyper; `None` if the client closed before sending any.
 async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
-    let mut first = [0_u8; H2_PREFACE.len()];
+    let mut first = [0_u8; H2_PREFACE_START.len()];
+    let mut pause = Duration::from_millis(1);
     loop {
         let n = stream.peek(&mut first).await?;
         if n == 0 {
@@ -167,9 +192,12 @@ async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
         if let Some(protocol) = protocol_of(&first[..n]) {
             return Ok(Some(protocol));
         }
-        // Part of the preface (or a lone `P`): the rest is on its way. A peek finds the
-        // same bytes at once until more arrive, so wait a little between looks.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // A lone `P` or `PR`: the rest is on its way. A peek leaves the socket readable,
+        // so it would find the same bytes at once: look again after a pause that
+        // doubles, so a client that stops there costs a few wake-ups a second, not a
+        // busy loop (the header deadline ends it).
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
@@ -185,15 +213,11 @@ mod tests {
         assert_eq!(protocol_of(b"PUT /products/1"), Some(Protocol::Http1));
         assert_eq!(protocol_of(b"PATCH"), Some(Protocol::Http1));
         assert_eq!(protocol_of(b"P"), None);
-        assert_eq!(protocol_of(b"PRI * HTTP/2.0\r\n"), None);
-        assert_eq!(protocol_of(H2_PREFACE), Some(Protocol::Http2));
-        let mut more = H2_PREFACE.to_vec();
-        more.extend_from_slice(b"\0\0\x12\x04");
-        assert_eq!(protocol_of(&more), Some(Protocol::Http2));
-        // Not the preface after all, however late the difference.
+        assert_eq!(protocol_of(b"PR"), None);
+        assert_eq!(protocol_of(b"PRI"), Some(Protocol::Http2));
         assert_eq!(
-            protocol_of(b"PRI * HTTP/2.0\r\n\r\nXX"),
-            Some(Protocol::Http1)
+            protocol_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04"),
+            Some(Protocol::Http2)
         );
     }
 }

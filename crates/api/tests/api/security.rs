@@ -202,15 +202,17 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
     assert_eq!(answer.status(), 200);
 }
 
-/// A client that connects and never sends a byte is cut off by the same deadline. The
-/// protocol sniff of hyper-util's `auto` builder (HTTP/1 or HTTP/2?) waited for a first
-/// byte with no deadline, so such connections held their slots for ever: 2 048 of them
-/// stopped the service. (Seen failing: still connected after 5 s.)
+/// A client that connects and never sends a byte is cut off by the same deadline, and
+/// its slot is given back. The protocol sniff of hyper-util's `auto` builder (HTTP/1 or
+/// HTTP/2?) waited for a first byte with no deadline, so such connections held their
+/// slots for ever: 2 048 of them stopped the service. (Seen failing: still connected
+/// after 5 s.)
 #[tokio::test]
 async fn a_client_that_never_sends_a_byte_is_cut_off() {
     use tokio::io::AsyncReadExt;
     let app = crate::helpers::spawn_app_with(|c| {
         c.http.header_read_timeout_ms = 500;
+        c.http.max_connections = 1;
     })
     .await;
     let addr = app.base_url.trim_start_matches("http://").to_owned();
@@ -227,6 +229,17 @@ async fn a_client_that_never_sends_a_byte_is_cut_off() {
         matches!(closed, Ok(Ok(0))),
         "a client that never sent a byte was still connected after 5 s ({closed:?})"
     );
+    // The only slot is free again.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let answer = client
+        .get(app.url("/livez"))
+        .send()
+        .await
+        .expect("served once the silent client is gone");
+    assert_eq!(answer.status(), 200);
 }
 
 /// The accept loop reads the protocol itself now: HTTP/2 with prior knowledge (h2c) is
