@@ -124,6 +124,16 @@ fn migrate_creates_the_database_and_is_safe_to_run_concurrently() {
     drop_database_blocking(stores().postgres_admin_url.clone(), name);
 }
 
+/// Sends SIGTERM to a running API process.
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("running");
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+}
+
 /// A connection that has sent nothing yet has no request to finish: shutdown does not
 /// wait for it (it waited up to its header deadline, or the shutdown patience of 32 s,
 /// while the accept loop's protocol sniff held a shutdown watcher). (Seen failing: still
@@ -140,12 +150,7 @@ async fn sigterm_does_not_wait_for_a_connection_that_sent_nothing() {
         .await
         .expect("connect");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = child.id().expect("running");
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
+    sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("exits within 10 s with a silent connection open")
@@ -169,12 +174,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         async move { client.get(url).send().await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let pid = child.id().expect("running");
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
+    sigterm(&child);
 
     let response = in_flight
         .await
