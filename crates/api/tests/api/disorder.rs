@@ -17,17 +17,13 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{
-    TestApp, TestDatabase, eventually, http_client, pause_once, shared_redis_url, spawn_app_with,
-    start, start_with_hooks, test_config,
+    TestApp, TestDatabase, eventually, http_client_with_timeout, pause_once, shared_redis_url,
+    spawn_app_with, start, start_with_hooks, test_config,
 };
 
 /// A client that gives up after `ms` milliseconds, as a load balancer or a user would.
 pub(crate) fn impatient_client(ms: u64) -> reqwest::Client {
-    let _ = http_client();
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(ms))
-        .build()
-        .expect("client builds")
+    http_client_with_timeout(Duration::from_millis(ms))
 }
 
 /// Sends a request on a connection of its own and closes the connection after `ms`

@@ -181,10 +181,7 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
 
     // Two held connections fill the cap: a third client is not served until one goes.
     let mut held = vec![half_request().await, half_request().await];
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(300))
-        .build()
-        .expect("client");
+    let client = crate::helpers::http_client_with_timeout(std::time::Duration::from_millis(300));
     let url = app.url("/livez");
     assert!(
         client.get(&url).send().await.is_err(),
@@ -230,10 +227,7 @@ async fn a_client_that_never_sends_a_byte_is_cut_off() {
         "a client that never sent a byte was still connected after 5 s ({closed:?})"
     );
     // The only slot is free again.
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .expect("client");
+    let client = crate::helpers::http_client_with_timeout(std::time::Duration::from_secs(5));
     let answer = client
         .get(app.url("/livez"))
         .send()
@@ -247,9 +241,8 @@ async fn a_client_that_never_sends_a_byte_is_cut_off() {
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served() {
     let app = crate::helpers::spawn_app().await;
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_client_builder(std::time::Duration::from_secs(5))
         .http2_prior_knowledge()
-        .timeout(std::time::Duration::from_secs(5))
         .build()
         .expect("client");
     for _ in 0..2 {
@@ -318,10 +311,7 @@ async fn two_thousand_half_open_connections_do_not_stop_readyz() {
             .expect("send half the headers");
         held.push(stream);
     }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .expect("client");
+    let client = crate::helpers::http_client_with_timeout(std::time::Duration::from_secs(5));
     let answer = client
         .get(app.url("/readyz"))
         .send()

@@ -60,12 +60,22 @@ pub(crate) fn unique_name(kind: &str) -> String {
 }
 
 pub fn http_client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider; plain HTTP still needs one installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+    http_client_with_timeout(Duration::from_secs(30))
+}
+
+/// A client that gives up after `timeout`: for the tests that expect no answer, or an
+/// answer soon.
+pub fn http_client_with_timeout(timeout: Duration) -> reqwest::Client {
+    http_client_builder(timeout)
         .build()
         .expect("reqwest client builds")
+}
+
+/// The builder behind [`http_client`], for a test that needs one more setting.
+pub fn http_client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    // reqwest is built without a default TLS provider; plain HTTP still needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(timeout)
 }
 
 /// A fresh, migrated database, dropped with this value.
