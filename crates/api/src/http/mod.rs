@@ -143,13 +143,16 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
         ),
         None => app.fallback(not_found),
     };
-    // Added with `layer` on the router, so the middleware sees the matched route.
-    app.layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES))
+    // Added with `layer` on the router, so the middleware sees the matched route. One
+    // `layer` call for all of it: each call wraps every route in one more boxed service,
+    // which a request clones and whose future it boxes (two allocations a layer).
+    let middleware = tower::ServiceBuilder::new()
+        .option_layer(cors_layer(cors))
         .layer(observability::middleware::RequestLayer::new(
             observer,
             state.request_timeout,
             || ApiError::RequestTimeout.into_response(),
         ))
-        .with_state(state)
-        .layer(tower::util::option_layer(cors_layer(cors)))
+        .layer(DefaultBodyLimit::max(crate::model::input::BODY_LIMIT_BYTES));
+    app.layer(middleware).with_state(state)
 }
