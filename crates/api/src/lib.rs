@@ -35,5 +35,6 @@ pub use config::{Cli, Command, Config, CorsOrigins, RedisMode};
 #[cfg(feature = "test-hooks")]
 pub use domain::{Hook, Hooks};
 pub use env_names::{env_names, settings_table};
+pub use http::serve::HTTP2_MAX_CONCURRENT_STREAMS;
 pub use mutation::install_from_env as install_mutation_from_env;
 pub use store::{MIGRATOR, migrate, migrate_with_retry};

@@ -25,6 +25,11 @@ use tokio::{
     sync::{Semaphore, watch},
 };
 
+/// Requests one HTTP/2 connection may have in flight at once (RFC 9113 advises no fewer
+/// than 100). Named rather than left to hyper's default (200), because it is half of the
+/// bound on queued work that docs/architecture.md states: connections × streams.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// How the accept loop bounds clients.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
@@ -61,7 +66,8 @@ pub async fn serve(
     http2
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_read_timeout)
-        .keep_alive_timeout(limits.header_read_timeout);
+        .keep_alive_timeout(limits.header_read_timeout)
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
     let builders = Arc::new(Builders { http1, http2 });
     // Tells connections still waiting for their first bytes that shutdown began: they
     // have no request to finish, and would otherwise hold it up (GracefulShutdown waits

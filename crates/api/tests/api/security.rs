@@ -258,6 +258,37 @@ async fn http2_with_prior_knowledge_is_served() {
     }
 }
 
+/// An HTTP/2 connection is told how many requests it may have in flight: with the
+/// connection cap, that bounds the work queued in the API (docs/architecture.md).
+/// (Seen failing with hyper's default: 200 advertised.)
+#[tokio::test]
+async fn an_http2_connection_may_carry_only_so_many_requests_at_once() {
+    let app = crate::helpers::spawn_app().await;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut client, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    // The server's SETTINGS come with its first frames: one answer makes sure they were read.
+    let request = http::Request::get(app.url("/livez"))
+        .body(())
+        .expect("request");
+    let (answer, _) = client.send_request(request, true).expect("send");
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        tokio::select! {
+            answer = answer => answer.expect("an answer"),
+            ended = &mut connection => panic!("the connection ended first: {ended:?}"),
+        }
+    })
+    .await
+    .expect("answered within 5 s");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        connection.max_concurrent_send_streams(),
+        cacheme_api::HTTP2_MAX_CONCURRENT_STREAMS as usize
+    );
+}
+
 /// A client may shut its sending side once its request is out (`nc -N`, `curl
 /// --http1.0`-style scripts) and still read the answer: hyper is told to allow that
 /// half-close, which also spares each connection a second 8 KiB read buffer per request.
