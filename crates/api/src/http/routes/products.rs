@@ -1,12 +1,12 @@
 //! `/products`: reads (`GET /products/{id}` through the cache, `GET /products` from
 //! PostgreSQL) and the writes that invalidate the cache.
 
-use std::time::Instant;
+use std::{fmt::Write as _, time::Instant};
 
 use axum::{
     Json,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,14 @@ pub async fn get_product(
     let served = state.catalog.get(id).await?;
     tracing::Span::current().record("cache.hit", served.tier.is_some());
     let body = product_body(&served.product.json, served.tier, elapsed_ms(start));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// The [`ProductResponse`] JSON, spliced onto the product's pre-encoded JSON object so a
@@ -105,7 +112,7 @@ pub fn product_body(product_json: &str, tier: Option<Tier>, fetch_time_ms: f64) 
     } else {
         0.0
     };
-    body.push_str(&fetch_time_ms.to_string());
+    let _ = write!(body, "{fetch_time_ms}");
     body.push('}');
     body
 }

@@ -108,18 +108,17 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The service polled ready is the one that serves; a clone waits for the next.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
         let started = Started::begin(&self.layer.observer, &request);
         let RequestLayer {
             observer,
             deadline,
             on_deadline,
         } = self.layer.clone();
+        // Called here, on the service that was polled ready, rather than on a clone
+        // inside the future: a clone of the routes below is one more allocation.
+        let work = self.inner.call(request);
         Box::pin(async move {
-            let work = tokio::time::timeout(deadline, inner.call(request))
-                .instrument(started.span.clone());
+            let work = tokio::time::timeout(deadline, work).instrument(started.span.clone());
             let mut scoped = pin!(timing::scope(work));
             let response = match scoped.as_mut().await {
                 Ok(Ok(response)) => response.into_response(),
@@ -185,8 +184,7 @@ impl Started {
         let elapsed = at.elapsed();
         let status = response.status();
         let headers = response.headers_mut();
-        let server_timing = timing::server_timing(timings.cache(), timings.db(), elapsed);
-        if let Ok(value) = HeaderValue::try_from(server_timing) {
+        if let Some(value) = timing::server_timing(timings.cache(), timings.db(), elapsed) {
             headers.insert(HeaderName::from_static("server-timing"), value);
         }
         observer
