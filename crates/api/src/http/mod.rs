@@ -145,7 +145,8 @@ pub fn router(state: AppState, cors: &CorsOrigins) -> Router {
     };
     // Added with `layer` on the router, so the middleware sees the matched route. One
     // `layer` call for all of it: each call wraps every route in one more boxed service,
-    // which a request clones and whose future it boxes (two allocations a layer).
+    // which a request clones (with every box beneath it) and whose future it boxes:
+    // 41 allocations per cache hit with three calls, 31 with one (BENCHMARKS.md).
     let middleware = tower::ServiceBuilder::new()
         .option_layer(cors_layer(cors))
         .layer(observability::middleware::RequestLayer::new(
