@@ -37,7 +37,7 @@ pub(crate) async fn abandon(
     ms: u64,
 ) {
     use tokio::io::AsyncWriteExt as _;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let mut stream = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect to the app");

@@ -154,7 +154,7 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
         c.http.max_connections = 2;
     })
     .await;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let half_request = async || {
         let mut stream = tokio::net::TcpStream::connect(&addr)
             .await
@@ -212,7 +212,7 @@ async fn a_client_that_never_sends_a_byte_is_cut_off() {
         c.http.max_connections = 1;
     })
     .await;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let mut silent = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
@@ -264,7 +264,7 @@ async fn http2_with_prior_knowledge_is_served() {
 #[tokio::test]
 async fn an_http2_connection_may_carry_only_so_many_requests_at_once() {
     let app = crate::helpers::spawn_app().await;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
@@ -297,7 +297,7 @@ async fn an_http2_connection_may_carry_only_so_many_requests_at_once() {
 async fn a_client_that_half_closes_after_its_request_gets_its_answer() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = crate::helpers::spawn_app().await;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let mut stream = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
@@ -326,7 +326,7 @@ async fn a_client_that_half_closes_after_its_request_gets_its_answer() {
 async fn two_thousand_half_open_connections_do_not_stop_readyz() {
     use tokio::io::AsyncWriteExt;
     let app = crate::helpers::spawn_app().await;
-    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let addr = app.address();
     let mut held = Vec::with_capacity(2000);
     for i in 0..2000 {
         let mut stream = tokio::net::TcpStream::connect(&addr)

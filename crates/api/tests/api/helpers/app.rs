@@ -178,6 +178,11 @@ impl TestApp {
         format!("{}{path}", self.base_url)
     }
 
+    /// `host:port`, for a test that opens its own TCP connection.
+    pub fn address(&self) -> String {
+        self.base_url.trim_start_matches("http://").to_owned()
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         Answer::from(
             self.client
