@@ -173,7 +173,14 @@ fn state_from_config(config: &Config, hooks: Hooks) -> anyhow::Result<AppState> 
     };
     warn_about_unsafe_settings(config);
     Ok(AppState::new(SharedState {
-        catalog: Catalog::new(db, redis, memory, hooks, Arc::new(counters)),
+        catalog: Catalog::new(
+            db,
+            redis,
+            memory,
+            hooks,
+            Arc::new(counters),
+            config.database.max_loads as usize,
+        ),
         metrics,
         static_dir,
         write_policy: write_policy(config),

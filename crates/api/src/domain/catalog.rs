@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use super::{
     CatalogError,
@@ -65,6 +65,11 @@ pub struct Parts {
     pub(super) redis: RedisTier,
     pub(super) memory: MemoryTier,
     pub(super) flights: SingleFlight<i32, Option<crate::cache::redis_tier::FillTicket>, LoadResult>,
+    /// One permit per load that may run at once (`DB_MAX_LOADS`), held by the load's own
+    /// task to its end: a request that stops waiting does not free it.
+    pub(super) loads: Arc<Semaphore>,
+    /// Its size, for the error that names it.
+    pub(super) loads_allowed: usize,
     pub(super) counters: Arc<CacheCounters>,
     pub(super) pending: Arc<Pending>,
     pub(super) pending_added: Arc<Notify>,
@@ -89,6 +94,7 @@ impl Catalog {
         memory: MemoryTier,
         hooks: Hooks,
         counters: Arc<CacheCounters>,
+        max_loads: usize,
     ) -> Self {
         Self(Arc::new(Parts {
             db,
@@ -97,6 +103,8 @@ impl Catalog {
             // Only what Redis also took lingers: a refused fill may be old, and with
             // negative caching off an unknown id must be asked again.
             flights: SingleFlight::with_linger(FLIGHT_LINGER, lingers),
+            loads: Arc::new(Semaphore::new(max_loads)),
+            loads_allowed: max_loads,
             counters,
             pending: Arc::default(),
             pending_added: Arc::default(),

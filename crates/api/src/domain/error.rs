@@ -19,6 +19,9 @@ pub enum CatalogError {
     /// A database load did not finish within its deadline.
     #[error("no answer from PostgreSQL within {0:?}")]
     LoadTimedOut(Duration),
+    /// As many loads as `DB_MAX_LOADS` allows are running: this miss starts none.
+    #[error("{0} database loads are already running")]
+    TooManyLoads(usize),
     /// Redis cannot answer now.
     #[error(transparent)]
     CacheUnavailable(Arc<CacheError>),
@@ -46,9 +49,12 @@ impl CatalogError {
         ))
     }
 
-    /// PostgreSQL could not answer in time: a stale entry may stand in.
+    /// PostgreSQL could not answer in time, or could not be asked: a stale entry may stand in.
     pub fn database_unavailable(&self) -> bool {
-        matches!(self, Self::DatabaseUnavailable(_) | Self::LoadTimedOut(_))
+        matches!(
+            self,
+            Self::DatabaseUnavailable(_) | Self::LoadTimedOut(_) | Self::TooManyLoads(_)
+        )
     }
 }
 

@@ -206,9 +206,24 @@ impl Catalog {
         // The load runs as a task of its own, under the span of the request that started it.
         let span = tracing::Span::current();
         let flight = self.flights.run(id, ticket, move || {
-            async move { this.load_and_fill(id, ticket, epoch).await }
+            // Only a load that starts takes a permit, and its task keeps it to its end:
+            // requests that join it need none, and one that stops waiting frees none.
+            // None left: this flight fails at once, and so every request that joins it
+            // before it leaves the map (an error does not linger).
+            match this.loads.clone().try_acquire_owned() {
+                Ok(permit) => async move {
+                    let loaded = this.load_and_fill(id, ticket, epoch).await;
+                    drop(permit);
+                    loaded
+                }
                 .instrument(span)
-                .boxed()
+                .boxed(),
+                Err(_) => {
+                    bump(&this.counters.loads_refused);
+                    let running = this.loads_allowed;
+                    async move { Err(CatalogError::TooManyLoads(running)) }.boxed()
+                }
+            }
         });
         match tokio::time::timeout(deadline, flight).await {
             Ok((Some(result), joined)) => (result, joined),
@@ -255,8 +270,15 @@ impl Catalog {
     fn refresh_in_background(&self, id: i32, ticket: FillTicket, epoch: u64) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let (Err(e), _) = this.load(id, Some(ticket), epoch).await {
-                tracing::warn!(error = ?e, product.id = id, "background refresh failed");
+            match this.load(id, Some(ticket), epoch).await {
+                (Err(e @ CatalogError::TooManyLoads(_)), _) => {
+                    // Counted in `loads_refused`; a log line each would flood under load.
+                    tracing::debug!(error = %e, product.id = id, "background refresh skipped");
+                }
+                (Err(e), _) => {
+                    tracing::warn!(error = ?e, product.id = id, "background refresh failed");
+                }
+                (Ok(_), _) => {}
             }
         });
     }

@@ -46,6 +46,8 @@ pub enum ApiError {
     RequestTimeout,
     #[error("Expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("Too many products are being loaded from the database at once; try again shortly")]
+    TooManyLoads(#[source] Cause),
     #[error("The cache is unavailable; try again shortly")]
     CacheUnavailable(#[source] Cause),
     #[error("Internal server error")]
@@ -87,6 +89,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
             }
             Self::CacheUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "cache-unavailable"),
+            Self::TooManyLoads(_) => (StatusCode::SERVICE_UNAVAILABLE, "too-many-loads"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -118,6 +121,8 @@ impl From<CatalogError> for ApiError {
                 Self::DatabaseUnavailable(error.into())
             }
             CatalogError::CacheUnavailable(_) => Self::CacheUnavailable(error.into()),
+            // Not logged per request (a flood would flood the log): `loads_refused` counts them.
+            CatalogError::TooManyLoads(_) => Self::TooManyLoads(error.into()),
             CatalogError::TooSoon(wait) => Self::TooManyRequests(retry_after_seconds(wait)),
             CatalogError::Internal(_) => Self::Internal(error.into()),
         }

@@ -67,7 +67,7 @@ problems! {
     ClearTooSoon = ApiError::TooManyRequests(1) => "Another clear is running, or one ran less than a second ago; see Retry-After";
     DatabaseDown = down() => "PostgreSQL is unreachable";
     DatabaseDownRetry = down() => "PostgreSQL is unreachable; see Retry-After";
-    NotCachedDatabaseDown = down() => "Not cached and PostgreSQL is unreachable; see Retry-After";
+    NotCachedDatabaseDown = down() => "Not cached, and PostgreSQL is unreachable or `DB_MAX_LOADS` loads are running; see Retry-After";
     RedisDown = ApiError::CacheUnavailable("documented".into()) => "Redis is unreachable";
     RedisDownRetry = ApiError::CacheUnavailable("documented".into()) => "Redis is unreachable; see Retry-After";
     NoStoreReachable = down() => "Neither PostgreSQL nor Redis is reachable";

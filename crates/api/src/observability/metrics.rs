@@ -149,6 +149,11 @@ impl Metrics {
                 &counters.fills_refused,
             ),
             (
+                "cacheme_cache_loads_refused",
+                "Misses that started no database load because DB_MAX_LOADS loads were running",
+                &counters.loads_refused,
+            ),
+            (
                 "cacheme_cache_invalidation_failures",
                 "Invalidations that could not reach Redis at once",
                 &counters.invalidation_failures,

@@ -21,6 +21,7 @@ pub struct CacheCounters {
     pub stale_served: Counter,
     pub stale_if_error_served: Counter,
     pub fills_refused: Counter,
+    pub loads_refused: Counter,
     pub invalidation_failures: Counter,
 }
 
@@ -84,6 +85,8 @@ pub struct AppStats {
     pub stale_if_error_served: u64,
     /// Fills refused because a write invalidated the key meanwhile.
     pub fills_refused: u64,
+    /// Misses that started no load because `DB_MAX_LOADS` loads were running (503 or stale).
+    pub loads_refused: u64,
     /// Invalidations that could not reach Redis at once (retried in the background).
     pub invalidation_failures: u64,
     /// Redis calls that hit the timeout (also counted in the redis tier's errors).
@@ -121,6 +124,7 @@ impl CacheCounters {
             stale_served: read(&self.stale_served),
             stale_if_error_served: read(&self.stale_if_error_served),
             fills_refused: read(&self.fills_refused),
+            loads_refused: read(&self.loads_refused),
             invalidation_failures: read(&self.invalidation_failures),
             redis_timeouts: read(&self.redis_timeouts),
         }

@@ -1,12 +1,81 @@
 //! A flood of made-up ids (consistency review A3): above the highest existing id a miss
 //! answers 404 without a query, a load task or a Redis key, and the bound never hides a
-//! product created on another replica.
+//! product created on another replica. Below it, loads are bounded (`DB_MAX_LOADS`),
+//! counting those whose requests stopped waiting.
 
+use std::{sync::Arc, time::Duration};
+
+use cacheme_api::Hooks;
 use redis::AsyncCommands as _;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, start};
+use crate::helpers::{
+    TestDatabase, http_client_with_timeout, pause_once, shared_redis_url, spawn_app, start,
+    start_with_hooks, test_config,
+};
+
+/// A client that stops waiting (a deadline, a reset HTTP/2 stream) frees its connection's
+/// place but not its load's: the load runs on, and holds its permit to its end. With
+/// every permit held, a miss of another product answers 503 at once instead of queueing
+/// one more load; a request for the product being loaded joins that load and is answered.
+#[tokio::test]
+async fn a_load_whose_request_gave_up_still_counts_against_the_bound() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &shared_redis_url());
+    config.database.max_loads = 1;
+    let (hook, reached, release) = pause_once(3);
+    let hooks = Hooks {
+        before_fill: Some(hook),
+        ..Hooks::default()
+    };
+    let app = Arc::new(start_with_hooks(config, Some(db), hooks).await);
+
+    let impatient = http_client_with_timeout(Duration::from_millis(300));
+    let gave_up = impatient.get(app.url("/products/3")).send().await;
+    assert!(
+        gave_up.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "the load of product 3 is paused, so its request times out: {gave_up:?}"
+    );
+    reached
+        .await
+        .expect("the load of product 3 runs on without its request");
+
+    let refused = app.get("/products/4").await;
+    let detail = refused.assert_problem(503);
+    assert!(
+        refused.body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/too-many-loads")),
+        "{}",
+        refused.body
+    );
+    assert!(detail.contains("loaded"), "{detail}");
+    assert_eq!(refused.headers["retry-after"], "5");
+    let stats = app.get("/cache/stats").await.body;
+    assert_eq!(stats["app_stats"]["loads_refused"], 1, "{stats}");
+    assert_eq!(stats["loads_in_flight"], 1, "{stats}");
+
+    let joiner = {
+        let app = app.clone();
+        tokio::spawn(async move { app.get("/products/3").await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release.send(()).expect("release the load of product 3");
+    let joined = joiner.await.expect("task");
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    assert_eq!(joined.body["id"], 3);
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["coalesced"], 1,
+        "the second request joined the load: {stats}"
+    );
+
+    // The permit is back: the product refused before loads now.
+    let answered = app.get("/products/4").await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(app.stats().await["loads_refused"], 1);
+}
 
 #[tokio::test]
 async fn ids_above_the_highest_cost_no_query_and_no_redis_key() {
