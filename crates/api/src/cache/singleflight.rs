@@ -96,14 +96,16 @@ where
 
     /// Runs `load` as a task of its own unless a load of `key` with the same `tag` is
     /// already in flight, in which case it waits for that one. Returns the value (`None`
-    /// if the load panicked) and whether this call joined another's flight.
+    /// if the load panicked) and whether this call joined another's flight. `load` may
+    /// decline (`Err`, say no capacity is left): its value is returned to this caller
+    /// alone, and the map is left as it was.
     ///
     /// Dropping the returned future stops waiting; the load itself goes on.
     pub async fn run(
         &self,
         key: K,
         tag: T,
-        load: impl FnOnce() -> BoxFuture<'static, V>,
+        load: impl FnOnce() -> Result<BoxFuture<'static, V>, V>,
     ) -> (Option<V>, bool) {
         let (flight, joined) = {
             let mut map = self.inflight.lock();
@@ -112,10 +114,13 @@ where
                 // Absent, or started under another generation: a new flight replaces it
                 // in the map (the old one finishes on its own and removes nothing).
                 _ => {
+                    let work = match load() {
+                        Ok(work) => work,
+                        Err(declined) => return (Some(declined), false),
+                    };
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     let this = self.clone();
                     let cleanup_key = key.clone();
-                    let work = load();
                     let done = Arc::new(AtomicBool::new(false));
                     let finished = done.clone();
                     let task = tokio::spawn(async move {
@@ -198,12 +203,12 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 flights
                     .run(7, 1, move || {
-                        async move {
+                        Ok(async move {
                             loads.fetch_add(1, Ordering::SeqCst);
                             gate.notified().await;
                             42
                         }
-                        .boxed()
+                        .boxed())
                     })
                     .await
             }));
@@ -228,16 +233,16 @@ mod tests {
     async fn a_finished_load_answers_late_joiners_until_it_is_forgotten() {
         let flights: SingleFlight<i32, u64, u32> =
             SingleFlight::with_linger(Duration::from_secs(60), |v| *v < 10);
-        let (first, joined) = flights.run(3, 0, || async { 1 }.boxed()).await;
+        let (first, joined) = flights.run(3, 0, || Ok(async { 1 }.boxed())).await;
         assert_eq!((first, joined), (Some(1), false));
-        let (late, joined) = flights.run(3, 0, || async { 2 }.boxed()).await;
+        let (late, joined) = flights.run(3, 0, || Ok(async { 2 }.boxed())).await;
         assert_eq!(
             (late, joined),
             (Some(1), true),
             "a late joiner gets the finished load"
         );
         flights.forget(&3);
-        let (fresh, joined) = flights.run(3, 0, || async { 3 }.boxed()).await;
+        let (fresh, joined) = flights.run(3, 0, || Ok(async { 3 }.boxed())).await;
         assert_eq!(
             (fresh, joined),
             (Some(3), false),
@@ -245,8 +250,8 @@ mod tests {
         );
 
         flights.forget(&3);
-        let _ = flights.run(4, 0, || async { 99 }.boxed()).await;
-        let (next, joined) = flights.run(4, 0, || async { 5 }.boxed()).await;
+        let _ = flights.run(4, 0, || Ok(async { 99 }.boxed())).await;
+        let (next, joined) = flights.run(4, 0, || Ok(async { 5 }.boxed())).await;
         assert_eq!(
             (next, joined),
             (Some(5), false),
@@ -255,12 +260,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_declined_load_answers_its_caller_alone_and_leaves_the_map() {
+        let flights: SingleFlight<i32, u64, u32> =
+            SingleFlight::with_linger(Duration::from_secs(60), |_| true);
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(2, 1, move || {
+                        Ok(async move {
+                            let _ = finished.await;
+                            1
+                        }
+                        .boxed())
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Another generation's caller declines to start a load: the running one stays
+        // joinable, and nothing is added for another key either.
+        assert_eq!(flights.run(2, 2, || Err(9)).await, (Some(9), false));
+        assert_eq!(flights.run(3, 1, || Err(8)).await, (Some(8), false));
+        assert_eq!(flights.in_flight(), 1);
+        let joiner = {
+            let flights = flights.clone();
+            tokio::spawn(async move { flights.run(2, 1, || Err(7)).await })
+        };
+        tokio::task::yield_now().await;
+        drop(finish);
+        assert_eq!(first.await.expect("task"), (Some(1), false));
+        assert_eq!(joiner.await.expect("task"), (Some(1), true));
+    }
+
+    #[tokio::test]
     async fn a_caller_with_another_tag_does_not_join() {
         let flights: SingleFlight<i32, u64, u32> =
             SingleFlight::with_linger(Duration::from_secs(60), |_| true);
-        let (old, _) = flights.run(5, 1, || async { 1 }.boxed()).await;
+        let (old, _) = flights.run(5, 1, || Ok(async { 1 }.boxed())).await;
         assert_eq!(old, Some(1));
-        let (new, joined) = flights.run(5, 2, || async { 2 }.boxed()).await;
+        let (new, joined) = flights.run(5, 2, || Ok(async { 2 }.boxed())).await;
         assert_eq!(
             (new, joined),
             (Some(2), false),
@@ -278,11 +320,11 @@ mod tests {
             tokio::spawn(async move {
                 flights
                     .run(1, 0, move || {
-                        async move {
+                        Ok(async move {
                             gate.notified().await;
                             1
                         }
-                        .boxed()
+                        .boxed())
                     })
                     .await
             })
@@ -291,7 +333,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         flights.forget(&1);
-        let (second, joined) = flights.run(1, 0, || async { 2 }.boxed()).await;
+        let (second, joined) = flights.run(1, 0, || Ok(async { 2 }.boxed())).await;
         assert_eq!((second, joined), (Some(2), false));
         gate.notify_waiters();
         assert_eq!(first.await.expect("task").0, Some(1));
@@ -303,12 +345,12 @@ mod tests {
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
         let waiter = flights.run(9, 0, move || {
-            async move {
+            Ok(async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 done.store(true, Ordering::SeqCst);
                 7
             }
-            .boxed()
+            .boxed())
         });
         // The only waiter gives up at once (its client went away).
         assert!(

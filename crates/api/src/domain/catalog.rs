@@ -145,6 +145,12 @@ impl Catalog {
         self.pending.len()
     }
 
+    /// Loads holding a place under `DB_MAX_LOADS`: running ones, joinable or not (a write
+    /// stops new requests joining a load, which still runs to its end).
+    pub fn loads_running(&self) -> usize {
+        self.loads_allowed - self.loads.available_permits()
+    }
+
     /// Loads in flight or lingering (for `/cache/stats`: none should outlive its deadline).
     pub fn flights_in_progress(&self) -> usize {
         self.flights.in_flight()

@@ -165,7 +165,13 @@ impl Catalog {
                 Err(CatalogError::NotFound)
             }
             (Err(e), Some(stale)) if e.database_unavailable() => {
-                tracing::warn!(error = %e, "PostgreSQL failed; serving a stale entry");
+                if let CatalogError::TooManyLoads(_) = e {
+                    // Counted in `loads_refused`; a line each would flood the log when
+                    // the loads are full.
+                    tracing::debug!(error = %e, "no load started; serving a stale entry");
+                } else {
+                    tracing::warn!(error = %e, "PostgreSQL failed; serving a stale entry");
+                }
                 bump(&self.counters.stale_if_error_served);
                 self.answer(stale, Some(Tier::Redis))
             }
@@ -208,20 +214,18 @@ impl Catalog {
         let flight = self.flights.run(id, ticket, move || {
             // Only a load that starts takes a permit, and its task keeps it to its end:
             // requests that join it need none, and one that stops waiting frees none.
-            // None left: this flight fails at once, and so every request that joins it
-            // before it leaves the map (an error does not linger).
+            // None left: this request alone is refused, and no flight is started.
             match this.loads.clone().try_acquire_owned() {
-                Ok(permit) => async move {
+                Ok(permit) => Ok(async move {
                     let loaded = this.load_and_fill(id, ticket, epoch).await;
                     drop(permit);
                     loaded
                 }
                 .instrument(span)
-                .boxed(),
+                .boxed()),
                 Err(_) => {
                     bump(&this.counters.loads_refused);
-                    let running = this.loads_allowed;
-                    async move { Err(CatalogError::TooManyLoads(running)) }.boxed()
+                    Err(Err(CatalogError::TooManyLoads(this.loads_allowed)))
                 }
             }
         });

@@ -43,6 +43,7 @@ pub struct StatsReport {
     pub breaker: BreakerState,
     pub pending_invalidations: usize,
     pub loads_in_flight: usize,
+    pub loads_running: usize,
 }
 
 /// The in-process tier.
@@ -102,6 +103,7 @@ impl Catalog {
             breaker: self.redis.breaker_state(),
             pending_invalidations: self.pending_invalidations(),
             loads_in_flight: self.flights_in_progress(),
+            loads_running: self.loads_running(),
         }
     }
 

@@ -89,6 +89,9 @@ pub struct CacheStatsResponse {
     /// Database loads running or lingering in this process (single flight): each ends
     /// within its deadline, so this returns to 0 once traffic stops.
     pub loads_in_flight: usize,
+    /// Database loads running, out of `DB_MAX_LOADS` (past which a miss answers 503):
+    /// those no request waits for any more included.
+    pub loads_running: usize,
     /// `connected` or `disconnected`; `partial` when some masters of a cluster are down
     /// (`cache_stats` then sums the others).
     pub redis: String,
@@ -129,6 +132,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
         breaker: report.breaker,
         pending_invalidations: report.pending_invalidations,
         loads_in_flight: report.loads_in_flight,
+        loads_running: report.loads_running,
         redis: redis.to_owned(),
         redis_nodes: nodes,
         timestamp: now_rfc3339(),
