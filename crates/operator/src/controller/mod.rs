@@ -225,7 +225,7 @@ mod backoff;
 mod events;
 mod steps;
 pub mod wiring;
-pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, backoff_delay};
+pub use backoff::{BACKOFF_BASE, BACKOFF_MAX, Backoffs, FORGET_AFTER, backoff_delay};
 use steps::{apply_children, delete_switched_off, ensure_secrets, observe_rollouts, write_status};
 
 #[cfg(test)]
