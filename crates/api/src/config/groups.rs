@@ -38,10 +38,10 @@ pub struct DatabaseConfig {
     #[arg(id = "db_acquire_timeout_ms", long = "db-acquire-timeout-ms", value_name = "DB_ACQUIRE_TIMEOUT_MS", env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub acquire_timeout_ms: u64,
 
-    /// Most database loads (one per missed product, shared by the requests that miss it
-    /// meanwhile) running at once, counting those whose requests stopped waiting: past it
-    /// a miss answers 503 with `Retry-After` (or a stale entry) instead of queueing another
-    /// load.
+    /// Most database loads (one per missed product and cache generation, shared by the
+    /// requests that miss it meanwhile; background refreshes of stale entries too) running
+    /// at once, counting those whose requests stopped waiting: past it a miss answers 503
+    /// with `Retry-After` (or a stale entry) instead of queueing another load.
     #[arg(id = "db_max_loads", long = "db-max-loads", value_name = "DB_MAX_LOADS", env = "DB_MAX_LOADS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_loads: u32,
 

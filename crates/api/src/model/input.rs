@@ -12,7 +12,7 @@ pub const CATEGORY_MAX_CHARS: usize = 100;
 /// hundreds of megabytes.
 pub const DESCRIPTION_MAX_CHARS: usize = 10_000;
 /// The largest valid product body, with every character escaped as a surrogate pair
-/// (`\ud83d\ude00`, 12 bytes), rounded up: bodies past it are refused unread (413).
+/// (`\ud83d\ude00`, 12 bytes), rounded up: a JSON body is refused (413) once it passes it.
 pub const BODY_LIMIT_BYTES: usize = 128 * 1024;
 /// NUMERIC(10,2): eight digits before the point, 99 999 999.99, i.e. 9 999 999 999 × 10⁻²
 /// (the mantissa 9 999 999 999 = 2 × 2³² + 1 410 065 407, split into 32-bit parts).

@@ -86,8 +86,9 @@ pub struct CacheStatsResponse {
     /// Products whose invalidation has not reached Redis yet (in the outbox, seen by every
     /// replica, relayed in the background); read from PostgreSQL only meanwhile.
     pub pending_invalidations: usize,
-    /// Database loads running or lingering in this process (single flight): each ends
-    /// within its deadline, so this returns to 0 once traffic stops.
+    /// Database loads running or lingering in this process (single flight), joinable ones
+    /// only (not those a write forgot, which `loads_running` counts): each ends within
+    /// its deadline, so this returns to 0 once traffic stops.
     pub loads_in_flight: usize,
     /// Database loads running, out of `DB_MAX_LOADS` (past which a miss answers 503):
     /// those no request waits for any more included.
