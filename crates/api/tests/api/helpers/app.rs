@@ -171,6 +171,14 @@ impl Answer {
             .expect("detail is a string")
             .to_owned()
     }
+
+    /// The problem's kind: its `type` after `/problems/` (empty if it has none).
+    pub fn problem_slug(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.rsplit_once("/problems/"))
+            .map_or("", |(_, slug)| slug)
+    }
 }
 
 impl TestApp {
