@@ -5,9 +5,11 @@ use clap::Parser;
 // (perf, `b1e9cd1`); mimalloc's thread-local free lists avoid its locking and
 // consolidation (BENCHMARKS.md has the A/B).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cacheme_allocator::MiMalloc = cacheme_allocator::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // First, while this is the only thread (see the function).
+    cacheme_allocator::give_back_freed_memory_promptly();
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
