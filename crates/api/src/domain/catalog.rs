@@ -37,6 +37,12 @@ use crate::{
 /// before it was filled (writes end it at once).
 const FLIGHT_LINGER: Duration = Duration::from_millis(100);
 
+/// How many of `max_loads` places background refreshes may hold at once: half, at least
+/// one. The other half is kept for misses, whose requests wait for their load.
+pub(super) fn refreshes_allowed(max_loads: usize) -> usize {
+    (max_loads / 2).max(1)
+}
+
 /// Which cache tier answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +76,10 @@ pub struct Parts {
     pub(super) loads: Arc<Semaphore>,
     /// Its size, for the error that names it.
     pub(super) loads_allowed: usize,
+    /// Places background refreshes may take, held beside their `loads` permit: at most
+    /// half of `DB_MAX_LOADS` (at least one), so that refreshes of stale entries, which
+    /// nobody waits for, cannot take the places a miss needs.
+    pub(super) refreshes: Arc<Semaphore>,
     pub(super) counters: Arc<CacheCounters>,
     pub(super) pending: Arc<Pending>,
     pub(super) pending_added: Arc<Notify>,
@@ -105,6 +115,7 @@ impl Catalog {
             flights: SingleFlight::with_linger(FLIGHT_LINGER, lingers),
             loads: Arc::new(Semaphore::new(max_loads)),
             loads_allowed: max_loads,
+            refreshes: Arc::new(Semaphore::new(refreshes_allowed(max_loads))),
             counters,
             pending: Arc::default(),
             pending_added: Arc::default(),
@@ -149,6 +160,11 @@ impl Catalog {
     /// stops new requests joining a load, which still runs to its end).
     pub fn loads_running(&self) -> usize {
         self.loads_allowed - self.loads.available_permits()
+    }
+
+    /// Background refreshes running (each also counted in [`Self::loads_running`]).
+    pub fn refreshes_running(&self) -> usize {
+        refreshes_allowed(self.loads_allowed) - self.refreshes.available_permits()
     }
 
     /// Loads in flight or lingering (for `/cache/stats`: none should outlive its deadline).
@@ -229,5 +245,19 @@ impl InvalidationTarget for Catalog {
         }
         self.memory.set_trusted(false);
         self.flights.forget_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refreshes_allowed;
+
+    #[test]
+    fn refreshes_may_take_half_of_the_loads_and_at_least_one() {
+        assert_eq!(refreshes_allowed(2048), 1024);
+        assert_eq!(refreshes_allowed(3), 1);
+        assert_eq!(refreshes_allowed(2), 1);
+        // With a single place there is nothing to keep back: refreshes share it.
+        assert_eq!(refreshes_allowed(1), 1);
     }
 }

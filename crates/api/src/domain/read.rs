@@ -34,6 +34,16 @@ enum FromRedis {
     },
 }
 
+/// Who a load is for, which decides the places under `DB_MAX_LOADS` it may take.
+#[derive(Clone, Copy)]
+enum LoadFor {
+    /// A request that missed, and waits for it: any free place.
+    Request,
+    /// A stale entry's background refresh, which nobody waits for: only while fewer than
+    /// half the places are refreshes ([`super::catalog::refreshes_allowed`]).
+    Refresh,
+}
+
 impl Catalog {
     /// Looks a product up through both tiers.
     pub async fn get(&self, id: i32) -> Result<Served, CatalogError> {
@@ -147,7 +157,7 @@ impl Catalog {
         epoch: u64,
         fallback: Option<CachedValue>,
     ) -> Result<Served, CatalogError> {
-        let (loaded, joined) = db_time(self.load(id, ticket, epoch)).await;
+        let (loaded, joined) = db_time(self.load(id, ticket, epoch, LoadFor::Request)).await;
         if joined {
             bump(&self.counters.coalesced);
         }
@@ -206,7 +216,13 @@ impl Catalog {
     /// One database query per id and generation at a time; the others wait for it, at
     /// most as long as a load may take. Returns whether this call waited for another's
     /// query.
-    async fn load(&self, id: i32, ticket: Option<FillTicket>, epoch: u64) -> (LoadResult, bool) {
+    async fn load(
+        &self,
+        id: i32,
+        ticket: Option<FillTicket>,
+        epoch: u64,
+        purpose: LoadFor,
+    ) -> (LoadResult, bool) {
         let this = self.clone();
         let deadline = self.db.load_deadline();
         // The load runs as a task of its own, under the span of the request that started it.
@@ -215,10 +231,19 @@ impl Catalog {
             // Only a load that starts takes a permit, and its task keeps it to its end:
             // requests that join it need none, and one that stops waiting frees none.
             // None left: this request alone is refused, and no flight is started.
-            match this.loads.clone().try_acquire_owned() {
-                Ok(permit) => Ok(async move {
+            // A refresh also needs one of the places refreshes may take, so that half of
+            // them stay for misses.
+            let refresh_place = match purpose {
+                LoadFor::Request => Ok(None),
+                LoadFor::Refresh => this.refreshes.clone().try_acquire_owned().map(Some),
+            };
+            match refresh_place.and_then(|refresh| {
+                let load = this.loads.clone().try_acquire_owned()?;
+                Ok((load, refresh))
+            }) {
+                Ok(places) => Ok(async move {
                     let loaded = this.load_and_fill(id, ticket, epoch).await;
-                    drop(permit);
+                    drop(places);
                     loaded
                 }
                 .instrument(span)
@@ -274,7 +299,7 @@ impl Catalog {
     fn refresh_in_background(&self, id: i32, ticket: FillTicket, epoch: u64) {
         let this = self.clone();
         tokio::spawn(async move {
-            match this.load(id, Some(ticket), epoch).await {
+            match this.load(id, Some(ticket), epoch, LoadFor::Refresh).await {
                 (Err(e @ CatalogError::TooManyLoads(_)), _) => {
                     // Counted in `loads_refused`; a log line each would flood under load.
                     tracing::debug!(error = %e, product.id = id, "background refresh skipped");

@@ -44,6 +44,7 @@ pub struct StatsReport {
     pub pending_invalidations: usize,
     pub loads_in_flight: usize,
     pub loads_running: usize,
+    pub refreshes_running: usize,
 }
 
 /// The in-process tier.
@@ -104,6 +105,7 @@ impl Catalog {
             pending_invalidations: self.pending_invalidations(),
             loads_in_flight: self.flights_in_progress(),
             loads_running: self.loads_running(),
+            refreshes_running: self.refreshes_running(),
         }
     }
 

@@ -150,7 +150,7 @@ impl Metrics {
             ),
             (
                 "cacheme_cache_loads_refused",
-                "Misses that started no database load because DB_MAX_LOADS loads were running",
+                "Misses that started no database load because DB_MAX_LOADS loads were running, and background refreshes skipped because half of them were refreshes",
                 &counters.loads_refused,
             ),
             (

@@ -85,8 +85,8 @@ pub struct AppStats {
     pub stale_if_error_served: u64,
     /// Fills refused because a write invalidated the key meanwhile.
     pub fills_refused: u64,
-    /// Misses (and background refreshes) that started no load because `DB_MAX_LOADS`
-    /// loads were running: 503, or a stale entry.
+    /// Misses that started no load because `DB_MAX_LOADS` loads were running (503, or a
+    /// stale entry), and background refreshes skipped because half of them were refreshes.
     pub loads_refused: u64,
     /// Invalidations that could not reach Redis at once (retried in the background).
     pub invalidation_failures: u64,

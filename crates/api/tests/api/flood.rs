@@ -11,7 +11,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{
-    TestDatabase, pause_once, shared_redis_url, spawn_app, start, start_with_hooks, test_config,
+    TestDatabase, pause_call, pause_once, shared_redis_url, spawn_app, start, start_with_hooks,
+    test_config,
 };
 
 /// A request that stops waiting (its deadline passed, or its HTTP/2 stream was reset)
@@ -89,6 +90,79 @@ async fn a_load_whose_request_gave_up_still_counts_against_the_bound() {
     let answered = app.get("/products/4").await;
     assert_eq!(answered.status, 200, "{}", answered.body);
     assert_eq!(app.stats().await["loads_refused"], 1);
+}
+
+/// Background refreshes of stale entries, which nobody waits for, may hold at most half
+/// of the load places: with `DB_MAX_LOADS` 2 and one refresh paused, a second stale
+/// entry's refresh is skipped (the entry is still served stale) and a miss still gets the
+/// other place.
+#[tokio::test]
+async fn refreshes_cannot_take_the_places_misses_need() {
+    let db = TestDatabase::create().await;
+    let mut config = test_config(&db.url, &shared_redis_url());
+    config.database.max_loads = 2;
+    config.cache.ttl_seconds = 1;
+    config.cache.ttl_jitter_percent = 0;
+    config.cache.stale_while_revalidate_seconds = 60;
+    config.cache.stale_if_error_seconds = 0;
+    config.l1.enabled = false;
+    // Each product's second fill is its refresh's: 1's is paused, and so would 2's be.
+    let (pause_1, refreshing_1, release_1) = pause_call(1, 2);
+    let (pause_2, _refreshing_2, _release_2) = pause_call(2, 2);
+    let hooks = Hooks {
+        before_fill: Some(Arc::new(move |id| {
+            let (one, two) = (pause_1(id), pause_2(id));
+            Box::pin(async move {
+                one.await;
+                two.await;
+            })
+        })),
+        ..Hooks::default()
+    };
+    let app = start_with_hooks(config, Some(db), hooks).await;
+    for id in [1, 2] {
+        let filled = app.get(&format!("/products/{id}")).await;
+        assert_eq!(filled.body["source"], "database", "{}", filled.body);
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    assert_eq!(app.get("/products/1").await.body["source"], "cache");
+    refreshing_1
+        .await
+        .expect("the refresh of product 1 reaches its fill");
+    assert_eq!(app.get("/products/2").await.body["source"], "cache");
+    let mut stats = app.get("/cache/stats").await.body;
+    for _ in 0..300 {
+        if stats["app_stats"]["loads_refused"] != 0 || stats["loads_running"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = app.get("/cache/stats").await.body;
+    }
+    assert_eq!(
+        stats["app_stats"]["loads_refused"], 1,
+        "the refresh of product 2 is skipped: {stats}"
+    );
+    assert_eq!(stats["refreshes_running"], 1, "{stats}");
+    assert_eq!(stats["loads_running"], 1, "{stats}");
+
+    let missed = app.get("/products/3").await;
+    assert_eq!(missed.status, 200, "{}", missed.body);
+    assert_eq!(missed.body["source"], "database");
+
+    release_1
+        .send(())
+        .expect("release the refresh of product 1");
+    let mut stats = app.get("/cache/stats").await.body;
+    for _ in 0..300 {
+        if stats["loads_running"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = app.get("/cache/stats").await.body;
+    }
+    assert_eq!(stats["loads_running"], 0, "{stats}");
+    assert_eq!(stats["refreshes_running"], 0, "{stats}");
 }
 
 #[tokio::test]

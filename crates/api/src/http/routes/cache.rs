@@ -93,6 +93,9 @@ pub struct CacheStatsResponse {
     /// Database loads running, out of `DB_MAX_LOADS` (past which a miss answers 503):
     /// those no request waits for any more included.
     pub loads_running: usize,
+    /// Background refreshes of stale entries among `loads_running`: at most half of
+    /// `DB_MAX_LOADS` (at least one), the rest kept for misses.
+    pub refreshes_running: usize,
     /// `connected` or `disconnected`; `partial` when some masters of a cluster are down
     /// (`cache_stats` then sums the others).
     pub redis: String,
@@ -134,6 +137,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<CacheStatsRespon
         pending_invalidations: report.pending_invalidations,
         loads_in_flight: report.loads_in_flight,
         loads_running: report.loads_running,
+        refreshes_running: report.refreshes_running,
         redis: redis.to_owned(),
         redis_nodes: nodes,
         timestamp: now_rfc3339(),

@@ -55,15 +55,22 @@ pub async fn wait_until_listening(port: u16) {
 /// A one-shot pause of the first call of a hook for `id`: says when it got there, waits
 /// for the release.
 pub fn pause_once(id: i32) -> (cacheme_api::Hook, Reached, oneshot::Sender<()>) {
+    pause_call(id, 1)
+}
+
+/// A one-shot pause of the `nth` call (from 1) of a hook for `id`; the others pass.
+pub fn pause_call(id: i32, nth: usize) -> (cacheme_api::Hook, Reached, oneshot::Sender<()>) {
     let (reached_tx, reached_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some((reached_tx, release_rx))));
+    let calls = std::sync::atomic::AtomicUsize::new(0);
     let hook: cacheme_api::Hook = std::sync::Arc::new(move |called: i32| {
-        let taken = if called == id {
-            slot.lock().ok().and_then(|mut s| s.take())
-        } else {
-            None
-        };
+        let taken =
+            if called == id && calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth {
+                slot.lock().ok().and_then(|mut s| s.take())
+            } else {
+                None
+            };
         async move {
             if let Some((reached, release)) = taken {
                 let _ = reached.send(());
