@@ -6,13 +6,16 @@
 //! libmimalloc-sys builds by default) keeps freed pages for 1 s before it purges them.
 //! Under a thousand connections of misses memory churns far faster than that (each
 //! connection's buffers, each load's task), and the pages waiting out their second were
-//! about 4 MiB of the peak: in one sequence of sweeps, alternated, 63.1–64.1 MiB peak RSS
-//! with 1 s, 59.3–59.6 with 1 ms and 58.3–58.4 with 0, while L1 hits ran within the noise
-//! with 1 ms (median −0.5 % over five rounds; −2.5 % with 0). BENCHMARKS.md, "The
-//! allocator's purge delay", has the runs. `MIMALLOC_PURGE_DELAY`, if set, still wins.
+//! 3–8 MiB of the peak. In one sequence of sweeps (misses at 10 to 1000 connections, one
+//! process), alternated: 63.1–69.3 MiB peak RSS with 1 s, 60.5–60.9 with 100 ms or 10 ms,
+//! 58.7–59.9 with 1 ms. A short delay is not free: purged pages are faulted in again, and
+//! 1 ms cost the hit paths 2–4 % (slower in nearly every round) where 100 ms cost
+//! nothing measurable. So 100 ms. BENCHMARKS.md, "The allocator's purge delay", has the
+//! runs. `MIMALLOC_PURGE_DELAY`, if set, still wins.
 //!
 //! This is the workspace's only crate where `unsafe` is allowed, for two calls into
-//! mimalloc's option table, each with its reason beside it.
+//! mimalloc's option table (a store, and the read that checks it), each with its reason
+//! beside it.
 
 pub use mimalloc::MiMalloc;
 
@@ -23,17 +26,29 @@ pub use mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long freed memory stays before it is given back, in milliseconds.
-pub const PURGE_DELAY_MS: std::ffi::c_long = 1;
+pub const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-/// The variable mimalloc reads the same option from (case-insensitive, at start).
+/// The variable mimalloc reads the same option from at start, in any case, and under its
+/// older name (`options.c`: `MI_OPTION_LEGACY(purge_delay, reset_delay)`).
 pub const PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
+const LEGACY_PURGE_DELAY_VAR: &str = "MIMALLOC_RESET_DELAY";
 
-/// Sets the purge delay to [`PURGE_DELAY_MS`] unless `MIMALLOC_PURGE_DELAY` is set.
+/// Whether the environment sets the purge delay in a way mimalloc reads.
+fn set_by_environment() -> bool {
+    std::env::vars_os().any(|(name, _)| {
+        [PURGE_DELAY_VAR, LEGACY_PURGE_DELAY_VAR]
+            .iter()
+            .any(|var| name.eq_ignore_ascii_case(var))
+    })
+}
+
+/// Sets the purge delay to [`PURGE_DELAY_MS`] unless the environment sets it.
 ///
 /// Call it first in `main`, before any other thread starts: mimalloc's option setter is a
-/// plain store, not synchronised with allocations on other threads reading it.
+/// plain store, not synchronised with allocations on other threads reading it. mimalloc
+/// reads the option at each purge it schedules, so the setting holds from then on.
 pub fn give_back_freed_memory_promptly() {
-    if std::env::var_os(PURGE_DELAY_VAR).is_some() {
+    if set_by_environment() {
         return;
     }
     // SAFETY: `mi_option_set` stores a value into mimalloc's static option table (no
@@ -60,12 +75,16 @@ mod tests {
     use super::*;
 
     // One test, as the option table is process-wide: it reads the default through the
-    // index, then sets and reads it back.
+    // index, then sets and reads it back. It proves the index and the call, not the
+    // binary's use of them (this test binary's global allocator is the system's; mimalloc
+    // is linked and answers all the same). Other test threads may exist here, unlike in
+    // `main`: none of them touches mimalloc's options.
     #[test]
     fn the_index_is_mimallocs_purge_delay_and_the_setting_takes() {
-        if std::env::var_os(PURGE_DELAY_VAR).is_some() {
-            return;
-        }
+        assert!(
+            !set_by_environment(),
+            "unset MIMALLOC_PURGE_DELAY to run this test: it reads mimalloc's default"
+        );
         assert_eq!(purge_delay_ms(), 1000, "mimalloc v3's default purge delay");
         give_back_freed_memory_promptly();
         assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);

@@ -40,7 +40,7 @@ pub struct DatabaseConfig {
 
     /// Most database loads (one per missed product and cache generation, shared by the
     /// requests that miss it meanwhile; background refreshes of stale entries too, at most
-    /// half of them) running at once, counting those whose requests stopped waiting: past
+    /// half of them, at least one) running at once, counting those whose requests stopped waiting: past
     /// it a miss answers 503 with `Retry-After` (or a stale entry) instead of queueing
     /// another load.
     #[arg(id = "db_max_loads", long = "db-max-loads", value_name = "DB_MAX_LOADS", env = "DB_MAX_LOADS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

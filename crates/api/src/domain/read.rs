@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Instant};
 
 use futures::FutureExt as _;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 use super::{
@@ -32,16 +33,6 @@ enum FromRedis {
         ticket: Option<FillTicket>,
         fallback: Option<CachedValue>,
     },
-}
-
-/// Who a load is for, which decides the places under `DB_MAX_LOADS` it may take.
-#[derive(Clone, Copy)]
-enum LoadFor {
-    /// A request that missed, and waits for it: any free place.
-    Request,
-    /// A stale entry's background refresh, which nobody waits for: only while fewer than
-    /// half the places are refreshes ([`super::catalog::refreshes_allowed`]).
-    Refresh,
 }
 
 impl Catalog {
@@ -157,7 +148,7 @@ impl Catalog {
         epoch: u64,
         fallback: Option<CachedValue>,
     ) -> Result<Served, CatalogError> {
-        let (loaded, joined) = db_time(self.load(id, ticket, epoch, LoadFor::Request)).await;
+        let (loaded, joined) = db_time(self.load(id, ticket, epoch, None)).await;
         if joined {
             bump(&self.counters.coalesced);
         }
@@ -215,13 +206,14 @@ impl Catalog {
 
     /// One database query per id and generation at a time; the others wait for it, at
     /// most as long as a load may take. Returns whether this call waited for another's
-    /// query.
+    /// query. A background refresh passes its place among the refreshes': a load it starts
+    /// keeps it to its end, as its place among the loads.
     async fn load(
         &self,
         id: i32,
         ticket: Option<FillTicket>,
         epoch: u64,
-        purpose: LoadFor,
+        refresh_place: Option<OwnedSemaphorePermit>,
     ) -> (LoadResult, bool) {
         let this = self.clone();
         let deadline = self.db.load_deadline();
@@ -231,19 +223,13 @@ impl Catalog {
             // Only a load that starts takes a permit, and its task keeps it to its end:
             // requests that join it need none, and one that stops waiting frees none.
             // None left: this request alone is refused, and no flight is started.
-            // A refresh also needs one of the places refreshes may take, so that half of
-            // them stay for misses.
-            let refresh_place = match purpose {
-                LoadFor::Request => Ok(None),
-                LoadFor::Refresh => this.refreshes.clone().try_acquire_owned().map(Some),
-            };
-            match refresh_place.and_then(|refresh| {
-                let load = this.loads.clone().try_acquire_owned()?;
-                Ok((load, refresh))
-            }) {
-                Ok(places) => Ok(async move {
+            match this.loads.clone().try_acquire_owned() {
+                Ok(load_place) => Ok(async move {
                     let loaded = this.load_and_fill(id, ticket, epoch).await;
-                    drop(places);
+                    // The refresh's place first: `/cache/stats` reads the loads' count
+                    // before the refreshes', so never shows more refreshes than loads.
+                    drop(refresh_place);
+                    drop(load_place);
                     loaded
                 }
                 .instrument(span)
@@ -296,10 +282,21 @@ impl Catalog {
         Ok(Loaded { product, cached })
     }
 
+    /// Starts (or joins) a load for a stale entry, unless half of `DB_MAX_LOADS` are
+    /// refreshes already ([`super::catalog::refreshes_allowed`]): nobody waits for a
+    /// refresh, so it must not take the places misses need. The entry is served stale
+    /// either way.
     fn refresh_in_background(&self, id: i32, ticket: FillTicket, epoch: u64) {
+        let Ok(refresh_place) = self.refreshes.clone().try_acquire_owned() else {
+            bump(&self.counters.refreshes_skipped);
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move {
-            match this.load(id, Some(ticket), epoch, LoadFor::Refresh).await {
+            match this
+                .load(id, Some(ticket), epoch, Some(refresh_place))
+                .await
+            {
                 (Err(e @ CatalogError::TooManyLoads(_)), _) => {
                     // Counted in `loads_refused`; a log line each would flood under load.
                     tracing::debug!(error = %e, product.id = id, "background refresh skipped");

@@ -150,8 +150,13 @@ impl Metrics {
             ),
             (
                 "cacheme_cache_loads_refused",
-                "Misses that started no database load because DB_MAX_LOADS loads were running, and background refreshes skipped because half of them were refreshes",
+                "Misses that started no database load because DB_MAX_LOADS loads were running",
                 &counters.loads_refused,
+            ),
+            (
+                "cacheme_cache_refreshes_skipped",
+                "Stale entries served without a background refresh because half of DB_MAX_LOADS were refreshes",
+                &counters.refreshes_skipped,
             ),
             (
                 "cacheme_cache_invalidation_failures",

@@ -22,6 +22,7 @@ pub struct CacheCounters {
     pub stale_if_error_served: Counter,
     pub fills_refused: Counter,
     pub loads_refused: Counter,
+    pub refreshes_skipped: Counter,
     pub invalidation_failures: Counter,
 }
 
@@ -85,9 +86,12 @@ pub struct AppStats {
     pub stale_if_error_served: u64,
     /// Fills refused because a write invalidated the key meanwhile.
     pub fills_refused: u64,
-    /// Misses that started no load because `DB_MAX_LOADS` loads were running (503, or a
-    /// stale entry), and background refreshes skipped because half of them were refreshes.
+    /// Misses (and background refreshes) that started no load because `DB_MAX_LOADS` loads
+    /// were running: 503, or a stale entry.
     pub loads_refused: u64,
+    /// Stale entries served without a background refresh because half of `DB_MAX_LOADS`
+    /// (at least one) were refreshes already; a later read of the entry tries again.
+    pub refreshes_skipped: u64,
     /// Invalidations that could not reach Redis at once (retried in the background).
     pub invalidation_failures: u64,
     /// Redis calls that hit the timeout (also counted in the redis tier's errors).
@@ -126,6 +130,7 @@ impl CacheCounters {
             stale_if_error_served: read(&self.stale_if_error_served),
             fills_refused: read(&self.fills_refused),
             loads_refused: read(&self.loads_refused),
+            refreshes_skipped: read(&self.refreshes_skipped),
             invalidation_failures: read(&self.invalidation_failures),
             redis_timeouts: read(&self.redis_timeouts),
         }
