@@ -6,12 +6,14 @@
 //! libmimalloc-sys builds by default) keeps freed pages for 1 s before it purges them.
 //! Under a thousand connections of misses memory churns far faster than that (each
 //! connection's buffers, each load's task), and the pages waiting out their second were
-//! 3–8 MiB of the peak. In one sequence of sweeps (misses at 10 to 1000 connections, one
-//! process), alternated: 63.1–69.3 MiB peak RSS with 1 s, 60.5–60.9 with 100 ms or 10 ms,
-//! 58.7–59.9 with 1 ms. A short delay is not free: purged pages are faulted in again, and
-//! 1 ms cost the hit paths 2–4 % (slower in nearly every round) where 100 ms cost
-//! nothing measurable. So 100 ms. BENCHMARKS.md, "The allocator's purge delay", has the
-//! runs. `MIMALLOC_PURGE_DELAY`, if set, still wins.
+//! a good part of the peak. In one sequence of sweeps (misses at 10 to 1000 connections,
+//! one process, one binary), alternated: 64.5 and 69.3 MiB peak RSS with 1 s, 60.5 and
+//! 60.7 with 100 ms, 60.9 and 60.7 with 10 ms, 58.7 and 58.8 with 1 ms; full runs went
+//! from 64.2–65.8 MiB to 59.4–62.4. A short delay is not free: purged pages are faulted
+//! in again, and 1 ms cost L1 hits 2.2 % (slower in every round) and Redis hits 4.4 %
+//! where 100 ms cost nothing measurable. So 100 ms. BENCHMARKS.md, "The allocator's purge
+//! delay", has the runs. Where the environment names the option, mimalloc's reading of
+//! it stands, whatever its value.
 //!
 //! This is the workspace's only crate where `unsafe` is allowed, for two calls into
 //! mimalloc's option table (a store, and the read that checks it), each with its reason

@@ -50,7 +50,7 @@ const OTHER_ENV: &[(&str, &str, &str)] = &[
     (
         "MIMALLOC_PURGE_DELAY",
         "`100` (mimalloc's own default is `1000`)",
-        "how long the allocator (mimalloc) keeps freed memory before it goes back to the OS, in milliseconds; read by mimalloc at start, and when unset the binary sets 100 (`crates/allocator`), which takes 3–8 MiB off the peak under 1000 connections of misses at no cost measured on cache hits (BENCHMARKS.md, \"The allocator's purge delay\")",
+        "how long the allocator (mimalloc) keeps freed memory before it goes back to the OS, in milliseconds; read by mimalloc at start, and when unset the binary sets 100 (`crates/allocator`), which took 4–9 MiB off the peak under 1000 connections of misses in alternated runs (full runs: 64.2–65.8 MiB before, 59.4–62.4 after) at no cost measured on cache hits (BENCHMARKS.md, \"The allocator's purge delay\")",
     ),
     (
         "CACHEME_MUTATION",

@@ -100,7 +100,9 @@ where
     /// decline (`Err`, say no capacity is left): its value is returned to this caller
     /// alone, and the map is left as it was.
     ///
-    /// Dropping the returned future stops waiting; the load itself goes on.
+    /// Dropping the returned future stops waiting; the load itself goes on. A caller that
+    /// joins drops `load` at once, with whatever it holds (a refresh's place among the
+    /// refreshes, say), instead of keeping it while it waits.
     pub async fn run(
         &self,
         key: K,
@@ -110,7 +112,10 @@ where
         let (flight, joined) = {
             let mut map = self.inflight.lock();
             match map.get(&key) {
-                Some(entry) if entry.tag == tag => (entry.flight.clone(), true),
+                Some(entry) if entry.tag == tag => {
+                    drop(load);
+                    (entry.flight.clone(), true)
+                }
                 // Absent, or started under another generation: a new flight replaces it
                 // in the map (the old one finishes on its own and removes nothing).
                 _ => {
@@ -361,5 +366,59 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(finished.load(Ordering::SeqCst), "the load ran to its end");
         assert_eq!(flights.in_flight(), 0, "and removed its entry");
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_joins_lets_go_of_its_load_at_once() {
+        let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let release = gate.clone();
+        let first = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(3, 0, move || {
+                        Ok(async move {
+                            gate.notified().await;
+                            1
+                        }
+                        .boxed())
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // What the joiner's `load` holds, as a refresh holds its place.
+        let held = Arc::new(());
+        let in_load = held.clone();
+        let joiner = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(3, 0, move || {
+                        drop(in_load);
+                        Ok(async { 2 }.boxed())
+                    })
+                    .await
+            })
+        };
+        for _ in 0..1000 {
+            if Arc::strong_count(&held) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the joiner still holds its load while it waits"
+        );
+        assert!(!joiner.is_finished(), "the joiner is still waiting");
+        // A permit, kept if the load has not reached its wait yet.
+        release.notify_one();
+        assert_eq!(first.await.expect("task"), (Some(1), false));
+        assert_eq!(joiner.await.expect("task"), (Some(1), true));
     }
 }

@@ -126,7 +126,7 @@ pub struct CacheConfig {
     #[arg(long, env = "NEGATIVE_TTL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub negative_ttl_seconds: u64,
 
-    /// After its TTL, an entry is still served for this many seconds while one background refresh runs.
+    /// After its TTL, an entry is still served for this many seconds while one background refresh runs (none while half of `DB_MAX_LOADS` are refreshes).
     #[arg(id = "cache_stale_while_revalidate_seconds", long = "cache-stale-while-revalidate-seconds", value_name = "CACHE_STALE_WHILE_REVALIDATE_SECONDS", env = "CACHE_STALE_WHILE_REVALIDATE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub stale_while_revalidate_seconds: u64,
 

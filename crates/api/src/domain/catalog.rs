@@ -3,7 +3,8 @@
 //!
 //! Read: L1 (memory) → L2 (Redis) → PostgreSQL, with one database query per key at a time
 //! in this process (single flight), unknown ids remembered as absent, stale entries
-//! served while one background refresh runs, and stale-if-error when PostgreSQL fails.
+//! served while one background refresh runs (none while half of the loads are refreshes),
+//! and stale-if-error when PostgreSQL fails.
 //!
 //! Write: the statement and its outbox row commit together, then the invalidation runs;
 //! both as one task that a cancelled request cannot split.
@@ -76,9 +77,11 @@ pub struct Parts {
     pub(super) loads: Arc<Semaphore>,
     /// Its size, for the error that names it.
     pub(super) loads_allowed: usize,
-    /// Places background refreshes may take, held beside their `loads` permit: at most
-    /// half of `DB_MAX_LOADS` (at least one), so that refreshes of stale entries, which
-    /// nobody waits for, cannot take the places a miss needs.
+    /// Places background refreshes may take: at most half of `DB_MAX_LOADS` (at least one),
+    /// so that refreshes of stale entries, which nobody waits for, cannot take the places
+    /// a miss needs. Taken before a refresh's task starts; the load it starts keeps it to
+    /// its end, beside its `loads` permit; a refresh that joins a running load, or finds
+    /// no `loads` permit, gives it back at once.
     pub(super) refreshes: Arc<Semaphore>,
     pub(super) counters: Arc<CacheCounters>,
     pub(super) pending: Arc<Pending>,
@@ -162,7 +165,8 @@ impl Catalog {
         self.loads_allowed - self.loads.available_permits()
     }
 
-    /// Background refreshes running (each also counted in [`Self::loads_running`]).
+    /// Background refreshes holding a place: those whose loads run (also counted in
+    /// [`Self::loads_running`]), and for a moment those about to start or join one.
     pub fn refreshes_running(&self) -> usize {
         refreshes_allowed(self.loads_allowed) - self.refreshes.available_permits()
     }

@@ -227,7 +227,8 @@ impl Catalog {
                 Ok(load_place) => Ok(async move {
                     let loaded = this.load_and_fill(id, ticket, epoch).await;
                     // The refresh's place first: `/cache/stats` reads the loads' count
-                    // before the refreshes', so never shows more refreshes than loads.
+                    // before the refreshes', so an ending refresh is not shown without
+                    // its load.
                     drop(refresh_place);
                     drop(load_place);
                     loaded

@@ -80,7 +80,8 @@ pub struct AppStats {
     pub coalesced: u64,
     /// Product queries this process sent to PostgreSQL.
     pub db_queries: u64,
-    /// Entries served past their TTL while a background refresh ran.
+    /// Entries served past their TTL, within the stale window, while a background refresh
+    /// ran (or was skipped: `refreshes_skipped`).
     pub stale_served: u64,
     /// Entries served past their TTL because PostgreSQL failed.
     pub stale_if_error_served: u64,

@@ -97,12 +97,14 @@ pub fn commit_description(root: &Path) -> String {
         "--porcelain",
         "--",
         "crates/api",
+        "crates/allocator",
+        "crates/runtime",
         "crates/telemetry",
     ]);
     if dirty.is_empty() {
         head
     } else {
-        format!("{head} + uncommitted changes in crates/api or crates/telemetry")
+        format!("{head} + uncommitted changes in the API's crates")
     }
 }
 
