@@ -195,6 +195,38 @@ mod tests {
 
     use super::*;
 
+    /// A flight of `key` (tag 0) that answers `value` once the returned gate is notified,
+    /// started by a task of its own; returns once it is in the map.
+    async fn held_flight(
+        flights: &SingleFlight<i32, u64, u32>,
+        key: i32,
+        value: u32,
+    ) -> (
+        tokio::task::JoinHandle<(Option<u32>, bool)>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let task = {
+            let flights = flights.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(key, 0, move || {
+                        Ok(async move {
+                            gate.notified().await;
+                            value
+                        }
+                        .boxed())
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        (task, gate)
+    }
+
     #[tokio::test]
     async fn concurrent_callers_share_one_load() {
         let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
@@ -318,29 +350,11 @@ mod tests {
     #[tokio::test]
     async fn forget_makes_the_next_caller_start_afresh() {
         let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
-        let gate = Arc::new(tokio::sync::Notify::new());
-        let first = {
-            let flights = flights.clone();
-            let gate = gate.clone();
-            tokio::spawn(async move {
-                flights
-                    .run(1, 0, move || {
-                        Ok(async move {
-                            gate.notified().await;
-                            1
-                        }
-                        .boxed())
-                    })
-                    .await
-            })
-        };
-        while flights.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (first, gate) = held_flight(&flights, 1, 1).await;
         flights.forget(&1);
         let (second, joined) = flights.run(1, 0, || Ok(async { 2 }.boxed())).await;
         assert_eq!((second, joined), (Some(2), false));
-        gate.notify_waiters();
+        gate.notify_one();
         assert_eq!(first.await.expect("task").0, Some(1));
     }
 
@@ -371,25 +385,7 @@ mod tests {
     #[tokio::test]
     async fn a_caller_that_joins_lets_go_of_its_load_at_once() {
         let flights: SingleFlight<i32, u64, u32> = SingleFlight::default();
-        let gate = Arc::new(tokio::sync::Notify::new());
-        let release = gate.clone();
-        let first = {
-            let flights = flights.clone();
-            tokio::spawn(async move {
-                flights
-                    .run(3, 0, move || {
-                        Ok(async move {
-                            gate.notified().await;
-                            1
-                        }
-                        .boxed())
-                    })
-                    .await
-            })
-        };
-        while flights.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (first, release) = held_flight(&flights, 3, 1).await;
         // What the joiner's `load` holds, as a refresh holds its place.
         let held = Arc::new(());
         let in_load = held.clone();
