@@ -62,8 +62,9 @@ pub fn give_back_freed_memory_promptly() {
     }
 }
 
-/// The purge delay mimalloc uses now, in milliseconds.
-pub fn purge_delay_ms() -> std::ffi::c_long {
+/// The purge delay mimalloc uses now, in milliseconds (only the test needs to read it).
+#[cfg(test)]
+fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: `mi_option_get` reads mimalloc's static option table (initialising it from
     // the environment on first use); no pointer is passed.
     #[allow(unsafe_code, reason = "a read of the option this crate sets")]

@@ -182,7 +182,8 @@ pub fn compare(
         .zip(&runs)
         .map(|(s, pairs)| Summary::of(s.name(), pairs))
         .collect();
-    let mut text = markdown(&labels, opts, pinned, &summaries);
+    let host = super::publish::host_description();
+    let mut text = markdown(&labels, opts, pinned, &host, &summaries);
     if let Some(sink) = &sink {
         let (exports, bytes) = sink.received();
         text.push_str(&format!(

@@ -83,11 +83,12 @@ pub fn markdown(
     labels: &[String; 2],
     opts: &CompareOptions,
     pinned: bool,
+    host: &str,
     rows: &[Summary],
 ) -> String {
     let mut text = format!(
         "# A/B: {} against {}\n\n{} rounds × {} s per scenario and side, wrk c{CONNECTIONS}, {} products; \
-         order alternating per round (A B, B A); {}.\n\n\
+         order alternating per round (A B, B A); {}. Host: {host}.\n\n\
          | scenario | A median req/s | B median req/s | change B/A (median) | spread over rounds | verdict |\n\
          |---|--:|--:|--:|--:|---|\n",
         labels[1],
@@ -161,6 +162,7 @@ mod tests {
             &["A = main (abc)".into(), "B = this tree".into()],
             &opts,
             true,
+            "Test CPU, 2 cores",
             &rows,
         );
         assert!(
@@ -169,5 +171,6 @@ mod tests {
         );
         assert!(text.contains("| L1 hits | 100 | 150 | +50.0 % |"), "{text}");
         assert!(text.contains("core 0"));
+        assert!(text.contains("Host: Test CPU, 2 cores."), "{text}");
     }
 }

@@ -152,7 +152,13 @@ pub fn original(
     drop(fastapi);
     drop((l1, l2));
 
-    let text = markdown(&rates, duration_s, pinned, root);
+    let text = markdown(
+        &rates,
+        duration_s,
+        pinned,
+        &super::publish::commit_description(root),
+        &super::publish::host_description(),
+    );
     write(&out.join("original.md"), &text)?;
     eprintln!("\n{text}");
     eprintln!("==> report: {}", out.join("original.md").display());
@@ -170,20 +176,14 @@ fn ratios(rates: &[[f64; 3]], side: Side) -> Vec<f64> {
         .collect()
 }
 
-fn markdown(rates: &[[f64; 3]], duration_s: u64, pinned: bool, root: &Path) -> String {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(root)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+fn markdown(rates: &[[f64; 3]], duration_s: u64, pinned: bool, commit: &str, host: &str) -> String {
     let mut text = format!(
         "# CacheMe against the original (rebuilt FastAPI backend)\n\n\
          CacheMe at `{commit}` (release build) and the original rebuilt from its \
          description (`crates/harness/bench/src/original/app.py`, FastAPI + Uvicorn with \
          {WORKERS} workers, uvloop, httptools), one product read over and over, wrk c{CONNECTIONS}, \
          {duration_s} s per run after 1 s of unmeasured load, {} rounds alternating the order. \
-         {}\n\n| side | median req/s | per round |\n|---|--:|---|\n",
+         {} Host: {host}.\n\n| side | median req/s | per round |\n|---|--:|---|\n",
         rates.len(),
         if pinned {
             "Both services on core 0; wrk, PostgreSQL, Redis and the harness on core 1."
@@ -344,7 +344,9 @@ mod tests {
         let rates = [[1_000.0, 30_000.0, 20_000.0], [2_000.0, 50_000.0, 30_000.0]];
         assert_eq!(ratios(&rates, Side::CacheMe), [30.0, 25.0]);
         assert_eq!(ratios(&rates, Side::CacheMeRedis), [20.0, 15.0]);
-        let text = markdown(&rates, 5, true, Path::new("."));
+        let text = markdown(&rates, 5, true, "abc1234", "Test CPU, 2 cores");
+        assert!(text.contains("at `abc1234`"), "{text}");
+        assert!(text.contains("Host: Test CPU, 2 cores."), "{text}");
         assert!(
             text.contains("| CacheMe, L1 hit (defaults) | 27.5× | 25.0× … 30.0× | ≥ 25×: met |"),
             "{text}"
