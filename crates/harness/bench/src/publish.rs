@@ -110,9 +110,25 @@ pub fn commit_description(root: &Path) -> String {
 
 /// The host a measurement ran on, for reports whose figures are compared across sessions:
 /// ratios to the original moved from 17.6x to 26.7x between two hosts with the same code.
+/// The cores are the machine's, from `/proc/cpuinfo`: the harness may be pinned to one.
 pub fn host_description() -> String {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| processors(&t))
+        .unwrap_or(0);
+    let cores = if cores == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cores
+    };
     format!("{}, {cores} cores", cpu_model())
+}
+
+/// How many processors `/proc/cpuinfo`'s text lists.
+fn processors(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count()
 }
 
 pub fn cpu_model() -> String {
@@ -124,4 +140,16 @@ pub fn cpu_model() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_processors_are_counted_from_cpuinfo() {
+        let text = "processor\t: 0\nmodel name\t: X\n\nprocessor\t: 1\nmodel name\t: X\n";
+        assert_eq!(processors(text), 2);
+        assert_eq!(processors(""), 0);
+    }
 }
