@@ -127,7 +127,10 @@ pub fn host_description() -> String {
 fn processors(cpuinfo: &str) -> usize {
     cpuinfo
         .lines()
-        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(k, _)| k.trim() == "processor")
+        })
         .count()
 }
 
@@ -148,8 +151,12 @@ mod tests {
 
     #[test]
     fn the_processors_are_counted_from_cpuinfo() {
-        let text = "processor\t: 0\nmodel name\t: X\n\nprocessor\t: 1\nmodel name\t: X\n";
+        let text = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\n\n\
+                    processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\n";
         assert_eq!(processors(text), 2);
+        // arm64 kernels once listed the CPU's name under `Processor`: not a processor.
+        let arm = "Processor\t: AArch64 Processor rev 4\nprocessor\t: 0\nprocessor\t: 1\n";
+        assert_eq!(processors(arm), 2);
         assert_eq!(processors(""), 0);
     }
 }
