@@ -109,18 +109,14 @@ pub fn commit_description(root: &Path) -> String {
 }
 
 /// The host a measurement ran on, for reports whose figures are compared across sessions:
-/// ratios to the original moved from 17.6x to 26.7x between two hosts with the same code.
-/// The cores are the machine's, from `/proc/cpuinfo`: the harness may be pinned to one.
+/// ratios to the original moved from 17.6x to 26.7x between two hosts with nearly the same
+/// API. The cores are the machine's, from `/proc/cpuinfo`: the harness may be pinned to one.
 pub fn host_description() -> String {
-    let cores = std::fs::read_to_string("/proc/cpuinfo")
-        .map(|t| processors(&t))
-        .unwrap_or(0);
-    let cores = if cores == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        cores
-    };
-    format!("{}, {cores} cores", cpu_model())
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cores = Some(processors(&cpuinfo))
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    format!("{}, {cores} cores", model_name(&cpuinfo))
 }
 
 /// How many processors `/proc/cpuinfo`'s text lists.
@@ -135,13 +131,15 @@ fn processors(cpuinfo: &str) -> usize {
 }
 
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-        })
+    model_name(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+}
+
+/// The first `model name` in `/proc/cpuinfo`'s text.
+fn model_name(cpuinfo: &str) -> String {
+    cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
